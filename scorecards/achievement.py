@@ -1,0 +1,190 @@
+"""Coverage and achievement (capaian) of one indicator.
+
+Percentages are computed with exact rational arithmetic (:class:`fractions.Fraction`)
+and converted to ``float`` once, at the end: each result is the correctly rounded
+value of the exact ratio, so the same counts give the same float on every replica,
+and nothing is rounded to a number of decimals here (display rounding is the
+caller's business).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from fractions import Fraction
+
+from scorecards.errors import ScorecardError
+from scorecards.models import (
+    DEFAULT_CAP,
+    Achievement,
+    Indicator,
+    IndicatorScore,
+    Measurement,
+    Polarity,
+    Target,
+)
+
+
+def _coverage_exact(numerator: int, denominator: int) -> Fraction | None:
+    """Exact coverage in percent, or ``None`` when there is no population to cover."""
+    if numerator < 0 or denominator < 0:
+        raise ScorecardError("numerator and denominator must be >= 0")
+    if denominator == 0:
+        return None
+    return Fraction(numerator * 100, denominator)
+
+
+def coverage(numerator: int, denominator: int) -> float | None:
+    """Coverage in percent, from counts.
+
+    Never clipped: above 100 % is real (people record where they live now) and
+    is kept so it can be flagged.
+
+    Args:
+        numerator: People who hold the document (>= 0).
+        denominator: People who should hold it (>= 0).
+
+    Returns:
+        ``numerator / denominator * 100``, or ``None`` when ``denominator`` is 0
+        (no population means no coverage, not 0 % and not 100 %).
+
+    Raises:
+        ScorecardError: A count is negative.
+    """
+    exact = _coverage_exact(numerator, denominator)
+    return None if exact is None else float(exact)
+
+
+def target_on(target: Target, on: date) -> float:
+    """The target that applies at a date: its quarter's milestone, else the annual one.
+
+    Quarters are calendar quarters (TW I = January-March, ...). A quarter without
+    a milestone falls back to the annual target rather than to another quarter's,
+    because milestones are only meaningful for the quarter they were set for.
+
+    Args:
+        target: The agreement's target for one indicator.
+        on: The as-of date of the realisation being judged.
+
+    Returns:
+        Target in percent.
+    """
+    if target.quarterly is not None:
+        milestone = target.quarterly[(on.month - 1) // 3]
+        if milestone is not None:
+            return milestone
+    return target.annual
+
+
+def _check_finite(name: str, value: float) -> None:
+    """Reject NaN and infinities, which would silently poison every later comparison."""
+    if not math.isfinite(value):
+        raise ScorecardError(f"{name} must be a finite number")
+
+
+def _achievement_exact(
+    realisation: Fraction, target: float, polarity: Polarity, cap: float
+) -> Achievement:
+    """Achievement from an exact realisation; the shared core of the public functions."""
+    _check_finite("target", target)
+    if target <= 0:
+        raise ScorecardError("target must be > 0 to compute an achievement")
+    if math.isnan(cap):
+        raise ScorecardError("cap must be a number")
+    ratio = realisation / Fraction(target)
+    if polarity == "higher":
+        exact = ratio * 100
+    elif polarity == "lower":
+        exact = (2 - ratio) * 100
+    else:
+        raise ScorecardError(f"unknown polarity {polarity!r}")
+    raw = float(exact)
+    return Achievement(raw=raw, capped=min(raw, cap), over_100=exact > 100)
+
+
+def achievement(
+    realisation: float,
+    target: float,
+    polarity: Polarity = "higher",
+    cap: float = DEFAULT_CAP,
+) -> Achievement:
+    """Achievement (capaian) of a realisation against a target, raw and capped.
+
+    ``higher``: ``realisation / target * 100``. ``lower``:
+    ``(2 - realisation / target) * 100``, so meeting the target exactly is 100 in
+    both cases. The lower-is-better formula is kept as written even when it goes
+    below 0 (realisation above twice the target): clipping it would hide how far
+    off the area is. The cap is ``min(raw, cap)``: it can lower a value, never
+    raise one.
+
+    Args:
+        realisation: Realised value, in the target's unit.
+        target: Target value (> 0).
+        polarity: Whether higher or lower realisations are better.
+        cap: Upper bound for the capped achievement (``math.inf`` for none).
+
+    Returns:
+        The raw and capped achievement and whether the target was exceeded.
+
+    Raises:
+        ScorecardError: Target not positive, or a non-finite input.
+    """
+    _check_finite("realisation", realisation)
+    return _achievement_exact(Fraction(realisation), target, polarity, cap)
+
+
+def score_indicator(
+    indicator: Indicator,
+    target: Target,
+    measurement: Measurement | None,
+    on: date,
+) -> IndicatorScore:
+    """Everything a scorecard row shows for one indicator of one area at one date.
+
+    The realisation is the coverage computed from the counts; the target is the
+    one applying at ``on`` (see :func:`target_on`).
+
+    Args:
+        indicator: Catalogue entry (polarity and cap).
+        target: Target from the area's agreement.
+        measurement: Latest accepted counts, or ``None`` if the area has not reported.
+        on: As-of date.
+
+    Returns:
+        The row; ``status == "no_data"`` when there is no measurement or its
+        denominator is 0.
+    """
+    applying = target_on(target, on)
+    exact = (
+        None
+        if measurement is None
+        else _coverage_exact(measurement.numerator, measurement.denominator)
+    )
+    if measurement is None or exact is None:
+        return IndicatorScore(
+            code=indicator.code,
+            status="no_data",
+            numerator=None if measurement is None else measurement.numerator,
+            denominator=None if measurement is None else measurement.denominator,
+            coverage=None,
+            coverage_over_100=False,
+            target=applying,
+            raw=None,
+            capped=None,
+            over_100=False,
+            weight=target.weight,
+        )
+    result = _achievement_exact(exact, applying, indicator.polarity, indicator.cap)
+    return IndicatorScore(
+        code=indicator.code,
+        status="ok",
+        numerator=measurement.numerator,
+        denominator=measurement.denominator,
+        coverage=float(exact),
+        coverage_over_100=exact > 100,
+        target=applying,
+        raw=result.raw,
+        capped=result.capped,
+        over_100=result.over_100,
+        weight=target.weight,
+    )
