@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make run` serves, `make test` tests.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run demo test lint bench bench-quick clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## Serve on http://127.0.0.1:8000 with the embedded PostgreSQL (or $$DATABASE_URL).
+run: $(STAMP)
+	$(BIN)/kinerja serve
+
+## The same, seeded with a demo year (South Sumatra and more) on first start.
+demo: $(STAMP)
+	KINERJA_DEMO=true $(BIN)/kinerja serve
+
+## Lint and the whole test suite against a real PostgreSQL.
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

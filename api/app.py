@@ -1,0 +1,59 @@
+"""The one place the Litestar app is wired: routes, plugins, dependencies, limits."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.plugins.problem_details import ProblemDetailsPlugin
+
+from api.database import lifespan_for, provide_connection
+from api.errors import problem_details_config
+from api.observability import configure_logging, request_id_middleware
+from api.routes.areas import AreaController
+from api.routes.health import live, ready
+from api.settings import Settings, get_settings
+
+API_VERSION = "0.1.0"
+
+
+def route_handlers() -> list[object]:
+    return [live, ready, AreaController]
+
+
+def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> Litestar:
+    """Build the app for ``settings`` (default: from the environment)."""
+    settings = settings or get_settings()
+    if configure_logs:
+        configure_logging(settings.log_level)
+    app = Litestar(
+        route_handlers=route_handlers(),
+        dependencies={"db": Provide(provide_connection)},
+        plugins=[ProblemDetailsPlugin(problem_details_config())],
+        lifespan=[lifespan_for(settings)],
+        state=State({"settings": settings}),
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Kinerja API",
+            version=API_VERSION,
+            description=(
+                "Performance agreements (perjanjian kinerja), signed progress reports and live "
+                "rankings for Dukcapil offices. Errors are RFC 9457 problem+json."
+            ),
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        ),
+        logging_config=None,
+        debug=False,
+    )
+    # Wrap outside Litestar's exception handling so 404/405/413 responses for unmatched
+    # routes carry the request id too (route-level middleware never sees those).
+    app.asgi_handler = request_id_middleware(app.asgi_handler)
+    return app
+
+
+def create_app_from_env() -> Litestar:
+    """Uvicorn factory entry point (one app per worker process)."""
+    return create_app(get_settings())

@@ -1,0 +1,140 @@
+"""``kinerja``: the operator's command line (serve, db migrate, and friends)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from api.settings import Settings, settings_from_env
+from db.embedded import EmbeddedError, EmbeddedPostgres
+from db.migrate import MigrationError
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"kinerja: {message}", file=sys.stderr)
+    return code
+
+
+class _Database:
+    """Resolve the database for a command: the configured URL, or the embedded cluster."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.embedded: EmbeddedPostgres | None = None
+
+    def __enter__(self) -> str:
+        if self.settings.database_url:
+            return self.settings.database_url
+        self.embedded = EmbeddedPostgres(self.settings.data_path)
+        return self.embedded.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+def _run_with_db(settings: Settings, work: Callable[[str], Coroutine[Any, Any, int]]) -> int:
+    try:
+        with _Database(settings) as dsn:
+            return asyncio.run(work(dsn))
+    except EmbeddedError as exc:
+        return _fail(str(exc))
+    except MigrationError as exc:
+        return _fail(f"migrations refused: {exc}", 1)
+
+
+async def _prepare(dsn: str) -> int:
+    from db.areas import load_areas
+    from db.migrate import migrate
+    from db.pool import connect
+
+    conn = await connect(dsn)
+    try:
+        applied = await migrate(conn)
+        areas = await load_areas(conn)
+    finally:
+        await conn.close()
+    print(
+        f"migrations applied: {len(applied)} ({', '.join(applied) or 'none new'}); "
+        f"areas loaded: {areas}"
+    )
+    return 0
+
+
+def cmd_db_migrate(settings: Settings, _: argparse.Namespace) -> int:
+    return _run_with_db(settings, _prepare)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    workers = args.workers or settings.workers
+    try:
+        with _Database(settings) as dsn:
+            os.environ["DATABASE_URL"] = dsn
+            # Migrate once here so a refused migration stops start-up before any worker forks.
+            asyncio.run(_prepare(dsn))
+            where = (
+                "embedded PostgreSQL in " + str(settings.data_path)
+                if not settings.database_url
+                else "DATABASE_URL"
+            )
+            print(f"Kinerja serving on http://{host}:{port}  (database: {where})", flush=True)
+            print(
+                f"  API docs: http://{host}:{port}/schema  "
+                f"OpenAPI: http://{host}:{port}/schema/openapi.json",
+                flush=True,
+            )
+            # Ctrl-C / SIGTERM end uvicorn; the context manager then stops PostgreSQL.
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
+            uvicorn.run(
+                "api.app:create_app_from_env",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+            )
+    except EmbeddedError as exc:
+        return _fail(str(exc))
+    except MigrationError as exc:
+        return _fail(f"migrations refused: {exc}", 1)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kinerja", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API (embedded PostgreSQL unless DATABASE_URL)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    migrate = db_sub.add_parser("migrate", help="apply migrations and load areas")
+    migrate.set_defaults(func=cmd_db_migrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = settings_from_env()
+    return int(args.func(settings, args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""One exception family, one mapper to RFC 9457 problem+json.
+
+Domain code raises ``ApiError`` subclasses; Litestar's own HTTP errors, msgspec
+validation errors, asyncpg integrity errors and anything unexpected are mapped
+here too, so every error a client sees has a stable ``type`` URI it can switch on.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException
+
+log = logging.getLogger("kinerja.errors")
+
+#: Base of every problem ``type``; the part after it never changes once published.
+PROBLEM_BASE = "https://kinerja.dukcapil.example/problems/"
+
+
+def problem_type(slug: str) -> str:
+    return PROBLEM_BASE + slug
+
+
+class ApiError(Exception):
+    """A client-visible failure with an HTTP status and a stable problem type."""
+
+    status_code: int = 400
+    slug: str = "bad-request"
+    title: str = "Bad request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra or {}
+        self.headers = headers
+
+
+class NotFound(ApiError):
+    status_code = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class Forbidden(ApiError):
+    status_code = 403
+    slug = "forbidden"
+    title = "Forbidden"
+
+
+class Unauthorized(ApiError):
+    status_code = 401
+    slug = "unauthorized"
+    title = "Authentication required"
+
+
+class Conflict(ApiError):
+    status_code = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class Unprocessable(ApiError):
+    status_code = 422
+    slug = "unprocessable"
+    title = "Unprocessable content"
+
+
+class TooManyRequests(ApiError):
+    status_code = 429
+    slug = "too-many-requests"
+    title = "Too many requests"
+
+
+# Litestar's HTTP errors by status: (slug, title).
+_HTTP_SLUGS: dict[int, tuple[str, str]] = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    409: ("conflict", "Conflict"),
+    413: ("payload-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    422: ("unprocessable", "Unprocessable content"),
+    429: ("too-many-requests", "Too many requests"),
+    503: ("unavailable", "Service unavailable"),
+}
+
+
+def _from_api_error(exc: ApiError) -> ProblemDetailsException:
+    return ProblemDetailsException(
+        status_code=exc.status_code,
+        type_=problem_type(exc.slug),
+        title=exc.title,
+        detail=exc.detail,
+        extra=exc.extra or None,
+        headers=exc.headers,
+    )
+
+
+def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
+    if isinstance(exc, ProblemDetailsException):
+        return exc
+    status = exc.status_code
+    if status >= 500:
+        log.error("http error %s: %s", status, exc.detail)
+        return _internal()
+    slug, title = _HTTP_SLUGS.get(status, ("http-error", "HTTP error"))
+    extra: dict[str, Any] | None = None
+    if isinstance(exc, ValidationException):
+        slug, title = "validation", "Request validation failed"
+        extra = {"errors": exc.extra} if exc.extra else None
+    elif isinstance(exc.extra, dict) and exc.extra:
+        extra = dict(exc.extra)
+    detail = exc.detail if exc.detail and exc.detail != title else title
+    return ProblemDetailsException(
+        status_code=status,
+        type_=problem_type(slug),
+        title=title,
+        detail=detail,
+        extra=extra,
+        headers=exc.headers,
+    )
+
+
+def _from_integrity_error(
+    exc: asyncpg.IntegrityConstraintViolationError,
+) -> ProblemDetailsException:
+    # A constraint the handler did not check first: the client's data clashed with stored data.
+    log.warning("integrity error mapped to 409: %s", exc)
+    return ProblemDetailsException(
+        status_code=409,
+        type_=problem_type("conflict"),
+        title="Conflict",
+        detail="The request conflicts with data already stored.",
+        extra={"constraint": getattr(exc, "constraint_name", None)},
+    )
+
+
+def _internal() -> ProblemDetailsException:
+    return ProblemDetailsException(
+        status_code=500,
+        type_=problem_type("internal"),
+        title="Internal server error",
+        detail="The server failed to handle the request; it has been logged.",
+    )
+
+
+def _from_unexpected(exc: Exception) -> ProblemDetailsException:
+    log.exception("unhandled error", exc_info=exc)
+    return _internal()
+
+
+def problem_details_config() -> ProblemDetailsConfig:
+    """Map every exception family to problem+json; the catch-all keeps 500s in shape."""
+    return ProblemDetailsConfig(
+        enable_for_all_http_exceptions=False,
+        exception_to_problem_detail_map={
+            ApiError: _from_api_error,
+            HTTPException: _from_http_exception,
+            asyncpg.IntegrityConstraintViolationError: _from_integrity_error,
+            Exception: _from_unexpected,
+        },
+    )

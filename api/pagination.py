@@ -1,0 +1,36 @@
+"""Bounded offset pagination shared by list endpoints."""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+import msgspec
+
+from api.errors import ApiError
+
+T = TypeVar("T")
+
+
+class Page(msgspec.Struct, Generic[T], kw_only=True):
+    """One page of results: ``total`` counts every match, not just this page."""
+
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class PageOutOfRange(ApiError):
+    status_code = 400
+    slug = "invalid-page"
+    title = "Invalid page parameters"
+
+
+def bounded(limit: int | None, offset: int, *, default: int, maximum: int) -> tuple[int, int]:
+    """Clamp nothing silently: out-of-range values are a client error worth telling."""
+    chosen = default if limit is None else limit
+    if chosen < 1 or chosen > maximum:
+        raise PageOutOfRange(f"limit must be between 1 and {maximum}", extra={"limit": chosen})
+    if offset < 0:
+        raise PageOutOfRange("offset must not be negative", extra={"offset": offset})
+    return chosen, offset

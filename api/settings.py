@@ -1,0 +1,58 @@
+"""Typed settings, read from the environment once.
+
+Every limit the API enforces (body size, page size, rates, windows) lives here so
+an operator can change it without touching code.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+ENV_PREFIX = "KINERJA_"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Service configuration. ``database_url`` None means: run the embedded PostgreSQL."""
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str | None = None
+    data_dir: str = ".data"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_level: str = "INFO"
+    pool_min_size: int = 1
+    pool_max_size: int = 10
+    migrate_on_start: bool = True
+    max_body_bytes: int = 64 * 1024
+    page_size_default: int = 50
+    page_size_max: int = 500
+    demo: bool = False
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).absolute()
+
+
+def settings_from_env(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from ``KINERJA_*`` variables (and plain ``DATABASE_URL``)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for field in msgspec.structs.fields(Settings):
+        raw = env.get(ENV_PREFIX + field.name.upper())
+        if raw is not None and raw != "":
+            values[field.name] = raw
+    if env.get("DATABASE_URL"):
+        values["database_url"] = env["DATABASE_URL"]
+    values.update(overrides)
+    return msgspec.convert(values, Settings, strict=False)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return settings_from_env()

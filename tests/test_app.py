@@ -1,0 +1,124 @@
+"""App-wide behaviour: problem+json everywhere, health probes, request ids, logs, schema."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import asyncpg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from api.app import create_app
+from api.observability import JsonFormatter, request_id_var
+from api.settings import settings_from_env
+from db.embedded import EmbeddedPostgres
+from tests.pg import scratch_dir
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: object, status: int, slug: str) -> dict[str, object]:
+    assert response.status_code == status  # type: ignore[attr-defined]
+    assert response.headers["content-type"].startswith(PROBLEM)  # type: ignore[attr-defined]
+    body = response.json()  # type: ignore[attr-defined]
+    assert body["status"] == status
+    assert body["type"] == f"https://kinerja.dukcapil.example/problems/{slug}"
+    assert body["title"]
+    return body
+
+
+async def test_unknown_route_is_problem_404(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.get("/v1/nothing-here")
+    assert_problem(response, 404, "not-found")
+    assert response.headers["x-request-id"]
+
+
+async def test_wrong_method_is_problem_405(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.delete("/v1/areas/16")
+    assert_problem(response, 405, "method-not-allowed")
+    assert "GET" in response.headers["allow"]
+
+
+async def test_validation_error_names_the_field(client: AsyncTestClient[Litestar]) -> None:
+    body = assert_problem(await client.get("/v1/areas?limit=x"), 400, "validation")
+    assert body["errors"][0]["key"] == "limit"  # type: ignore[index]
+
+
+async def test_unexpected_failure_is_problem_500_without_internals(
+    client: AsyncTestClient[Litestar], conn: asyncpg.Connection
+) -> None:
+    await conn.execute("ALTER TABLE areas RENAME TO areas_gone")
+    body = assert_problem(await client.get("/v1/areas/16"), 500, "internal")
+    assert "areas_gone" not in json.dumps(body) and "areas" not in str(body["detail"])
+
+
+async def test_request_id_is_echoed_or_made(client: AsyncTestClient[Litestar]) -> None:
+    mine = await client.get("/health/live", headers={"X-Request-ID": "abc-123"})
+    assert mine.headers["x-request-id"] == "abc-123"
+    made = await client.get("/health/live", headers={"X-Request-ID": "bad id\twith junk"})
+    assert made.headers["x-request-id"] != "bad id\twith junk"
+    assert len(made.headers["x-request-id"]) == 32
+
+
+def test_log_lines_are_json_with_request_id() -> None:
+    record = logging.LogRecord("kinerja.test", logging.INFO, __file__, 1, "hello %s", ("x",), None)
+    token = request_id_var.set("rid-1")
+    try:
+        line = JsonFormatter().format(record)
+    finally:
+        request_id_var.reset(token)
+    entry = json.loads(line)
+    assert entry["msg"] == "hello x"
+    assert entry["request_id"] == "rid-1"
+    assert entry["level"] == "info"
+
+
+async def test_access_log_carries_request_id(
+    client: AsyncTestClient[Litestar], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="kinerja.access"):
+        await client.get("/health/live", headers={"X-Request-ID": "trace-me"})
+    lines = [JsonFormatter().format(r) for r in caplog.records if r.name == "kinerja.access"]
+    entries = [json.loads(line) for line in lines]
+    assert any(e["request_id"] == "trace-me" and e["status"] == 200 for e in entries)
+
+
+async def test_openapi_schema_is_served(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.get("/schema/openapi.json")
+    assert response.status_code == 200
+    spec = response.json()
+    assert spec["info"]["title"] == "Kinerja API"
+    assert "/v1/areas/{code}" in spec["paths"]
+
+
+async def test_liveness_and_readiness(client: AsyncTestClient[Litestar]) -> None:
+    assert (await client.get("/health/live")).json() == {"status": "ok"}
+    assert (await client.get("/health/ready")).status_code == 200
+
+
+async def test_readiness_follows_the_database_down_and_back() -> None:
+    with scratch_dir("kinerja-ready-") as workdir:
+        cluster = EmbeddedPostgres(workdir / "data")
+        dsn = cluster.start()
+        try:
+            settings = settings_from_env({}, database_url=dsn, environment="test", pool_min_size=1)
+            app = create_app(settings, configure_logs=False)
+            async with AsyncTestClient(app=app) as client:
+                assert (await client.get("/health/ready")).status_code == 200
+                await asyncio.to_thread(cluster.halt)
+                down = await client.get("/health/ready")
+                assert_problem(down, 503, "unavailable")
+                assert down.headers["retry-after"]
+                await asyncio.to_thread(cluster.boot)
+                status = 0
+                for _ in range(50):
+                    status = (await client.get("/health/ready")).status_code
+                    if status == 200:
+                        break
+                    await asyncio.sleep(0.1)
+                assert status == 200
+        finally:
+            cluster.stop(mode="immediate")

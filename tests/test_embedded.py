@@ -1,0 +1,71 @@
+"""The embedded PostgreSQL runner and the operator's CLI around it."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from api import cli
+from db import embedded
+from db.embedded import AlreadyRunningError, EmbeddedPostgres
+from tests.pg import scratch_dir
+
+
+def test_missing_binaries_name_both_fixes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv(embedded.PG_BINDIR_ENV, raising=False)
+    monkeypatch.setattr(embedded, "SYSTEM_BINDIRS", "/nonexistent/*/bin")
+    with scratch_dir("kinerja-nobin-") as workdir:
+        monkeypatch.setenv("KINERJA_DATA_DIR", str(workdir / "data"))
+        code = cli.main(["db", "migrate"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "install the PostgreSQL server" in err
+    assert "DATABASE_URL" in err
+    assert "Traceback" not in err
+
+
+async def test_cluster_is_reused_and_guarded() -> None:
+    with scratch_dir("kinerja-emb-") as workdir:
+        first = EmbeddedPostgres(workdir / "data")
+        dsn = first.start()
+        try:
+            conn = await asyncpg.connect(dsn)
+            await conn.execute("CREATE TABLE kept (n int); INSERT INTO kept VALUES (42)")
+            await conn.close()
+            # A second server on the same folder is refused with a clear message.
+            with pytest.raises(AlreadyRunningError, match="already in use"):
+                EmbeddedPostgres(workdir / "data").start()
+        finally:
+            first.stop()
+        assert not first.running()
+        # Restart: same cluster, same data.
+        again = EmbeddedPostgres(workdir / "data")
+        dsn = again.start()
+        try:
+            conn = await asyncpg.connect(dsn)
+            assert await conn.fetchval("SELECT n FROM kept") == 42
+            await conn.close()
+            assert "host=" in dsn  # Unix socket, no TCP port
+        finally:
+            again.stop()
+
+
+def test_cli_refuses_a_second_server(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with scratch_dir("kinerja-two-") as workdir:
+        holder = EmbeddedPostgres(workdir / "data")
+        holder.start()
+        try:
+            monkeypatch.setenv("KINERJA_DATA_DIR", str(workdir / "data"))
+            code = cli.main(["db", "migrate"])
+        finally:
+            holder.stop()
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "already in use by a running Kinerja server" in err
