@@ -7,20 +7,37 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme
 from litestar.plugins.problem_details import ProblemDetailsPlugin
 
+from api.auth.middleware import auth_middleware
+from api.authz import PUBLIC, authorize
 from api.database import lifespan_for, provide_connection
 from api.errors import problem_details_config
 from api.observability import configure_logging, request_id_middleware
 from api.routes.areas import AreaController
+from api.routes.auth import jwks, token
 from api.routes.health import live, ready
+from api.routes.keys import KeyController
+from api.routes.users import UserController, create_service_account, me
 from api.settings import Settings, get_settings
 
 API_VERSION = "0.1.0"
+SCHEMA_PATH = "/schema"
 
 
 def route_handlers() -> list[object]:
-    return [live, ready, AreaController]
+    return [
+        live,
+        ready,
+        AreaController,
+        token,
+        jwks,
+        me,
+        UserController,
+        create_service_account,
+        KeyController,
+    ]
 
 
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> Litestar:
@@ -31,6 +48,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app = Litestar(
         route_handlers=route_handlers(),
         dependencies={"db": Provide(provide_connection)},
+        middleware=[auth_middleware],
+        guards=[authorize],
         plugins=[ProblemDetailsPlugin(problem_details_config())],
         lifespan=[lifespan_for(settings)],
         state=State({"settings": settings}),
@@ -42,12 +61,40 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
                 "Performance agreements (perjanjian kinerja), signed progress reports and live "
                 "rankings for Dukcapil offices. Errors are RFC 9457 problem+json."
             ),
-            path="/schema",
+            path=SCHEMA_PATH,
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        bearer_format="JWT",
+                        description="EdDSA access token from POST /v1/auth/token",
+                    ),
+                    "OAuth2": SecurityScheme(
+                        type="oauth2",
+                        flows=OAuthFlows(
+                            password=OAuthFlow(token_url="/v1/auth/token", scopes={}),
+                            client_credentials=OAuthFlow(token_url="/v1/auth/token", scopes={}),
+                        ),
+                    ),
+                }
+            ),
+            security=[{"BearerToken": []}, {"OAuth2": []}],
         ),
         logging_config=None,
         debug=False,
     )
+    # The OpenAPI pages are Litestar's own handlers: declare them public here, the only
+    # routes not declared where they are defined.
+    for route in app.routes:
+        if route.path.startswith(SCHEMA_PATH):
+            for handler in getattr(route, "route_handlers", []):
+                handler.opt.setdefault("permission", PUBLIC)
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            if handler.opt.get("permission") == PUBLIC:
+                handler.security = [{}]  # documented as needing no token
     # Wrap outside Litestar's exception handling so 404/405/413 responses for unmatched
     # routes carry the request id too (route-level middleware never sees those).
     app.asgi_handler = request_id_middleware(app.asgi_handler)

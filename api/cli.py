@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+import asyncpg
 
 from api.settings import Settings, settings_from_env
 from db.embedded import EmbeddedError, EmbeddedPostgres
@@ -49,6 +52,7 @@ def _run_with_db(settings: Settings, work: Callable[[str], Coroutine[Any, Any, i
 
 
 async def _prepare(dsn: str) -> int:
+    from api.auth.tokens import ensure_server_key
     from db.areas import load_areas
     from db.migrate import migrate
     from db.pool import connect
@@ -57,6 +61,7 @@ async def _prepare(dsn: str) -> int:
     try:
         applied = await migrate(conn)
         areas = await load_areas(conn)
+        await ensure_server_key(conn)
     finally:
         await conn.close()
     print(
@@ -113,6 +118,61 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_rotate(settings: Settings, _: argparse.Namespace) -> int:
+    async def work(dsn: str) -> int:
+        from api.auth.tokens import rotate_server_key
+        from db.pool import connect
+
+        await _prepare(dsn)
+        conn = await connect(dsn)
+        try:
+            kid = await rotate_server_key(conn)
+        finally:
+            await conn.close()
+        print(f"new token signing key {kid}; earlier tokens verify until they expire")
+        return 0
+
+    return _run_with_db(settings, work)
+
+
+def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
+    password = os.environ.get("KINERJA_NEW_PASSWORD") or getpass.getpass("Password: ")
+    if len(password) < 10:
+        return _fail("the password must be at least 10 characters")
+
+    async def work(dsn: str) -> int:
+        from api.auth.passwords import hash_password
+        from db import users as user_db
+        from db.pool import connect
+
+        await _prepare(dsn)
+        conn = await connect(dsn)
+        try:
+            if await user_db.username_taken(conn, args.username):
+                return _fail(f"the username {args.username!r} is taken")
+            if not await conn.fetchval("SELECT 1 FROM areas WHERE code = $1", args.area):
+                return _fail(f"no area has the code {args.area!r}")
+            user = await user_db.insert_user(
+                conn,
+                username=args.username,
+                full_name=args.full_name or args.username,
+                role=args.role,
+                area_code=args.area,
+                division_id=None,
+                extra_areas=[],
+                password_hash=hash_password(password),
+                created_by=None,
+            )
+        except asyncpg.PostgresError as exc:
+            return _fail(f"could not create the user: {exc}")
+        finally:
+            await conn.close()
+        print(f"created {user.role} {user.username} ({user.id}) in {user.area_code}")
+        return 0
+
+    return _run_with_db(settings, work)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kinerja", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +187,23 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     migrate = db_sub.add_parser("migrate", help="apply migrations and load areas")
     migrate.set_defaults(func=cmd_db_migrate)
+
+    keys = sub.add_parser("keys", help="the server's token signing keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = keys_sub.add_parser("rotate", help="add a new signing key; old tokens stay valid")
+    rotate.set_defaults(func=cmd_keys_rotate)
+
+    users = sub.add_parser("users", help="user accounts")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    create = users_sub.add_parser(
+        "create",
+        help="create a user (the first admin); password from KINERJA_NEW_PASSWORD or a prompt",
+    )
+    create.add_argument("--username", required=True)
+    create.add_argument("--role", required=True, choices=["admin", "ministry_monitor"])
+    create.add_argument("--area", default="ID", help="area code (default ID, the country)")
+    create.add_argument("--full-name")
+    create.set_defaults(func=cmd_users_create)
     return parser
 
 

@@ -17,6 +17,7 @@ import asyncpg
 from litestar import Litestar
 from litestar.datastructures import State
 
+from api.auth.tokens import KeyRing, ensure_server_key
 from api.settings import Settings
 from db.areas import load_areas
 from db.migrate import migrate
@@ -28,12 +29,13 @@ Connection = asyncpg.Connection
 
 
 async def prepare_database(pool: asyncpg.Pool) -> None:
-    """Migrate (exactly once across replicas) and load the areas idempotently."""
+    """Migrate (exactly once across replicas), load the areas, make the first token key."""
     async with pool.acquire() as conn:
         applied = await migrate(conn)
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
         await load_areas(conn)
+        await ensure_server_key(conn)
 
 
 def lifespan_for(settings: Settings) -> Any:
@@ -51,6 +53,10 @@ def lifespan_for(settings: Settings) -> Any:
         try:
             if settings.migrate_on_start:
                 await prepare_database(pool)
+            ring = KeyRing(settings)
+            async with pool.acquire() as conn:
+                await ring.load(conn)
+            app.state.key_ring = ring
             yield
         finally:
             await pool.close()

@@ -172,3 +172,12 @@ def problem_details_config() -> ProblemDetailsConfig:
             Exception: _from_unexpected,
         },
     )
+
+
+def problem_response(exc: ApiError) -> Any:
+    """The problem+json response for ``exc``, for routes that must return (not raise) it.
+
+    Returning keeps the request's transaction committing, e.g. so a failed login
+    is still counted.
+    """
+    return _from_api_error(exc).to_response(None)  # type: ignore[arg-type]

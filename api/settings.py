@@ -33,6 +33,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     page_size_default: int = 50
     page_size_max: int = 500
     demo: bool = False
+    # Access tokens.
+    jwt_issuer: str = "kinerja"
+    jwt_audience: str = "kinerja-api"
+    access_token_ttl_s: int = 15 * 60
+    jwt_leeway_s: int = 30
+    # Failed logins: per account and per client address, within a window, then a lockout.
+    login_max_failures_account: int = 5
+    login_max_failures_address: int = 20
+    login_window_s: int = 15 * 60
+    login_lockout_s: int = 15 * 60
 
     @property
     def data_path(self) -> Path:

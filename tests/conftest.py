@@ -14,6 +14,7 @@ from api.settings import Settings, settings_from_env
 from db.areas import load_areas
 from db.migrate import migrate
 from db.pool import connect
+from tests.people import DISTRICT, OTHER_DISTRICT, OTHER_PROVINCE, PROVINCE, Person, make_people
 from tests.pg import (
     create_database,
     drop_database,
@@ -82,3 +83,15 @@ def app(settings: Settings) -> Litestar:
 async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with AsyncTestClient(app=app) as test_client:
         yield test_client
+
+
+@pytest.fixture
+async def people(conn: asyncpg.Connection) -> dict[str, Person]:
+    """One user per role, scoped to South Sumatra (16) / Kota Palembang (16.71)."""
+    return await make_people(conn, province=PROVINCE, district=DISTRICT, suffix="")
+
+
+@pytest.fixture
+async def outsiders(conn: asyncpg.Connection) -> dict[str, Person]:
+    """The same roles scoped to Jakarta (31) / 31.71: outside the first set's scope."""
+    return await make_people(conn, province=OTHER_PROVINCE, district=OTHER_DISTRICT, suffix="_jkt")

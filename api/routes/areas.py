@@ -21,7 +21,7 @@ AREA_CODE_PATTERN = r"^(ID|\d{2}|\d{2}\.\d{2})$"
 class AreaController(Controller):
     path = "/v1/areas"
     tags = ["areas"]
-    opt = {"permission": "areas:read"}
+    opt = {"permission": "public"}  # reference data, published anyway
 
     @get("/", summary="List areas")
     async def list_areas(

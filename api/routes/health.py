@@ -16,7 +16,7 @@ class Health(msgspec.Struct):
     status: str
 
 
-@get("/health/live", opt={"permission": "public"}, exclude_from_auth=True, sync_to_thread=False)
+@get("/health/live", opt={"permission": "public"}, sync_to_thread=False)
 def live() -> Health:
     """The process is up and serving; says nothing about the database."""
     return Health(status="ok")
@@ -25,7 +25,6 @@ def live() -> Health:
 @get(
     "/health/ready",
     opt={"permission": "public"},
-    exclude_from_auth=True,
 )
 async def ready(state: State) -> Response[Any]:
     """Ready only when the database answers; recovers by itself when it returns."""

@@ -1,0 +1,1 @@
+"""Authentication: who the caller is (passwords, tokens, the request middleware)."""

@@ -1,0 +1,74 @@
+"""Bearer-token authentication for every route that is not declared public.
+
+The token proves who the caller is; their role, scope and whether they are still
+active are read from the database on each request, so deactivating a user (or
+changing their role) takes effect at once on every replica.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import msgspec
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from api.auth.principal import Principal
+from api.auth.tokens import KeyRing, TokenError
+from api.authz import PUBLIC
+from api.errors import Unauthorized
+from db.users import principal_row
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            text = value.decode("latin-1")
+            scheme, _, token = text.partition(" ")
+            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return None
+
+
+async def authenticate(app_state: Any, token: str) -> Principal:
+    """Resolve a bearer token to an active principal, or raise 401."""
+    ring: KeyRing = app_state.key_ring
+    pool: asyncpg.Pool = app_state.pool
+    try:
+        claims = ring.verify(token)
+    except TokenError as exc:
+        if "unknown key id" in str(exc):
+            await ring.maybe_refresh(pool, missing_kid=True)
+            try:
+                claims = ring.verify(token)
+            except TokenError:
+                raise Unauthorized("The token is not valid.", headers=_CHALLENGE) from None
+        else:
+            raise Unauthorized("The token is not valid.", headers=_CHALLENGE) from None
+    try:
+        user_id = UUID(str(claims["sub"]))
+    except ValueError:
+        raise Unauthorized("The token is not valid.", headers=_CHALLENGE) from None
+    async with pool.acquire() as conn:
+        row = await principal_row(conn, user_id)
+    if row is None or not row.pop("active"):
+        raise Unauthorized("The account is missing or deactivated.", headers=_CHALLENGE)
+    return msgspec.convert(row, Principal)
+
+
+def auth_middleware(app: ASGIApp) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        handler = scope.get("route_handler")
+        permission = handler.opt.get("permission") if handler is not None else None
+        if scope["type"] == "http" and permission != PUBLIC and scope.get("method") != "OPTIONS":
+            token = _bearer(scope)
+            if token is not None:
+                litestar_app = scope["litestar_app"]
+                await litestar_app.state.key_ring.maybe_refresh(litestar_app.state.pool)
+                scope["user"] = await authenticate(litestar_app.state, token)
+            # No token: the guard answers 401 for routes that need one.
+        await app(scope, receive, send)
+
+    return middleware

@@ -1,0 +1,46 @@
+"""The authenticated caller, as every route and the authorization layer see it."""
+
+from __future__ import annotations
+
+from typing import Literal
+from uuid import UUID
+
+import msgspec
+
+Role = Literal[
+    "admin",
+    "ministry_monitor",
+    "province_head",
+    "province_monitor",
+    "region_coordinator",
+    "district_head",
+    "division_head",
+    "integration",
+]
+
+ROLES: tuple[Role, ...] = (
+    "admin",
+    "ministry_monitor",
+    "province_head",
+    "province_monitor",
+    "region_coordinator",
+    "district_head",
+    "division_head",
+    "integration",
+)
+
+
+class Principal(msgspec.Struct, frozen=True, kw_only=True):
+    """Loaded from the database on every request, so role and scope changes apply at once."""
+
+    id: UUID
+    username: str
+    role: Role
+    area_code: str
+    division_id: UUID | None = None
+    extra_areas: tuple[str, ...] = ()
+
+    @property
+    def areas(self) -> tuple[str, ...]:
+        """Every area the principal is bound to (more than one only for service accounts)."""
+        return (self.area_code, *self.extra_areas)

@@ -1,0 +1,149 @@
+"""Access tokens: Ed25519-signed JWTs from the server's own rotating keys.
+
+Verification pins one algorithm and one token type and requires every claim that
+makes a token bounded and addressed (PyJWT requires none by default). The key
+ring lives in the database so every replica signs and verifies with the same keys.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from api.jwk import b64url_encode, thumbprint
+from api.settings import Settings
+from db import server_keys as key_db
+
+ALGORITHM = "EdDSA"
+TOKEN_TYPE = "at+jwt"  # RFC 9068
+REQUIRED_CLAIMS = ["exp", "iat", "sub", "aud", "iss"]
+
+
+class TokenError(Exception):
+    """The bearer token is not acceptable; never shown to clients in detail."""
+
+
+def new_server_key() -> tuple[str, str, dict[str, Any]]:
+    """A fresh Ed25519 key: (kid, private PEM, public JWK)."""
+    private = ed25519.Ed25519PrivateKey.generate()
+    raw = private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    jwk: dict[str, Any] = {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(raw)}
+    kid = thumbprint(jwk)
+    jwk.update(kid=kid, alg=ALGORITHM, use="sig")
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return kid, pem, jwk
+
+
+async def ensure_server_key(conn: asyncpg.Connection) -> None:
+    """Create the first key on first start (once, whatever the number of replicas)."""
+    async with conn.transaction():
+        await key_db.lock_keys(conn)
+        if not await key_db.all_keys(conn):
+            await key_db.insert_key(conn, *new_server_key())
+
+
+async def rotate_server_key(conn: asyncpg.Connection) -> str:
+    """Add a key that signs from now on; older keys keep verifying their tokens."""
+    kid, pem, jwk = new_server_key()
+    await key_db.insert_key(conn, kid, pem, jwk)
+    return kid
+
+
+class KeyRing:
+    """The keys one worker signs and verifies with, refreshed from the database."""
+
+    #: How often a worker re-reads the keys anyway (picks up a rotation elsewhere).
+    REFRESH_S = 60.0
+    #: An unknown kid triggers a re-read at most this often (no DB hammering by junk).
+    MISS_REFRESH_S = 5.0
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._public: dict[str, ed25519.Ed25519PublicKey] = {}
+        self._jwks: list[dict[str, Any]] = []
+        self._signing: tuple[str, ed25519.Ed25519PrivateKey] | None = None
+        self._loaded_at = 0.0
+
+    async def load(self, conn: asyncpg.Connection) -> None:
+        keys = await key_db.all_keys(conn)
+        public: dict[str, ed25519.Ed25519PublicKey] = {}
+        for key in keys:
+            private = serialization.load_pem_private_key(key.private_pem.encode(), None)
+            assert isinstance(private, ed25519.Ed25519PrivateKey)
+            public[key.kid] = private.public_key()
+            if key is keys[0]:
+                self._signing = (key.kid, private)
+        self._public = public
+        self._jwks = [k.public_jwk for k in keys]
+        self._loaded_at = time.monotonic()
+
+    async def maybe_refresh(self, pool: asyncpg.Pool, *, missing_kid: bool = False) -> None:
+        age = time.monotonic() - self._loaded_at
+        if age > self.REFRESH_S or (missing_kid and age > self.MISS_REFRESH_S):
+            async with pool.acquire() as conn:
+                await self.load(conn)
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": list(self._jwks)}
+
+    def knows(self, kid: str) -> bool:
+        return kid in self._public
+
+    def issue(self, claims: dict[str, Any], *, now: float | None = None) -> tuple[str, int]:
+        """Sign an access token for ``claims`` (sub, role, scope); returns (token, ttl)."""
+        if self._signing is None:
+            raise RuntimeError("no server signing key loaded")
+        kid, private = self._signing
+        issued = int(now if now is not None else time.time())
+        ttl = self.settings.access_token_ttl_s
+        payload = {
+            **claims,
+            "iss": self.settings.jwt_issuer,
+            "aud": self.settings.jwt_audience,
+            "iat": issued,
+            "nbf": issued,
+            "exp": issued + ttl,
+            "jti": uuid.uuid4().hex,
+        }
+        token = jwt.encode(
+            payload, private, algorithm=ALGORITHM, headers={"kid": kid, "typ": TOKEN_TYPE}
+        )
+        return token, ttl
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """Return the claims of a valid token, or raise ``TokenError``."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise TokenError("malformed token") from exc
+        if header.get("alg") != ALGORITHM:
+            raise TokenError("unexpected algorithm")
+        if header.get("typ") != TOKEN_TYPE:
+            raise TokenError("unexpected token type")
+        key = self._public.get(str(header.get("kid")))
+        if key is None:
+            raise TokenError("unknown key id")
+        try:
+            return jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self.settings.jwt_audience,
+                issuer=self.settings.jwt_issuer,
+                leeway=self.settings.jwt_leeway_s,
+                options={"require": REQUIRED_CLAIMS, "strict_aud": True},
+            )
+        except jwt.PyJWTError as exc:
+            raise TokenError(str(exc)) from exc

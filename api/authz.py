@@ -1,0 +1,118 @@
+"""The one authorization layer: which roles may use a route, and what lies in scope.
+
+Every route declares ``opt={"permission": NAME}``; ``authorize`` (an app-wide guard)
+lets a request through only when the caller's role is in ``PERMISSIONS[NAME]``
+(403 otherwise). Whether a particular object lies inside the caller's scope is
+answered by the ``*_in_scope`` helpers below, and an object outside answers 404,
+so its existence is not revealed. A test fails on any route without a declaration.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from api.auth.principal import ROLES, Principal, Role
+from api.errors import Forbidden, Unauthorized
+from db import scope as scope_db
+
+PUBLIC = "public"
+
+_SIGNERS: frozenset[Role] = frozenset(
+    {"ministry_monitor", "province_head", "district_head", "division_head"}
+)
+_PEOPLE: frozenset[Role] = frozenset(r for r in ROLES if r != "integration")
+
+#: permission name → roles allowed to use routes that declare it.
+PERMISSIONS: dict[str, frozenset[Role]] = {
+    "me:read": frozenset(ROLES),
+    "users:manage": frozenset({"admin", "province_head"}),
+    "service_accounts:manage": frozenset({"admin"}),
+    "keys:register": _SIGNERS,
+    "keys:read": _SIGNERS | {"admin"},
+    "keys:revoke": _SIGNERS | {"admin"},
+}
+
+#: Roles a province head may create or manage (those below their own), and where.
+PROVINCE_MANAGEABLE: frozenset[Role] = frozenset(
+    {"province_monitor", "region_coordinator", "district_head", "division_head"}
+)
+
+
+def declared_permission(handler: BaseRouteHandler) -> str | None:
+    value = handler.opt.get("permission")
+    return value if isinstance(value, str) else None
+
+
+def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+    user = connection.scope.get("user")
+    return user if isinstance(user, Principal) else None
+
+
+def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """App-wide guard: the role must be allowed by the route's declared permission."""
+    permission = declared_permission(handler)
+    if permission == PUBLIC:
+        return
+    if permission is None or permission not in PERMISSIONS:
+        # A route without a (known) declaration is closed, never open.
+        raise Forbidden("This route has no access rule and is closed.")
+    principal = current_principal(connection)
+    if principal is None:
+        raise Unauthorized("A bearer token is required.", headers={"WWW-Authenticate": "Bearer"})
+    if principal.role not in PERMISSIONS[permission]:
+        raise Forbidden(
+            f"The role {principal.role!r} may not do this.",
+            extra={"permission": permission},
+        )
+
+
+# -- scope ---------------------------------------------------------------------------
+
+
+def is_national(principal: Principal) -> bool:
+    return principal.role in ("admin", "ministry_monitor")
+
+
+async def area_in_scope(conn: asyncpg.Connection, principal: Principal, area_code: str) -> bool:
+    """Whether ``area_code`` (a province or district) lies inside the caller's scope."""
+    if is_national(principal):
+        return True
+    role = principal.role
+    if role in ("province_head", "province_monitor"):
+        return await scope_db.area_within(conn, area_code, principal.area_code)
+    if role == "region_coordinator":
+        return await scope_db.district_coordinated_by(conn, area_code, principal.id)
+    if role in ("district_head", "division_head"):
+        return area_code == principal.area_code
+    if role == "integration":
+        for granted in principal.areas:
+            if await scope_db.area_within(conn, area_code, granted):
+                return True
+        return False
+    return False
+
+
+async def user_manageable(
+    conn: asyncpg.Connection, principal: Principal, *, role: str, area_code: str
+) -> bool:
+    """Whether the caller may create or change a user with this role and area."""
+    if principal.role == "admin":
+        return True
+    if principal.role == "province_head":
+        return role in PROVINCE_MANAGEABLE and await scope_db.area_within(
+            conn, area_code, principal.area_code
+        )
+    return False
+
+
+async def user_visible(conn: asyncpg.Connection, principal: Principal, area_code: str) -> bool:
+    """Whether a user bound to ``area_code`` may be seen by a user manager."""
+    if principal.role == "admin":
+        return True
+    if principal.role == "province_head":
+        return await scope_db.area_within(conn, area_code, principal.area_code)
+    return False

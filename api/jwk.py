@@ -1,0 +1,102 @@
+"""Public JWKs: strict validation, RFC 7638 thumbprints, and conversion to key objects.
+
+Only the two signature key types the API accepts are modelled: Ed25519 (OKP) and
+P-256 (EC). Anything else (RSA, other curves, private members) is refused here,
+once, for every caller.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from typing import Any, Literal
+
+import msgspec
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+SigningAlg = Literal["EdDSA", "ES256"]
+
+#: Members of a JWK that describe a public key; anything else is refused.
+_ALLOWED = {"kty", "crv", "x", "y", "kid", "use", "alg", "key_ops"}
+_PRIVATE = {"d", "p", "q", "dp", "dq", "qi", "k", "oth"}
+
+
+class JwkError(ValueError):
+    """The JWK is not an acceptable public signing key; the message says why."""
+
+
+def b64url_decode(value: str) -> bytes:
+    if not isinstance(value, str) or not value or "=" in value:
+        raise JwkError("key coordinates must be unpadded base64url strings")
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise JwkError("key coordinates must be unpadded base64url strings") from exc
+
+
+def b64url_encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def thumbprint(jwk: dict[str, Any]) -> str:
+    """RFC 7638 SHA-256 thumbprint over the required members, canonically serialised."""
+    members = ("crv", "kty", "x") if jwk["kty"] == "OKP" else ("crv", "kty", "x", "y")
+    canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
+    return b64url_encode(hashlib.sha256(canonical.encode()).digest())
+
+
+class PublicKey(msgspec.Struct, frozen=True):
+    kid: str
+    alg: SigningAlg
+    kty: str
+    jwk: dict[str, Any]
+    key: Any  # ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
+
+
+def parse_public_jwk(jwk: object) -> PublicKey:
+    """Validate ``jwk`` and return its canonical public form and key object."""
+    if not isinstance(jwk, dict):
+        raise JwkError("the JWK must be a JSON object")
+    if found := _PRIVATE & jwk.keys():
+        raise JwkError(
+            f"this is a private key (member {sorted(found)[0]!r}); register only the public key"
+        )
+    if unknown := set(jwk) - _ALLOWED:
+        raise JwkError(f"unexpected JWK members: {', '.join(sorted(unknown))}")
+    kty, crv = jwk.get("kty"), jwk.get("crv")
+    if kty == "OKP":
+        if crv != "Ed25519":
+            raise JwkError(f"OKP keys must use the Ed25519 curve, not {crv!r}")
+        x = b64url_decode(jwk.get("x", ""))
+        if len(x) != 32:
+            raise JwkError("an Ed25519 public key is 32 bytes")
+        key: Any = ed25519.Ed25519PublicKey.from_public_bytes(x)
+        alg: SigningAlg = "EdDSA"
+        canonical = {"kty": "OKP", "crv": "Ed25519", "x": jwk["x"]}
+    elif kty == "EC":
+        if crv != "P-256":
+            raise JwkError(f"EC keys must use the P-256 curve, not {crv!r}")
+        x, y = b64url_decode(jwk.get("x", "")), b64url_decode(jwk.get("y", ""))
+        if len(x) != 32 or len(y) != 32:
+            raise JwkError("P-256 coordinates are 32 bytes each")
+        try:
+            key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + x + y)
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise JwkError("the point is not on the P-256 curve") from exc
+        alg = "ES256"
+        canonical = {"kty": "EC", "crv": "P-256", "x": jwk["x"], "y": jwk["y"]}
+    elif kty == "RSA":
+        raise JwkError("RSA keys are not accepted; use Ed25519 (OKP) or P-256 (EC)")
+    else:
+        raise JwkError("kty must be 'OKP' (Ed25519) or 'EC' (P-256)")
+    if "alg" in jwk and jwk["alg"] != alg:
+        raise JwkError(f"alg {jwk['alg']!r} does not match the key type (expected {alg})")
+    if "use" in jwk and jwk["use"] != "sig":
+        raise JwkError("use must be 'sig'")
+    kid = thumbprint(canonical)
+    if "kid" in jwk and jwk["kid"] != kid:
+        raise JwkError("kid, when given, must be the key's RFC 7638 thumbprint")
+    return PublicKey(kid=kid, alg=alg, kty=canonical["kty"], jwk={**canonical, "kid": kid}, key=key)

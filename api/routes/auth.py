@@ -1,0 +1,78 @@
+"""Tokens and the public keys that verify them."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+import asyncpg
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import RawBody
+
+from api.errors import ApiError, problem_response
+from api.identity import InvalidCredentials, login
+from api.schemas.identity import TokenRequest, TokenResponse
+
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class BadTokenRequest(ApiError):
+    status_code = 400
+    slug = "invalid-request"
+    title = "Malformed token request"
+
+
+def _parse(content_type: str, body: bytes) -> TokenRequest:
+    """OAuth2 clients send a form; JSON is accepted too. Unknown fields are refused."""
+    try:
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            fields = dict(parse_qsl(body.decode("utf-8"), strict_parsing=bool(body)))
+            return msgspec.convert(fields, TokenRequest)
+        if content_type.startswith("application/json"):
+            return msgspec.json.decode(body, type=TokenRequest)
+    except (msgspec.ValidationError, msgspec.DecodeError, ValueError, UnicodeDecodeError) as exc:
+        raise BadTokenRequest(str(exc)) from None
+    raise BadTokenRequest(
+        "Send application/x-www-form-urlencoded (or application/json).",
+        extra={"content_type": content_type},
+    )
+
+
+@post(
+    "/v1/auth/token",
+    opt={"permission": "public"},
+    status_code=200,
+    summary="Get an access token",
+    tags=["auth"],
+    description=(
+        "OAuth2 token endpoint: `grant_type=password` with `username` and `password` for "
+        "people, `grant_type=client_credentials` with `client_id` and `client_secret` for "
+        "service accounts. Repeated failures answer 429 with Retry-After."
+    ),
+)
+async def token(
+    request: Request[Any, Any, Any],
+    body: RawBody,
+    db: NamedDependency[asyncpg.Connection],
+    state: State,
+) -> Response[TokenResponse]:
+    data = _parse(request.headers.get("content-type", ""), body)
+    address = request.client.host if request.client else "unknown"
+    try:
+        issued = await login(db, state.settings, state.key_ring, data, address)
+    except InvalidCredentials as exc:
+        return problem_response(exc)  # type: ignore[no-any-return]
+    return Response(issued, headers=_NO_STORE)
+
+
+@get(
+    "/.well-known/jwks.json",
+    opt={"permission": "public"},
+    summary="Public keys for access tokens",
+    tags=["auth"],
+)
+async def jwks(state: State) -> dict[str, Any]:
+    return state.key_ring.jwks()  # type: ignore[no-any-return]

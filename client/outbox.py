@@ -1,0 +1,263 @@
+"""A crash-safe local outbox of signed submissions that still have to reach the server.
+
+District offices report over poor links. A submission is written here before it
+is sent and removed only once the server has answered for it, so closing the
+laptop, losing power or the network mid-request never loses a report. Each item
+keeps its idempotency key, so re-sending it never stores it twice.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import TracebackType
+
+import msgspec
+
+from client.files import PRIVATE_FILE_MODE, PathLike, ensure_home
+
+OUTBOX_FILE = "outbox.sqlite3"
+
+BACKOFF_BASE = 2.0
+BACKOFF_FACTOR = 2.0
+BACKOFF_CAP = 600.0
+BACKOFF_JITTER = 0.1
+"""Share of the delay that jitter may take off, so many offices do not retry in step."""
+
+_SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    jws TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_error TEXT
+)
+"""
+_COLUMNS = "id, idempotency_key, jws, created_at, attempts, next_attempt_at, last_error"
+
+
+class OutboxItem(msgspec.Struct, frozen=True, kw_only=True):
+    """A signed submission waiting to be delivered.
+
+    Attributes:
+        id: Local row id; gives the creation order.
+        idempotency_key: Sent with every attempt so the server stores the item once.
+        jws: The compact JWS, sent byte for byte as first signed.
+        created_at: Unix time it was queued.
+        attempts: Failed delivery attempts so far.
+        next_attempt_at: Unix time before which it is not retried.
+        last_error: Why the last attempt failed.
+    """
+
+    id: int
+    idempotency_key: str
+    jws: str
+    created_at: float
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+
+
+def backoff_delay(
+    attempts: int,
+    rand: Callable[[], float] = random.random,
+    *,
+    base: float = BACKOFF_BASE,
+    factor: float = BACKOFF_FACTOR,
+    cap: float = BACKOFF_CAP,
+    jitter: float = BACKOFF_JITTER,
+) -> float:
+    """Seconds to wait after ``attempts`` failed attempts: ``base * factor**(attempts-1)``, capped.
+
+    Jitter takes up to ``jitter`` of the delay off (never adds), so the cap holds;
+    pass ``rand=lambda: 0.0`` for exact figures in tests.
+    """
+    if attempts < 1:
+        return 0.0
+    exponent = min(attempts - 1, 64)  # beyond this the cap applies anyway; avoids overflow
+    delay = min(cap, base * factor**exponent)
+    return delay * (1.0 - jitter * min(max(rand(), 0.0), 1.0))
+
+
+class Outbox:
+    """The outbox in ``<config folder>/outbox.sqlite3``; close it, or use it as a context manager.
+
+    The database runs in WAL mode with ``synchronous=FULL``: every write is its
+    own committed transaction, durable before the call returns. The file (and
+    SQLite's side files, which inherit its mode) is owner-only, as it holds
+    signed reports and their idempotency keys.
+    """
+
+    def __init__(self, path: PathLike, *, rand: Callable[[], float] = random.random) -> None:
+        """Open (creating if needed) the outbox database at ``path``.
+
+        Args:
+            path: Database file.
+            rand: Source of jitter in ``[0, 1)`` for the backoff.
+        """
+        self.path = os.fspath(path)
+        self._rand = rand
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+        os.close(fd)
+        os.chmod(self.path, PRIVATE_FILE_MODE)
+        self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            with self._transaction():
+                self._conn.execute(_SCHEMA)
+                self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        except BaseException:
+            self._conn.close()
+            raise
+
+    @classmethod
+    def open(
+        cls, home: PathLike | None = None, *, rand: Callable[[], float] = random.random
+    ) -> Outbox:
+        """Open the outbox in the config folder (see ``files.resolve_home``)."""
+        return cls(ensure_home(home) / OUTBOX_FILE, rand=rand)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._conn.close()
+
+    def __enter__(self) -> Outbox:
+        """Use the outbox in a ``with`` block that closes it."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the database connection."""
+        self.close()
+
+    def put(self, jws: str, idempotency_key: str, now: float | None = None) -> OutboxItem:
+        """Queue a signed submission, due at once.
+
+        Queuing the same key with the same JWS again is a no-op returning the
+        queued item, so a retried ``deliver`` cannot duplicate it.
+
+        Raises:
+            ValueError: The key is queued with a different JWS: the server would
+                treat the second as a replay of the first and drop it.
+        """
+        if not jws or not idempotency_key:
+            raise ValueError("jws and idempotency_key must be non-empty")
+        at = time.time() if now is None else now
+        with self._transaction():
+            self._conn.execute(
+                "INSERT INTO outbox (idempotency_key, jws, created_at, next_attempt_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
+                (idempotency_key, jws, at, at),
+            )
+            item = self._get(idempotency_key)
+        assert item is not None
+        if item.jws != jws:
+            raise ValueError(
+                f"idempotency key {idempotency_key!r} is already queued with a different JWS"
+            )
+        return item
+
+    def get(self, idempotency_key: str) -> OutboxItem | None:
+        """The queued item with this key, if any."""
+        return self._get(idempotency_key)
+
+    def pending(self, now: float | None = None) -> list[OutboxItem]:
+        """Items due for an attempt at ``now``, oldest first (reports keep their order)."""
+        at = time.time() if now is None else now
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM outbox WHERE next_attempt_at <= ? ORDER BY id", (at,)
+        ).fetchall()
+        return [_item(row) for row in rows]
+
+    def all(self) -> list[OutboxItem]:
+        """Every queued item, due or backing off, oldest first."""
+        rows = self._conn.execute(f"SELECT {_COLUMNS} FROM outbox ORDER BY id").fetchall()
+        return [_item(row) for row in rows]
+
+    def mark_sent(self, idempotency_key: str) -> bool:
+        """Remove an item the server has answered for; True if it was queued."""
+        with self._transaction():
+            cursor = self._conn.execute(
+                "DELETE FROM outbox WHERE idempotency_key = ?", (idempotency_key,)
+            )
+        return cursor.rowcount > 0
+
+    def mark_failed(
+        self,
+        idempotency_key: str,
+        error: str,
+        now: float | None = None,
+        *,
+        retry_after: float | None = None,
+    ) -> OutboxItem | None:
+        """Record a failed attempt and push the next one back exponentially.
+
+        Args:
+            idempotency_key: The item that failed.
+            error: Why, for the user.
+            now: Unix time of the failure; defaults to the clock.
+            retry_after: Seconds the server asked to wait (``Retry-After``);
+                honoured up to the backoff cap.
+
+        Returns:
+            The updated item, or None if it is not queued.
+        """
+        at = time.time() if now is None else now
+        with self._transaction():
+            item = self._get(idempotency_key)
+            if item is None:
+                return None
+            attempts = item.attempts + 1
+            delay = backoff_delay(attempts, self._rand)
+            if retry_after is not None and retry_after > delay:
+                delay = min(retry_after, BACKOFF_CAP)
+            self._conn.execute(
+                "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?"
+                " WHERE idempotency_key = ?",
+                (attempts, at + delay, error, idempotency_key),
+            )
+            updated = self._get(idempotency_key)
+        return updated
+
+    def _get(self, idempotency_key: str) -> OutboxItem | None:
+        """Read one item by key."""
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM outbox WHERE idempotency_key = ?", (idempotency_key,)
+        ).fetchone()
+        return None if row is None else _item(row)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Run a block as one write transaction, committed on success, rolled back on error."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+
+def _item(row: tuple[int, str, str, float, int, float, str | None]) -> OutboxItem:
+    """Build an item from a row selected with ``_COLUMNS``."""
+    return OutboxItem(
+        id=row[0],
+        idempotency_key=row[1],
+        jws=row[2],
+        created_at=row[3],
+        attempts=row[4],
+        next_attempt_at=row[5],
+        last_error=row[6],
+    )

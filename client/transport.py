@@ -1,0 +1,226 @@
+"""Send signed submissions to the server, through the outbox when the link fails.
+
+Every answer is classified once, here: stored (done), rejected (the server read
+it and said no; re-sending the same bytes cannot help, so the user must be told),
+or retry (we do not know whether it arrived; re-send the same JWS under the same
+idempotency key until the server answers). A 401 is its own case: the report is
+fine, the session is not, so it stays queued untouched until the user logs in.
+"""
+
+from __future__ import annotations
+
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+import httpx
+import msgspec
+
+from client.outbox import Outbox, OutboxItem
+
+SUBMISSIONS_PATH = "/v1/submissions"
+JWS_MEDIA_TYPE = "application/jose"
+
+RETRYABLE_4XX = frozenset({408, 409, 425, 429})
+"""4xx answers that mean "not now" rather than "no": request timeout, a request
+with the same idempotency key still in progress (draft-ietf-httpapi-idempotency-
+key-header), too early, rate limited."""
+
+OutcomeKind = Literal["stored", "rejected", "retry", "unauthorized"]
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What became of one delivery attempt.
+
+    Attributes:
+        kind: ``stored`` (2xx), ``rejected`` (4xx: do not retry), ``retry``
+            (network error, 5xx, or a "not now" 4xx), ``unauthorized`` (401:
+            log in again, then flush).
+        status: HTTP status, None when no answer arrived.
+        body: Decoded JSON body (the stored submission, or a problem+json);
+            None if absent or not JSON.
+        error: Human-readable reason for anything but ``stored``.
+        retry_after: Seconds the server asked to wait (``Retry-After``), if any.
+    """
+
+    kind: OutcomeKind
+    status: int | None = None
+    body: Any = None
+    error: str | None = None
+    retry_after: float | None = None
+
+
+class FlushEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One outbox item and what the flush did with it."""
+
+    item: OutboxItem
+    outcome: Outcome
+
+
+class FlushReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What a flush did.
+
+    Attributes:
+        stored: Delivered and removed from the outbox.
+        rejected: Refused by the server and removed; show these to the user,
+            they need a corrected (superseding or new) submission.
+        retrying: Still queued, backed off.
+        unauthorized: The token was refused; the flush stopped and left the
+            remaining items untouched. Log in again, then flush.
+    """
+
+    stored: list[FlushEntry]
+    rejected: list[FlushEntry]
+    retrying: list[FlushEntry]
+    unauthorized: bool = False
+
+
+def send_submission(
+    http: httpx.Client, base_url: str, token: str, jws: str, idempotency_key: str
+) -> Outcome:
+    """POST one signed submission and classify the answer; never raises for network errors.
+
+    Args:
+        http: Client carrying the timeouts (and TLS settings) to use.
+        base_url: Server root, e.g. ``https://kinerja.example.go.id``.
+        token: Bearer token from ``POST /v1/auth/token``.
+        jws: Compact JWS from ``sign_submission``.
+        idempotency_key: Same value on every attempt for this JWS.
+    """
+    try:
+        response = http.post(
+            base_url.rstrip("/") + SUBMISSIONS_PATH,
+            content=jws.encode("ascii"),
+            headers={
+                "Content-Type": JWS_MEDIA_TYPE,
+                "Accept": "application/json, application/problem+json",
+                "Authorization": f"Bearer {token}",
+                "Idempotency-Key": idempotency_key,
+            },
+        )
+    except httpx.RequestError as exc:  # transport errors and timeouts: outcome unknown
+        detail = str(exc)
+        error = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+        return Outcome(kind="retry", error=error)
+    return classify(response)
+
+
+def classify(response: httpx.Response) -> Outcome:
+    """Map an HTTP answer to an ``Outcome``."""
+    status = response.status_code
+    body = _json(response)
+    if 200 <= status < 300:
+        return Outcome(kind="stored", status=status, body=body)
+    error = _describe(status, body, response)
+    if status == 401:
+        return Outcome(kind="unauthorized", status=status, body=body, error=error)
+    if 400 <= status < 500 and status not in RETRYABLE_4XX:
+        return Outcome(kind="rejected", status=status, body=body, error=error)
+    # 5xx, "not now" 4xx, and unexpected 1xx/3xx (a misconfigured proxy): keep the item.
+    return Outcome(
+        kind="retry", status=status, body=body, error=error, retry_after=_retry_after(response)
+    )
+
+
+def deliver(
+    http: httpx.Client,
+    base_url: str,
+    token: str,
+    jws: str,
+    idempotency_key: str,
+    outbox: Outbox,
+    now: float | None = None,
+) -> Outcome:
+    """Send a submission, leaving it in the outbox unless the server answered for it.
+
+    The item is queued *before* the request and removed after a stored or
+    rejected answer, so a crash mid-request leaves it queued for the next
+    flush (the idempotency key makes the re-send harmless).
+    """
+    at = time.time() if now is None else now
+    outbox.put(jws, idempotency_key, at)
+    outcome = send_submission(http, base_url, token, jws, idempotency_key)
+    _record(outbox, idempotency_key, outcome, at)
+    return outcome
+
+
+def flush(
+    http: httpx.Client,
+    base_url: str,
+    token: str,
+    outbox: Outbox,
+    now: float | None = None,
+) -> FlushReport:
+    """Re-send the due outbox items, oldest first.
+
+    Stored and rejected items leave the outbox (rejected ones are reported, not
+    retried); the rest back off. A 401 stops the flush: every other item would
+    be refused the same way, and none of them is at fault.
+    """
+    at = time.time() if now is None else now
+    stored: list[FlushEntry] = []
+    rejected: list[FlushEntry] = []
+    retrying: list[FlushEntry] = []
+    for item in outbox.pending(at):
+        outcome = send_submission(http, base_url, token, item.jws, item.idempotency_key)
+        if outcome.kind == "unauthorized":
+            return FlushReport(
+                stored=stored, rejected=rejected, retrying=retrying, unauthorized=True
+            )
+        _record(outbox, item.idempotency_key, outcome, at)
+        entry = FlushEntry(item=item, outcome=outcome)
+        if outcome.kind == "stored":
+            stored.append(entry)
+        elif outcome.kind == "rejected":
+            rejected.append(entry)
+        else:
+            retrying.append(entry)
+    return FlushReport(stored=stored, rejected=rejected, retrying=retrying)
+
+
+def _record(outbox: Outbox, idempotency_key: str, outcome: Outcome, now: float) -> None:
+    """Update the outbox after an attempt: remove answered items, back off failed ones."""
+    if outcome.kind in ("stored", "rejected"):
+        outbox.mark_sent(idempotency_key)
+    elif outcome.kind == "retry":
+        outbox.mark_failed(
+            idempotency_key, outcome.error or "retry", now, retry_after=outcome.retry_after
+        )
+    # unauthorized: leave the item as it is; it has not failed, the session has.
+
+
+def _json(response: httpx.Response) -> Any:
+    """Decode a JSON (or problem+json) body; None when empty or not JSON."""
+    if not response.content:
+        return None
+    try:
+        return msgspec.json.decode(response.content)
+    except msgspec.DecodeError:
+        return None
+
+
+def _describe(status: int, body: Any, response: httpx.Response) -> str:
+    """One line for the user: status plus the problem's title and detail when present."""
+    parts = [f"HTTP {status}"]
+    if isinstance(body, dict):
+        parts += [str(body[k]) for k in ("title", "detail") if isinstance(body.get(k), str)]
+    elif response.reason_phrase:
+        parts.append(response.reason_phrase)
+    return ": ".join(parts)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent or bad."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
