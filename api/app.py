@@ -24,6 +24,7 @@ from api.settings import Settings, get_settings
 
 API_VERSION = "0.1.0"
 SCHEMA_PATH = "/schema"
+TOKEN_URL = "/v1/auth/token"
 
 
 def route_handlers() -> list[object]:
@@ -74,8 +75,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
                     "OAuth2": SecurityScheme(
                         type="oauth2",
                         flows=OAuthFlows(
-                            password=OAuthFlow(token_url="/v1/auth/token", scopes={}),
-                            client_credentials=OAuthFlow(token_url="/v1/auth/token", scopes={}),
+                            password=OAuthFlow(token_url=TOKEN_URL, scopes={}),
+                            client_credentials=OAuthFlow(token_url=TOKEN_URL, scopes={}),
                         ),
                     ),
                 }
@@ -85,14 +86,12 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         logging_config=None,
         debug=False,
     )
-    # The OpenAPI pages are Litestar's own handlers: declare them public here, the only
-    # routes not declared where they are defined.
-    for route in app.routes:
-        if route.path.startswith(SCHEMA_PATH):
-            for handler in getattr(route, "route_handlers", []):
-                handler.opt.setdefault("permission", PUBLIC)
+    # Litestar's own handlers (the OpenAPI pages, automatic OPTIONS answers) are the only
+    # routes not declared where they are defined: declare them public here.
     for route in app.routes:
         for handler in getattr(route, "route_handlers", []):
+            if route.path.startswith(SCHEMA_PATH) or set(handler.http_methods) == {"OPTIONS"}:
+                handler.opt.setdefault("permission", PUBLIC)
             if handler.opt.get("permission") == PUBLIC:
                 handler.security = [{}]  # documented as needing no token
     # Wrap outside Litestar's exception handling so 404/405/413 responses for unmatched

@@ -122,3 +122,21 @@ async def test_readiness_follows_the_database_down_and_back() -> None:
                 assert status == 200
         finally:
             cluster.stop(mode="immediate")
+
+
+async def test_oversize_body_is_problem_413(client: AsyncTestClient[Litestar]) -> None:
+    big = b"grant_type=password&username=x&password=" + b"y" * (64 * 1024)
+    response = await client.post(
+        "/v1/auth/token",
+        content=big,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert_problem(response, 413, "payload-too-large")
+
+
+async def test_openapi_documents_security_schemes(client: AsyncTestClient[Litestar]) -> None:
+    spec = (await client.get("/schema/openapi.json")).json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["BearerToken"]["scheme"] == "bearer"
+    assert schemes["OAuth2"]["flows"]["password"]["tokenUrl"] == "/v1/auth/token"
+    assert spec["paths"]["/v1/areas"]["get"]["security"] == [{}]
