@@ -15,10 +15,14 @@ from api.authz import PUBLIC, authorize
 from api.database import lifespan_for, provide_connection
 from api.errors import problem_details_config
 from api.observability import configure_logging, request_id_middleware
+from api.routes.agreements import AgreementController
 from api.routes.areas import AreaController
 from api.routes.auth import jwks, token
+from api.routes.catalogue import DivisionController, IndicatorController
 from api.routes.health import live, ready
 from api.routes.keys import KeyController
+from api.routes.regions import RegionController
+from api.routes.submissions import SubmissionController, verify_ledger
 from api.routes.users import UserController, create_service_account, me
 from api.settings import Settings, get_settings
 
@@ -38,6 +42,12 @@ def route_handlers() -> list[object]:
         UserController,
         create_service_account,
         KeyController,
+        SubmissionController,
+        verify_ledger,
+        IndicatorController,
+        DivisionController,
+        RegionController,
+        AgreementController,
     ]
 
 

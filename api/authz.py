@@ -10,6 +10,7 @@ so its existence is not revealed. A test fails on any route without a declaratio
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 from litestar.connection import ASGIConnection
@@ -18,6 +19,7 @@ from litestar.handlers.base import BaseRouteHandler
 from api.auth.principal import ROLES, Principal, Role
 from api.errors import Forbidden, Unauthorized
 from db import scope as scope_db
+from db.submissions import ListScope
 
 PUBLIC = "public"
 
@@ -34,6 +36,47 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "keys:register": _SIGNERS,
     "keys:read": _SIGNERS | {"admin"},
     "keys:revoke": _SIGNERS | {"admin"},
+    "submissions:submit": frozenset({"district_head", "division_head"}),
+    "submissions:read": frozenset(ROLES),
+    "submissions:review": frozenset({"province_head", "province_monitor", "region_coordinator"}),
+    "ledger:verify": frozenset(
+        {
+            "admin",
+            "ministry_monitor",
+            "province_head",
+            "province_monitor",
+            "region_coordinator",
+            "district_head",
+        }
+    ),
+    "catalogue:read": frozenset(ROLES),
+    "catalogue:manage": frozenset({"admin"}),
+    "divisions:read": frozenset(ROLES),
+    "divisions:manage": frozenset({"admin", "district_head"}),
+    "regions:read": frozenset(
+        {
+            "admin",
+            "ministry_monitor",
+            "province_head",
+            "province_monitor",
+            "region_coordinator",
+            "integration",
+        }
+    ),
+    "regions:write": frozenset({"admin", "province_head"}),
+    "agreements:read": _PEOPLE,
+    "agreements:write": frozenset({"ministry_monitor", "province_head", "district_head"}),
+    "agreements:sign": _SIGNERS,
+    "cascade:read": frozenset(
+        {
+            "admin",
+            "ministry_monitor",
+            "province_head",
+            "province_monitor",
+            "region_coordinator",
+            "district_head",
+        }
+    ),
 }
 
 #: Roles a province head may create or manage (those below their own), and where.
@@ -116,3 +159,32 @@ async def user_visible(conn: asyncpg.Connection, principal: Principal, area_code
     if principal.role == "province_head":
         return await scope_db.area_within(conn, area_code, principal.area_code)
     return False
+
+
+async def submission_visible(
+    conn: asyncpg.Connection, principal: Principal, district_code: str, division_id: UUID | None
+) -> bool:
+    """Whether the caller may read a submission of this district (and division).
+
+    A division head sees only their division's reports; everyone else as far as their
+    area scope reaches (``area_in_scope``).
+    """
+    if principal.role == "division_head" and division_id != principal.division_id:
+        return False
+    return await area_in_scope(conn, principal, district_code)
+
+
+def submission_list_scope(principal: Principal) -> ListScope | None:
+    """The same rule as ``submission_visible``, as a filter for lists (None: nothing)."""
+    role = principal.role
+    if is_national(principal):
+        return ListScope()
+    if role in ("province_head", "province_monitor", "district_head"):
+        return ListScope(areas=(principal.area_code,))
+    if role == "division_head":
+        return ListScope(areas=(principal.area_code,), division_id=principal.division_id)
+    if role == "region_coordinator":
+        return ListScope(coordinator_id=principal.id)
+    if role == "integration":
+        return ListScope(areas=principal.areas)
+    return None

@@ -173,6 +173,42 @@ def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
     return _run_with_db(settings, work)
 
 
+def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
+    """Verify ledgers for auditors: one JSON line per district; exit 1 if any is broken."""
+
+    async def work(dsn: str) -> int:
+        import msgspec
+
+        from api.ledger import verify_district
+        from db import ledger as ledger_db
+        from db.areas import get_area
+        from db.pool import connect
+
+        conn = await connect(dsn)
+        try:
+            if args.district:
+                area = await get_area(conn, args.district)
+                if area is None or area.kind != "district":
+                    return _fail(f"no district has the code {args.district!r}")
+                codes = [args.district]
+            else:
+                codes = await ledger_db.districts_with_ledgers(conn)
+            broken = 0
+            for code in codes:
+                async with conn.transaction():
+                    report = await verify_district(conn, code)
+                broken += not report.ok
+                print(msgspec.json.encode(report).decode(), flush=True)
+        except asyncpg.UndefinedTableError:
+            return _fail("the database is not migrated; run `kinerja db migrate` first")
+        finally:
+            await conn.close()
+        print(f"verified {len(codes)} ledger(s): {broken} broken", file=sys.stderr)
+        return 1 if broken else 0
+
+    return _run_with_db(settings, work)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kinerja", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -204,6 +240,16 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--area", default="ID", help="area code (default ID, the country)")
     create.add_argument("--full-name")
     create.set_defaults(func=cmd_users_create)
+
+    ledger = sub.add_parser("ledger", help="the submissions' tamper-evident ledgers")
+    ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True)
+    verify = ledger_sub.add_parser(
+        "verify", help="recompute hash chains and re-verify every signature"
+    )
+    which = verify.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every district with a ledger")
+    which.add_argument("--district", metavar="CODE", help="one district, e.g. 16.71")
+    verify.set_defaults(func=cmd_ledger_verify)
     return parser
 
 

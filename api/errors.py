@@ -147,6 +147,17 @@ def _from_integrity_error(
     )
 
 
+def _from_bad_text(exc: asyncpg.CharacterNotInRepertoireError) -> ProblemDetailsException:
+    # PostgreSQL text cannot hold NUL ("\u0000" in JSON, "%00" in a path or query): the
+    # only way one reaches a query is in what the client sent.
+    return ProblemDetailsException(
+        status_code=400,
+        type_=problem_type("bad-request"),
+        title="Bad request",
+        detail="Text may not contain NUL characters.",
+    )
+
+
 def _internal() -> ProblemDetailsException:
     return ProblemDetailsException(
         status_code=500,
@@ -169,6 +180,7 @@ def problem_details_config() -> ProblemDetailsConfig:
             ApiError: _from_api_error,
             HTTPException: _from_http_exception,
             asyncpg.IntegrityConstraintViolationError: _from_integrity_error,
+            asyncpg.CharacterNotInRepertoireError: _from_bad_text,
             Exception: _from_unexpected,
         },
     )

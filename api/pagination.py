@@ -20,6 +20,9 @@ class Page(msgspec.Struct, Generic[T], kw_only=True):
     offset: int
 
 
+MAX_OFFSET = 2**31 - 1
+
+
 class PageOutOfRange(ApiError):
     status_code = 400
     slug = "invalid-page"
@@ -33,4 +36,7 @@ def bounded(limit: int | None, offset: int, *, default: int, maximum: int) -> tu
         raise PageOutOfRange(f"limit must be between 1 and {maximum}", extra={"limit": chosen})
     if offset < 0:
         raise PageOutOfRange("offset must not be negative", extra={"offset": offset})
+    if offset > MAX_OFFSET:
+        # Beyond any table; a larger value would not even fit the query's bigint (a 500).
+        raise PageOutOfRange(f"offset must be at most {MAX_OFFSET}", extra={"offset": offset})
     return chosen, offset

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -43,6 +43,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     login_max_failures_address: int = 20
     login_window_s: int = 15 * 60
     login_lockout_s: int = 15 * 60
+    # Signed submissions: how old (or how far ahead) a JWS ``iat`` may be; an offline
+    # client's outbox may hold a signed report for days, so the window is generous.
+    submission_iat_max_age_s: Annotated[int, msgspec.Meta(ge=0)] = 7 * 24 * 3600
+    submission_iat_max_skew_s: Annotated[int, msgspec.Meta(ge=0)] = 300
+    # How long an Idempotency-Key is remembered: at least a day, and by default longer than
+    # a signed report stays acceptable, so a retry from an outbox always gets its answer.
+    idempotency_ttl_s: Annotated[int, msgspec.Meta(ge=24 * 3600)] = 8 * 24 * 3600
+    # Flags: a denominator moving by more than this share; the day of the next month a
+    # report is due; how far (percentage points) a stated percentage may be from the counts.
+    denominator_jump_share: Annotated[float, msgspec.Meta(ge=0)] = 0.10
+    reporting_deadline_day: Annotated[int, msgspec.Meta(ge=1, le=31)] = 10
+    stated_tolerance_pct: Annotated[float, msgspec.Meta(ge=0)] = 0.01
 
     @property
     def data_path(self) -> Path:

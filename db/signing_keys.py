@@ -72,10 +72,14 @@ async def list_keys(
 
 
 async def revoke(conn: asyncpg.Connection, kid: str) -> SigningKey | None:
-    """Set ``revoked_at`` once; revoking again keeps the first time."""
+    """Set ``revoked_at`` once; revoking again keeps the first time.
+
+    ``clock_timestamp()``, not ``now()``: a submission received while this transaction
+    runs must not appear to come after the revocation it preceded.
+    """
     row = await conn.fetchrow(
-        f"UPDATE signing_keys SET revoked_at = coalesce(revoked_at, now()) WHERE kid = $1 "
-        f"RETURNING {_COLUMNS}",
+        "UPDATE signing_keys SET revoked_at = coalesce(revoked_at, clock_timestamp()) "
+        f"WHERE kid = $1 RETURNING {_COLUMNS}",
         kid,
     )
     return msgspec.convert(dict(row), SigningKey) if row else None

@@ -15,6 +15,7 @@ from scorecards.bands import (
     BandTable,
     band_for,
 )
+from scorecards.cascade import DistrictPlan, Finding, province_findings
 from scorecards.composite import Composite, CompositePart, Scored, composite
 from scorecards.errors import ScorecardError
 from scorecards.models import (
@@ -51,6 +52,8 @@ __all__ = [
     "BandTable",
     "Composite",
     "CompositePart",
+    "DistrictPlan",
+    "Finding",
     "Indicator",
     "IndicatorScore",
     "Measurement",
@@ -71,6 +74,7 @@ __all__ = [
     "composite",
     "coverage",
     "project",
+    "province_findings",
     "rank",
     "score_indicator",
     "target_on",

@@ -1,0 +1,169 @@
+"""The tamper-evident ledger: what is hashed, and how a district's chain is verified.
+
+Each district's submissions form a hash chain. Entry ``n`` stores::
+
+    hash_n = SHA-256( prev_hash_n  ||  jws_n )      (lowercase hex)
+
+where ``prev_hash_n`` is ``hash_{n-1}`` as its 64 lowercase hex characters encoded
+as ASCII (64 bytes), ``jws_n`` is the compact JWS exactly as received (ASCII
+bytes, no surrounding whitespace), ``||`` is concatenation, and ``prev_hash_1``
+is 64 ``0`` characters. ``seq`` runs 1, 2, 3... without gaps, and the district's
+head row records the last ``seq`` and ``hash``.
+
+Verification walks the chain in ``seq`` order and reports the first entry where
+any of these fails: the ``seq`` is the next one (``seq_gap``); ``prev_hash`` is
+the previous entry's hash (``prev_hash_mismatch``); ``hash`` recomputes
+(``hash_mismatch``); the JWS verifies with the registered key it names, which
+belonged to the submitter and was not revoked when the entry was received
+(``signature_invalid``); the stored payload and columns equal the signed payload
+(``payload_mismatch``); the stored values that scorecards read equal the signed
+values (``values_mismatch``); and finally that the head agrees with the last
+entry (``head_mismatch``, or ``seq_gap`` when entries are missing from the end).
+Review decisions and flags are the server's own records, not signed by the
+district, so they are not part of the chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from api.schemas.submissions import BrokenEntry, LedgerReport, Problem, SubmissionPayload
+from api.signatures import SignatureError, verify_with_key
+from db import ledger as ledger_db
+from db import signing_keys as key_db
+from db.ledger import GENESIS_HASH, ChainEntry
+
+__all__ = ["GENESIS_HASH", "entry_hash", "verify_district"]
+
+
+def entry_hash(prev_hash: str, jws: str) -> str:
+    """SHA-256 over the previous hash (64 hex ASCII bytes) followed by the JWS bytes."""
+    return hashlib.sha256(prev_hash.encode("ascii") + jws.encode("ascii")).hexdigest()
+
+
+class _Broken(Exception):
+    def __init__(self, problem: Problem, detail: str) -> None:
+        super().__init__(detail)
+        self.problem: Problem = problem
+        self.detail = detail
+
+
+def _check_signature(entry: ChainEntry, key: key_db.SigningKey | None) -> bytes:
+    """The signed payload bytes, if the JWS verifies with the key valid when it was received."""
+    if key is None:
+        raise _Broken("signature_invalid", f"key {entry.kid} is not registered")
+    if key.owner_id != entry.submitter_id:
+        raise _Broken("signature_invalid", "the key does not belong to the submitter")
+    if key.created_at > entry.received_at:
+        raise _Broken("signature_invalid", "the key was registered after the entry")
+    if key.revoked_at is not None and key.revoked_at <= entry.received_at:
+        raise _Broken("signature_invalid", "the key was revoked before the entry")
+    try:
+        payload, header = verify_with_key(entry.jws, key)
+    except SignatureError as exc:
+        raise _Broken("signature_invalid", exc.detail) from None
+    if header.get("kid") != entry.kid:
+        raise _Broken("signature_invalid", "the JWS names another key than the entry")
+    return payload
+
+
+def _check_payload(entry: ChainEntry, raw: bytes) -> SubmissionPayload:
+    try:
+        signed: Any = msgspec.json.decode(raw)
+        claims = msgspec.convert(signed, SubmissionPayload)
+    except msgspec.ValidationError as exc:
+        raise _Broken("payload_mismatch", f"the signed payload is not valid: {exc}") from None
+    if signed != entry.payload:
+        raise _Broken("payload_mismatch", "the stored payload differs from the signed one")
+    supersedes = claims.supersedes
+    expected = {
+        "jti": claims.jti,
+        "iat": datetime.fromtimestamp(claims.iat, UTC),
+        "district_code": claims.district,
+        "division_id": claims.division,
+        "as_of": claims.as_of,
+        "note": claims.note,
+        "supersedes_id": supersedes.id if supersedes else None,
+        "supersede_reason": supersedes.reason if supersedes else None,
+    }
+    for field, value in expected.items():
+        if getattr(entry, field) != value:
+            raise _Broken("payload_mismatch", f"the stored {field} differs from the signed one")
+    return claims
+
+
+def _check_values(entry: ChainEntry, claims: SubmissionPayload) -> None:
+    if set(entry.stored_values) != set(claims.values):
+        raise _Broken("values_mismatch", "the stored indicators differ from the signed ones")
+    for code, value in claims.values.items():
+        stored = entry.stored_values[code]
+        stated = stored["stated_pct"]
+        expected = {
+            "numerator": value.numerator,
+            "denominator": value.denominator,
+            "stated_pct": None if value.stated_pct is None else Decimal(repr(value.stated_pct)),
+            "channels": msgspec.to_builtins(value.channels),
+            "district_code": entry.district_code,
+            "division_id": None if entry.division_id is None else str(entry.division_id),
+            "as_of": entry.as_of.isoformat(),
+            "seq": entry.seq,
+        }
+        found = dict(stored, stated_pct=None if stated is None else Decimal(repr(stated)))
+        for field, want in expected.items():
+            if found.get(field) != want:
+                raise _Broken("values_mismatch", f"the stored {code}.{field} differs")
+
+
+async def verify_district(conn: asyncpg.Connection, district_code: str) -> LedgerReport:
+    """Recompute the district's chain; answer ok, or the first broken entry and why.
+
+    Runs in the caller's transaction: it holds the head with ``FOR SHARE`` so that no
+    append lands while the chain is read (appends wait; other districts do not).
+    """
+    head = await ledger_db.share_head(conn, district_code)
+    keys: dict[str, key_db.SigningKey | None] = {}
+    expected_seq, prev, entries = 1, GENESIS_HASH, 0
+
+    def broken(seq: int, entry_id: Any, problem: Problem, detail: str) -> LedgerReport:
+        return LedgerReport(
+            district=district_code,
+            ok=False,
+            entries=entries,
+            first_broken=BrokenEntry(seq=seq, id=entry_id, problem=problem, detail=detail),
+        )
+
+    async for entry in ledger_db.chain(conn, district_code):
+        entries += 1
+        try:
+            if entry.seq != expected_seq:
+                raise _Broken("seq_gap", f"expected seq {expected_seq}, found {entry.seq}")
+            if entry.prev_hash != prev:
+                raise _Broken("prev_hash_mismatch", "prev_hash is not the previous entry's hash")
+            if entry_hash(entry.prev_hash, entry.jws) != entry.hash:
+                raise _Broken("hash_mismatch", "hash does not match prev_hash and the JWS")
+            if entry.kid not in keys:
+                keys[entry.kid] = await key_db.get_key(conn, entry.kid)
+            raw = _check_signature(entry, keys[entry.kid])
+            _check_values(entry, _check_payload(entry, raw))
+        except _Broken as exc:
+            seq = expected_seq if exc.problem == "seq_gap" else entry.seq
+            entry_id = None if exc.problem == "seq_gap" else entry.id
+            return broken(seq, entry_id, exc.problem, exc.detail)
+        prev, expected_seq = entry.hash, expected_seq + 1
+
+    last_seq = expected_seq - 1
+    if head is None and entries:
+        return broken(last_seq, None, "head_mismatch", "entries exist but the head is missing")
+    if head is not None and head.seq > last_seq:
+        return broken(
+            last_seq + 1, None, "seq_gap", f"the head is at seq {head.seq}; entries end earlier"
+        )
+    if head is not None and (head.seq != last_seq or head.hash != prev):
+        return broken(head.seq, None, "head_mismatch", "the head disagrees with the last entry")
+    return LedgerReport(district=district_code, ok=True, entries=entries, first_broken=None)

@@ -1,0 +1,94 @@
+"""Regions (wilayah) of a province: replaced whole, checked before anything is written."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from api import authz
+from api.auth.principal import Principal
+from api.errors import NotFound, Unprocessable
+from api.schemas.agreements import AreaRef, Coordinator, Region, Regions, RegionsPut
+from db import regions as region_db
+from db import versions
+
+
+async def province_visible(conn: asyncpg.Connection, caller: Principal, province: str) -> None:
+    """404 unless ``province`` is a province inside the caller's scope."""
+    kind = await conn.fetchval("SELECT kind FROM areas WHERE code = $1", province)
+    if kind != "province":
+        raise NotFound(f"No province has the code {province!r}.")
+    if authz.is_national(caller) or caller.area_code == province:
+        return
+    if caller.role == "integration" and await authz.area_in_scope(conn, caller, province):
+        return
+    raise NotFound(f"No province has the code {province!r}.")
+
+
+async def read(conn: asyncpg.Connection, province: str, year: int) -> Regions:
+    rows = await region_db.regions_of(conn, province, year)
+    regions = [
+        Region(
+            id=r["id"],
+            name=r["name"],
+            coordinator=None
+            if r["coordinator_id"] is None
+            else Coordinator(
+                id=r["coordinator_id"],
+                username=r["coordinator_username"],
+                full_name=r["coordinator_name"],
+            ),
+            districts=[
+                AreaRef(code=c, name=n) for c, n in zip(r["codes"], r["names"], strict=True)
+            ],
+        )
+        for r in rows
+    ]
+    unassigned = [
+        AreaRef(code=r["code"], name=r["name"])
+        for r in await region_db.unassigned_districts(conn, province, year)
+    ]
+    return Regions(province=province, year=year, regions=regions, unassigned=unassigned)
+
+
+async def replace(
+    conn: asyncpg.Connection, caller: Principal, province: str, year: int, data: RegionsPut
+) -> Regions:
+    """Validate every region first, then replace them all in the request's transaction."""
+    await province_visible(conn, caller, province)
+    districts = await region_db.districts_of(conn, province)
+    names: set[str] = set()
+    placed: dict[str, str] = {}
+    for region in data.regions:
+        if region.name in names:
+            raise Unprocessable(f"Two regions are named {region.name!r}.")
+        names.add(region.name)
+        for code in region.districts:
+            if code not in districts:
+                raise Unprocessable(
+                    f"{code} is not a district of province {province}.", extra={"district": code}
+                )
+            if code in placed:
+                raise Unprocessable(
+                    f"{code} is in both {placed[code]!r} and {region.name!r}.",
+                    extra={"district": code},
+                )
+            placed[code] = region.name
+    wanted = [r.coordinator_id for r in data.regions if r.coordinator_id is not None]
+    found = await region_db.coordinators(conn, wanted)
+    for coordinator_id in wanted:
+        user = found.get(coordinator_id)
+        if (
+            user is None
+            or user["role"] != "region_coordinator"
+            or user["area_code"] != province
+            or not user["active"]
+        ):
+            raise Unprocessable(
+                "A coordinator must be an active region coordinator of this province.",
+                extra={"coordinator_id": str(coordinator_id)},
+            )
+    await region_db.replace_regions(
+        conn, province, year, [(r.name, r.coordinator_id, list(r.districts)) for r in data.regions]
+    )
+    await versions.bump(conn, province)
+    return await read(conn, province, year)

@@ -1,0 +1,113 @@
+"""The indicator catalogue and the divisions of district offices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from litestar import Controller, Request, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+
+from api import authz
+from api.errors import Conflict, NotFound
+from api.routes.users import caller
+from api.schemas.agreements import Division, DivisionCreate, Indicator, IndicatorCreate
+from db import divisions as division_db
+from db import indicators as indicator_db
+
+
+def _indicator(row: indicator_db.IndicatorRow) -> Indicator:
+    return Indicator(
+        code=row.code,
+        name_id=row.name_id,
+        name_en=row.name_en,
+        unit=row.unit,
+        polarity=row.polarity,
+        cap=row.cap,
+        numerator_definition=row.numerator_definition,
+        denominator_definition=row.denominator_definition,
+        age_band=row.age_band,
+        core=row.core,
+    )
+
+
+class IndicatorController(Controller):
+    path = "/v1/indicators"
+    tags = ["indicators"]
+
+    @get("/", opt={"permission": "catalogue:read"}, summary="The indicator catalogue")
+    async def list_indicators(self, db: NamedDependency[asyncpg.Connection]) -> list[Indicator]:
+        """Small and bounded (a few dozen at most), so not paginated."""
+        return [_indicator(r) for r in await indicator_db.list_indicators(db)]
+
+    @post("/", opt={"permission": "catalogue:manage"}, summary="Add an indicator")
+    async def create(
+        self, db: NamedDependency[asyncpg.Connection], data: JSONBody[IndicatorCreate]
+    ) -> Indicator:
+        row = await indicator_db.insert_indicator(
+            db,
+            code=data.code,
+            name_id=data.name_id,
+            name_en=data.name_en,
+            unit=data.unit,
+            polarity=data.polarity,
+            cap=data.cap,
+            numerator_definition=data.numerator_definition,
+            denominator_definition=data.denominator_definition,
+            age_band=data.age_band,
+        )
+        if row is None:
+            raise Conflict(f"The indicator {data.code!r} exists.")
+        return _indicator(row)
+
+    @delete("/{code:str}", opt={"permission": "catalogue:manage"}, summary="Remove an indicator")
+    async def remove(self, db: NamedDependency[asyncpg.Connection], code: FromPath[str]) -> None:
+        """The three core indicators, and any indicator an agreement uses, stay."""
+        row = await indicator_db.get_indicator(db, code)
+        if row is None:
+            raise NotFound(f"No indicator {code!r}.")
+        if row.core:
+            raise Conflict(f"{code} is a core indicator and cannot be deleted.")
+        if await indicator_db.indicator_in_use(db, code):
+            raise Conflict(f"{code} is used by agreements and cannot be deleted.")
+        await indicator_db.delete_indicator(db, code)
+
+
+def _division(row: division_db.DivisionRow) -> Division:
+    return Division(id=row.id, district_code=row.district_code, code=row.code, name=row.name)
+
+
+class DivisionController(Controller):
+    path = "/v1/districts/{code:str}/divisions"
+    tags = ["divisions"]
+
+    @get("/", opt={"permission": "divisions:read"}, summary="Divisions of a district office")
+    async def list_divisions(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[asyncpg.Connection],
+        code: FromPath[str],
+    ) -> list[Division]:
+        """A district office has a handful of divisions, so the list is not paginated."""
+        kind = await db.fetchval("SELECT kind FROM areas WHERE code = $1", code)
+        if kind != "district" or not await authz.area_in_scope(db, caller(request), code):
+            raise NotFound(f"No district {code!r} in your scope.")
+        return [_division(r) for r in await division_db.list_divisions(db, code)]
+
+    @post("/", opt={"permission": "divisions:manage"}, summary="Add a division")
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[asyncpg.Connection],
+        code: FromPath[str],
+        data: JSONBody[DivisionCreate],
+    ) -> Division:
+        me = caller(request)
+        kind = await db.fetchval("SELECT kind FROM areas WHERE code = $1", code)
+        if kind != "district" or not await authz.area_in_scope(db, me, code):
+            raise NotFound(f"No district {code!r} in your scope.")
+        row = await division_db.insert_division(db, code, data.code, data.name)
+        if row is None:
+            raise Conflict(f"{code} already has a division {data.code!r}.")
+        return _division(row)

@@ -1,0 +1,187 @@
+"""Signed progress submissions, their review, and ledger verification."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Any
+from uuid import UUID
+
+import asyncpg
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.enums import MediaType
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.params import (
+    FromPath,
+    HeaderParameter,
+    JSONBody,
+    QueryParameter,
+    RawBody,
+)
+
+from api import submissions
+from api.ledger import verify_district
+from api.pagination import PageOutOfRange
+from api.routes.users import caller
+from api.schemas.submissions import (
+    Flag,
+    LedgerReport,
+    ReviewIn,
+    ReviewOut,
+    Status,
+    SubmissionDetail,
+    SubmissionPage,
+)
+from api.submissions import JOSE_MEDIA_TYPE, SUBMISSION_MAX_BYTES
+from db.submissions import ListFilters
+
+
+@dataclass
+class JwsBodyOperation(Operation):
+    """Documents the raw body, which Litestar cannot infer from ``RawBody``."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description="Compact JWS (typ kinerja-submission+jwt) signed with your registered key.",
+            content={
+                JOSE_MEDIA_TYPE: OpenAPIMediaType(
+                    schema=Schema(
+                        type=OpenAPIType.STRING,
+                        pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$",
+                    )
+                )
+            },
+        )
+
+
+class SubmissionController(Controller):
+    path = "/v1/submissions"
+    tags = ["submissions"]
+
+    @post(
+        "/",
+        opt={"permission": "submissions:submit"},
+        summary="Submit a signed progress report (compact JWS, application/jose)",
+        operation_class=JwsBodyOperation,
+        request_max_body_size=SUBMISSION_MAX_BYTES,
+        responses={
+            201: ResponseSpec(
+                data_container=SubmissionDetail, description="Stored, or a replayed retry"
+            )
+        },
+    )
+    async def submit(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[asyncpg.Connection],
+        state: State,
+        body: RawBody,
+        idempotency_key: Annotated[
+            str | None, HeaderParameter(name="Idempotency-Key", max_length=255)
+        ] = None,
+    ) -> Response[bytes]:
+        """The body is the JWS made by ``client.signing``; flags mark, they never reject.
+
+        A retry with the same ``Idempotency-Key`` and body answers the first response
+        again (header ``Idempotent-Replayed: true``) and stores nothing new.
+        """
+        result = await submissions.submit(
+            db,
+            state.settings,
+            caller(request),
+            bytes(body),
+            content_type=request.headers.get("content-type"),
+            idempotency_key=idempotency_key,
+        )
+        headers = {"Location": f"/v1/submissions/{result.submission_id}"}
+        if result.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(
+            content=result.body,
+            status_code=result.status_code,
+            media_type=MediaType.JSON,
+            headers=headers,
+        )
+
+    @get("/", opt={"permission": "submissions:read"}, summary="List submissions in your scope")
+    async def list_submissions(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[asyncpg.Connection],
+        state: State,
+        district: Annotated[str | None, QueryParameter(max_length=8)] = None,
+        province: Annotated[str | None, QueryParameter(max_length=8)] = None,
+        status: Annotated[Status | None, QueryParameter()] = None,
+        flag: Annotated[Flag | None, QueryParameter()] = None,
+        as_of_from: Annotated[date | None, QueryParameter()] = None,
+        as_of_to: Annotated[date | None, QueryParameter()] = None,
+        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        limit: Annotated[int | None, QueryParameter()] = None,
+    ) -> SubmissionPage:
+        """Newest first; ``next_cursor`` (opaque) continues where a page ended."""
+        settings = state.settings
+        chosen = settings.page_size_default if limit is None else limit
+        if not 1 <= chosen <= settings.page_size_max:
+            raise PageOutOfRange(
+                f"limit must be between 1 and {settings.page_size_max}", extra={"limit": chosen}
+            )
+        filters = ListFilters(
+            district=district,
+            province=province,
+            status=status,
+            flag=flag,
+            as_of_from=as_of_from,
+            as_of_to=as_of_to,
+        )
+        return await submissions.list_page(
+            db, caller(request), filters, cursor=cursor, limit=chosen
+        )
+
+    @get(
+        "/{submission_id:uuid}",
+        opt={"permission": "submissions:read"},
+        summary="One submission: payload, flags, reviews, ledger position and the JWS",
+    )
+    async def get_submission(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[asyncpg.Connection],
+        submission_id: FromPath[UUID],
+    ) -> SubmissionDetail:
+        row = await submissions.visible(db, caller(request), submission_id)
+        return await submissions.detail(db, row)
+
+    @post(
+        "/{submission_id:uuid}/review",
+        opt={"permission": "submissions:review"},
+        summary="Accept or return a submission (province head or monitor, region coordinator)",
+    )
+    async def review(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[asyncpg.Connection],
+        submission_id: FromPath[UUID],
+        data: JSONBody[ReviewIn],
+    ) -> ReviewOut:
+        """A returned submission stops counting; it is corrected by a superseding one."""
+        return await submissions.review(db, caller(request), submission_id, data)
+
+
+@get(
+    "/v1/districts/{code:str}/ledger/verify",
+    opt={"permission": "ledger:verify"},
+    summary="Recompute a district's hash chain and re-verify every signature",
+    tags=["submissions"],
+)
+async def verify_ledger(
+    request: Request[Any, Any, Any],
+    db: NamedDependency[asyncpg.Connection],
+    code: FromPath[str],
+) -> LedgerReport:
+    """Answers ok, or the first broken entry (seq, id) and what broke."""
+    district = await submissions.verifiable_district(db, caller(request), code)
+    return await verify_district(db, district)

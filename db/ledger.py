@@ -1,0 +1,117 @@
+"""Per-district ledger heads and the chain of entries, read back for verification.
+
+Appends for one district are serialised by locking that district's head row
+(``SELECT ... FOR UPDATE``); other districts' heads are other rows, so their
+appends never wait on each other. The hashing rule itself lives in ``api.ledger``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+GENESIS_HASH = "0" * 64
+"""``prev_hash`` of a district's first entry."""
+
+
+class Head(msgspec.Struct, frozen=True, kw_only=True):
+    district_code: str
+    seq: int
+    hash: str
+
+
+class ChainEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One stored entry with everything verification compares against its JWS."""
+
+    id: UUID
+    seq: int
+    prev_hash: str
+    hash: str
+    jws: str
+    payload: Any
+    jti: UUID
+    iat: datetime
+    district_code: str
+    division_id: UUID | None
+    as_of: date
+    kid: str
+    submitter_id: UUID
+    received_at: datetime
+    note: str | None
+    supersedes_id: UUID | None
+    supersede_reason: str | None
+    stored_values: dict[str, Any]
+
+
+async def lock_head(conn: asyncpg.Connection, district_code: str) -> Head:
+    """Lock (creating at genesis if needed) the district's head until the transaction ends."""
+    await conn.execute(
+        "INSERT INTO ledger_heads (district_code, seq, hash) VALUES ($1, 0, $2) "
+        "ON CONFLICT (district_code) DO NOTHING",
+        district_code,
+        GENESIS_HASH,
+    )
+    row = await conn.fetchrow(
+        "SELECT district_code, seq, hash FROM ledger_heads WHERE district_code = $1 FOR UPDATE",
+        district_code,
+    )
+    assert row is not None
+    return msgspec.convert(dict(row), Head)
+
+
+async def advance_head(conn: asyncpg.Connection, district_code: str, seq: int, hash_: str) -> None:
+    await conn.execute(
+        "UPDATE ledger_heads SET seq = $2, hash = $3, updated_at = now() WHERE district_code = $1",
+        district_code,
+        seq,
+        hash_,
+    )
+
+
+async def share_head(conn: asyncpg.Connection, district_code: str) -> Head | None:
+    """Read the head and hold appends off until the transaction ends, for a stable chain."""
+    row = await conn.fetchrow(
+        "SELECT district_code, seq, hash FROM ledger_heads WHERE district_code = $1 FOR SHARE",
+        district_code,
+    )
+    return msgspec.convert(dict(row), Head) if row else None
+
+
+_CHAIN = """
+SELECT s.id, s.seq, s.prev_hash, s.hash, s.jws, s.payload, s.jti, s.iat, s.district_code,
+       s.division_id, s.as_of, s.kid, s.submitter_id, s.received_at, s.note,
+       s.supersedes_id, s.supersede_reason,
+       coalesce((
+           SELECT jsonb_object_agg(v.indicator_code, jsonb_build_object(
+               'numerator', v.numerator, 'denominator', v.denominator,
+               'stated_pct', v.stated_pct, 'channels', v.channels,
+               'district_code', v.district_code, 'division_id', v.division_id,
+               'as_of', v.as_of, 'seq', v.seq))
+           FROM submission_values v WHERE v.submission_id = s.id
+       ), '{}'::jsonb) AS stored_values
+FROM submissions s
+WHERE s.district_code = $1
+ORDER BY s.seq
+"""
+
+
+async def chain(
+    conn: asyncpg.Connection, district_code: str, *, batch: int = 200
+) -> AsyncIterator[ChainEntry]:
+    """The district's entries in ``seq`` order, fetched in batches (call inside a transaction)."""
+    async for row in conn.cursor(_CHAIN, district_code, prefetch=batch):
+        yield msgspec.convert(dict(row), ChainEntry)
+
+
+async def districts_with_ledgers(conn: asyncpg.Connection) -> list[str]:
+    """Every district with a head or an entry (an entry without a head is itself suspect)."""
+    rows = await conn.fetch(
+        "SELECT district_code FROM ledger_heads UNION SELECT district_code FROM submissions "
+        "ORDER BY 1"
+    )
+    return [row["district_code"] for row in rows]

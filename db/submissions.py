@@ -1,0 +1,378 @@
+"""Submissions, their per-indicator values and their reviews.
+
+``submissions.status`` and the ``status``/``superseded`` copies on
+``submission_values`` always change together, here, in the caller's transaction:
+scorecards read only ``submission_values`` and must never see them disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+Status = Literal["received", "accepted", "returned"]
+
+
+class SubmissionHead(msgspec.Struct, frozen=True, kw_only=True):
+    """A submission without its (possibly large) JWS and payload, for lists."""
+
+    id: UUID
+    district_code: str
+    division_id: UUID | None
+    seq: int
+    prev_hash: str
+    hash: str
+    jti: UUID
+    iat: datetime
+    as_of: date
+    submitter_id: UUID
+    kid: str
+    received_at: datetime
+    status: Status
+    flags: list[str]
+    note: str | None
+    supersedes_id: UUID | None
+    supersede_reason: str | None
+    superseded_by: UUID | None
+
+
+class SubmissionRow(SubmissionHead, frozen=True, kw_only=True):
+    jws: str
+    payload: dict[str, Any]
+
+
+class ValueRow(msgspec.Struct, frozen=True, kw_only=True):
+    submission_id: UUID
+    indicator_code: str
+    numerator: int
+    denominator: int
+    stated_pct: float | None
+    channels: dict[str, int] | None
+    flags: list[str]
+    counting: bool
+
+
+class ReviewRow(msgspec.Struct, frozen=True, kw_only=True):
+    id: UUID
+    submission_id: UUID
+    reviewer_id: UUID
+    reviewer_role: str
+    decision: Literal["accept", "return"]
+    reason: str | None
+    created_at: datetime
+
+
+class Previous(msgspec.Struct, frozen=True, kw_only=True):
+    """The latest counting value a new report is compared with."""
+
+    indicator_code: str
+    numerator: int
+    denominator: int
+
+
+class NewValue(msgspec.Struct, frozen=True, kw_only=True):
+    indicator_code: str
+    numerator: int
+    denominator: int
+    stated_pct: float | None
+    channels: dict[str, int] | None
+    flags: list[str]
+
+
+class NewSubmission(msgspec.Struct, frozen=True, kw_only=True):
+    id: UUID
+    district_code: str
+    division_id: UUID | None
+    seq: int
+    prev_hash: str
+    hash: str
+    jws: str
+    payload: dict[str, Any]
+    jti: UUID
+    iat: datetime
+    as_of: date
+    submitter_id: UUID
+    kid: str
+    received_at: datetime
+    flags: list[str]
+    note: str | None
+    supersedes_id: UUID | None
+    supersede_reason: str | None
+    values: list[NewValue]
+
+
+class ListScope(msgspec.Struct, frozen=True, kw_only=True):
+    """Which submissions a caller may list; every field ``None`` means all of them.
+
+    ``areas``: districts equal to or below any of these area codes. ``coordinator_id``:
+    districts of the regions this user coordinates. ``division_id``: that division only.
+    """
+
+    areas: tuple[str, ...] | None = None
+    coordinator_id: UUID | None = None
+    division_id: UUID | None = None
+
+
+class ListFilters(msgspec.Struct, frozen=True, kw_only=True):
+    district: str | None = None
+    province: str | None = None
+    status: Status | None = None
+    flag: str | None = None
+    as_of_from: date | None = None
+    as_of_to: date | None = None
+
+
+_HEAD_COLUMNS = (
+    "s.id, s.district_code, s.division_id, s.seq, s.prev_hash, s.hash, s.jti, s.iat, s.as_of, "
+    "s.submitter_id, s.kid, s.received_at, s.status, s.flags, s.note, s.supersedes_id, "
+    "s.supersede_reason, s.superseded_by"
+)
+
+
+async def lock_active_key(conn: asyncpg.Connection, kid: str) -> bool:
+    """Share-lock a signing key until commit; False when it is (by now) revoked."""
+    return bool(
+        await conn.fetchval(
+            "SELECT revoked_at IS NULL FROM signing_keys WHERE kid = $1 FOR SHARE", kid
+        )
+    )
+
+
+async def clock(conn: asyncpg.Connection) -> datetime:
+    """The database's clock: one time source for every replica's received_at."""
+    value: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    return value
+
+
+async def jti_seen(conn: asyncpg.Connection, jti: UUID) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM submissions WHERE jti = $1", jti))
+
+
+async def known_indicators(conn: asyncpg.Connection, codes: list[str]) -> set[str]:
+    rows = await conn.fetch("SELECT code FROM indicators WHERE code = ANY($1::text[])", codes)
+    return {row["code"] for row in rows}
+
+
+async def previous_values(
+    conn: asyncpg.Connection,
+    *,
+    district_code: str,
+    division_id: UUID | None,
+    codes: list[str],
+    as_of: date,
+    excluding: UUID | None,
+) -> dict[str, Previous]:
+    """Per indicator, the latest counting value as of ``as_of`` (one index probe each)."""
+    division_match = "v.division_id IS NULL" if division_id is None else "v.division_id = $4"
+    args: list[Any] = [district_code, codes, as_of]
+    if division_id is not None:
+        args.append(division_id)
+    args.append(excluding)
+    rows = await conn.fetch(
+        f"""
+        SELECT c.code AS indicator_code, p.numerator, p.denominator
+        FROM unnest($2::text[]) AS c(code)
+        CROSS JOIN LATERAL (
+            SELECT v.numerator, v.denominator FROM submission_values v
+            WHERE v.district_code = $1 AND v.indicator_code = c.code AND {division_match}
+              AND v.as_of <= $3 AND v.counting
+              AND (${len(args)}::uuid IS NULL OR v.submission_id <> ${len(args)})
+            ORDER BY v.as_of DESC, v.seq DESC LIMIT 1
+        ) p
+        """,
+        *args,
+    )
+    return {row["indicator_code"]: msgspec.convert(dict(row), Previous) for row in rows}
+
+
+async def insert_submission(conn: asyncpg.Connection, new: NewSubmission) -> None:
+    """Insert the entry and its values (the caller holds the district's ledger head)."""
+    await conn.execute(
+        """
+        INSERT INTO submissions (id, district_code, division_id, seq, prev_hash, hash, jws,
+            payload, jti, iat, as_of, submitter_id, kid, received_at, flags, note,
+            supersedes_id, supersede_reason)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+        """,
+        new.id,
+        new.district_code,
+        new.division_id,
+        new.seq,
+        new.prev_hash,
+        new.hash,
+        new.jws,
+        new.payload,
+        new.jti,
+        new.iat,
+        new.as_of,
+        new.submitter_id,
+        new.kid,
+        new.received_at,
+        new.flags,
+        new.note,
+        new.supersedes_id,
+        new.supersede_reason,
+    )
+    await conn.executemany(
+        """
+        INSERT INTO submission_values (submission_id, indicator_code, district_code, division_id,
+            as_of, seq, numerator, denominator, stated_pct, channels, flags)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+        """,
+        [
+            (
+                new.id,
+                v.indicator_code,
+                new.district_code,
+                new.division_id,
+                new.as_of,
+                new.seq,
+                v.numerator,
+                v.denominator,
+                None if v.stated_pct is None else Decimal(repr(v.stated_pct)),
+                v.channels,
+                v.flags,
+            )
+            for v in new.values
+        ],
+    )
+
+
+async def get_submission(
+    conn: asyncpg.Connection, submission_id: UUID, *, for_update: bool = False
+) -> SubmissionRow | None:
+    row = await conn.fetchrow(
+        f"SELECT {_HEAD_COLUMNS}, s.jws, s.payload FROM submissions s WHERE s.id = $1"
+        + (" FOR UPDATE" if for_update else ""),
+        submission_id,
+    )
+    return msgspec.convert(dict(row), SubmissionRow) if row else None
+
+
+async def mark_superseded(conn: asyncpg.Connection, old_id: UUID, new_id: UUID) -> None:
+    """The old submission stops counting and carries the ``superseded`` flag."""
+    await conn.execute(
+        "UPDATE submissions SET superseded_by = $2, "
+        "flags = CASE WHEN 'superseded' = ANY(flags) THEN flags "
+        "ELSE array_append(flags, 'superseded') END WHERE id = $1",
+        old_id,
+        new_id,
+    )
+    await conn.execute(
+        "UPDATE submission_values SET superseded = true WHERE submission_id = $1", old_id
+    )
+
+
+async def set_status(conn: asyncpg.Connection, submission_id: UUID, status: Status) -> None:
+    await conn.execute("UPDATE submissions SET status = $2 WHERE id = $1", submission_id, status)
+    await conn.execute(
+        "UPDATE submission_values SET status = $2 WHERE submission_id = $1", submission_id, status
+    )
+
+
+async def insert_review(
+    conn: asyncpg.Connection,
+    *,
+    submission_id: UUID,
+    reviewer_id: UUID,
+    reviewer_role: str,
+    decision: str,
+    reason: str | None,
+) -> ReviewRow:
+    row = await conn.fetchrow(
+        """
+        INSERT INTO submission_reviews (submission_id, reviewer_id, reviewer_role, decision, reason)
+        VALUES ($1, $2, $3, $4, $5)
+        RETURNING id, submission_id, reviewer_id, reviewer_role, decision, reason, created_at
+        """,
+        submission_id,
+        reviewer_id,
+        reviewer_role,
+        decision,
+        reason,
+    )
+    assert row is not None
+    return msgspec.convert(dict(row), ReviewRow)
+
+
+async def reviews_of(conn: asyncpg.Connection, submission_id: UUID) -> list[ReviewRow]:
+    rows = await conn.fetch(
+        "SELECT id, submission_id, reviewer_id, reviewer_role, decision, reason, created_at "
+        "FROM submission_reviews WHERE submission_id = $1 ORDER BY created_at, id",
+        submission_id,
+    )
+    return [msgspec.convert(dict(r), ReviewRow) for r in rows]
+
+
+async def values_of(conn: asyncpg.Connection, ids: list[UUID]) -> dict[UUID, list[ValueRow]]:
+    rows = await conn.fetch(
+        "SELECT submission_id, indicator_code, numerator, denominator, "
+        "stated_pct::float8 AS stated_pct, channels, flags, counting "
+        "FROM submission_values WHERE submission_id = ANY($1::uuid[]) "
+        "ORDER BY submission_id, indicator_code",
+        ids,
+    )
+    found: dict[UUID, list[ValueRow]] = {i: [] for i in ids}
+    for row in rows:
+        value = msgspec.convert(dict(row), ValueRow)
+        found[value.submission_id].append(value)
+    return found
+
+
+async def list_submissions(
+    conn: asyncpg.Connection,
+    *,
+    scope: ListScope,
+    filters: ListFilters,
+    after: tuple[datetime, UUID] | None,
+    limit: int,
+) -> list[SubmissionHead]:
+    """Newest first (``received_at``, then ``id``), strictly after the cursor ``after``."""
+    where: list[str] = []
+    args: list[Any] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if scope.areas is not None:
+        areas = arg(list(scope.areas))
+        where.append(
+            f"(s.district_code = ANY({areas}::text[]) OR a.parent_code = ANY({areas}::text[]) "
+            f"OR p.parent_code = ANY({areas}::text[]))"
+        )
+    if scope.coordinator_id is not None:
+        coordinator = arg(scope.coordinator_id)
+        where.append(
+            "s.district_code IN (SELECT m.district_code FROM region_members m "
+            f"JOIN regions r ON r.id = m.region_id WHERE r.coordinator_id = {coordinator})"
+        )
+    if scope.division_id is not None:
+        where.append(f"s.division_id = {arg(scope.division_id)}")
+    if filters.district is not None:
+        where.append(f"s.district_code = {arg(filters.district)}")
+    if filters.province is not None:
+        where.append(f"a.parent_code = {arg(filters.province)}")
+    if filters.status is not None:
+        where.append(f"s.status = {arg(filters.status)}")
+    if filters.flag is not None:
+        where.append(f"s.flags @> ARRAY[{arg(filters.flag)}::text]")
+    if filters.as_of_from is not None:
+        where.append(f"s.as_of >= {arg(filters.as_of_from)}")
+    if filters.as_of_to is not None:
+        where.append(f"s.as_of <= {arg(filters.as_of_to)}")
+    if after is not None:
+        where.append(f"(s.received_at, s.id) < ({arg(after[0])}, {arg(after[1])})")
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    rows = await conn.fetch(
+        f"SELECT {_HEAD_COLUMNS} FROM submissions s "
+        "JOIN areas a ON a.code = s.district_code LEFT JOIN areas p ON p.code = a.parent_code"
+        f"{clause} ORDER BY s.received_at DESC, s.id DESC LIMIT {arg(limit)}",
+        *args,
+    )
+    return [msgspec.convert(dict(r), SubmissionHead) for r in rows]

@@ -1,0 +1,137 @@
+"""Cascade gaps between agreement levels: pure checks over targets and populations.
+
+The province promises the ministry a target; its districts promise the province
+theirs; each district's divisions take on its indicators. These checks say where
+that chain does not hold, so a province head sees the gap before the year ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import msgspec
+
+from scorecards.models import Polarity
+
+FindingCode = Literal[
+    "district_target_below_province",
+    "weighted_mean_below_province",
+    "indicator_uncovered_by_divisions",
+    "district_without_agreement",
+]
+
+
+class Finding(msgspec.Struct, frozen=True, kw_only=True):
+    """One gap. ``area_code`` is where it shows; ``indicator`` when it is about one."""
+
+    code: FindingCode
+    area_code: str
+    indicator: str | None = None
+    target: float | None = None
+    reference: float | None = None
+    detail: str
+
+
+class DistrictPlan(msgspec.Struct, frozen=True, kw_only=True):
+    """A district's active targets (None: no active agreement) and its divisions' coverage.
+
+    Attributes:
+        code: District code.
+        population: Weight for the province-level mean (area population).
+        targets: Indicator → annual target of the active agreement, or None.
+        division_indicators: Indicators that at least one active division agreement sets.
+    """
+
+    code: str
+    population: int
+    targets: Mapping[str, float] | None
+    division_indicators: frozenset[str] = frozenset()
+
+
+def _falls_short(value: float, reference: float, polarity: Polarity) -> bool:
+    return value < reference if polarity == "higher" else value > reference
+
+
+def weighted_mean(pairs: Sequence[tuple[float, int]]) -> float | None:
+    """Σ target x population / Σ population over members with a target."""
+    total = sum(weight for _, weight in pairs)
+    if total <= 0:
+        return None
+    return sum(value * weight for value, weight in pairs) / total
+
+
+def province_findings(
+    province_code: str,
+    province_targets: Mapping[str, float] | None,
+    districts: Sequence[DistrictPlan],
+    polarity: Mapping[str, Polarity],
+) -> list[Finding]:
+    """Every gap between a province's targets, its districts' and their divisions'.
+
+    Findings come in a stable order: per district (by code) first, then the
+    province-wide mean, so two runs over the same data compare equal.
+    """
+    findings: list[Finding] = []
+    for district in sorted(districts, key=lambda d: d.code):
+        if district.targets is None:
+            findings.append(
+                Finding(
+                    code="district_without_agreement",
+                    area_code=district.code,
+                    detail="No active agreement for this district and year.",
+                )
+            )
+            continue
+        for indicator in sorted(district.targets):
+            value = district.targets[indicator]
+            reference = (province_targets or {}).get(indicator)
+            if reference is not None and _falls_short(
+                value, reference, polarity.get(indicator, "higher")
+            ):
+                findings.append(
+                    Finding(
+                        code="district_target_below_province",
+                        area_code=district.code,
+                        indicator=indicator,
+                        target=value,
+                        reference=reference,
+                        detail=(
+                            f"{indicator} target {value:g} is short of the province's "
+                            f"{reference:g}."
+                        ),
+                    )
+                )
+            if indicator not in district.division_indicators:
+                findings.append(
+                    Finding(
+                        code="indicator_uncovered_by_divisions",
+                        area_code=district.code,
+                        indicator=indicator,
+                        target=value,
+                        detail=f"No division's active agreement takes on {indicator}.",
+                    )
+                )
+    for indicator in sorted(province_targets or {}):
+        reference = (province_targets or {})[indicator]
+        pairs = [
+            (d.targets[indicator], d.population)
+            for d in districts
+            if d.targets is not None and indicator in d.targets
+        ]
+        mean = weighted_mean(pairs)
+        if mean is not None and _falls_short(mean, reference, polarity.get(indicator, "higher")):
+            findings.append(
+                Finding(
+                    code="weighted_mean_below_province",
+                    area_code=province_code,
+                    indicator=indicator,
+                    target=round(mean, 4),
+                    reference=reference,
+                    detail=(
+                        f"The population-weighted mean of district {indicator} targets, "
+                        f"{mean:.2f}, is short of the province's {reference:g}."
+                    ),
+                )
+            )
+    return findings

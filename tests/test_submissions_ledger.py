@@ -1,0 +1,315 @@
+"""The ledger: contiguous under concurrency, and any edit behind the API's back is named."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from api.cli import main
+from api.settings import Settings
+from db import ledger as ledger_db
+from tests.people import Person, bearer, make_user
+from tests.submitting import Signer, register_key, served, submit
+
+
+@pytest.fixture
+async def head(conn: asyncpg.Connection, people: dict[str, Person]) -> Signer:
+    return await register_key(conn, people["district_head"])
+
+
+async def verify(
+    client: AsyncTestClient[Litestar], app: Litestar, who: Person, district: str = "16.71"
+) -> dict[str, Any]:
+    response = await client.get(f"/v1/districts/{district}/ledger/verify", headers=bearer(app, who))
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def chain_of(conn: asyncpg.Connection, district: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT id, seq, prev_hash, hash, jws FROM submissions WHERE district_code = $1 "
+        "ORDER BY seq",
+        district,
+    )
+
+
+async def test_fifty_concurrent_submissions_leave_a_contiguous_chain(
+    settings: Settings,
+    conn: asyncpg.Connection,
+    head: Signer,
+    people: dict[str, Person],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    division = await register_key(conn, people["division_head"])
+    signers = [head if i % 5 else division for i in range(50)]
+    # Count requests waiting for the district's head at once: the lock must be contended.
+    waiting = {"now": 0, "most": 0}
+    lock_head = ledger_db.lock_head
+
+    async def counted(connection: asyncpg.Connection, district: str) -> ledger_db.Head:
+        waiting["now"] += 1
+        waiting["most"] = max(waiting["most"], waiting["now"])
+        try:
+            return await lock_head(connection, district)
+        finally:
+            waiting["now"] -= 1
+
+    monkeypatch.setattr(ledger_db, "lock_head", counted)
+
+    async with served(settings) as (app, http):
+
+        async def send(signer: Signer) -> httpx.Response:
+            headers = {**bearer(app, signer.person), "Content-Type": "application/jose"}
+            return await http.post("/v1/submissions", content=signer.sign(), headers=headers)
+
+        responses = await asyncio.gather(*(send(s) for s in signers))
+        report = await http.get(
+            "/v1/districts/16.71/ledger/verify", headers=bearer(app, people["province_head"])
+        )
+    assert [r.status_code for r in responses] == [201] * 50, [r.text for r in responses]
+    assert waiting["most"] > 1
+    chain = await chain_of(conn, "16.71")
+    assert [r["seq"] for r in chain] == list(range(1, 51))
+    prev = "0" * 64
+    for row in chain:
+        assert row["prev_hash"] == prev
+        assert row["hash"] == hashlib.sha256(prev.encode() + row["jws"].encode()).hexdigest()
+        prev = row["hash"]
+    assert await conn.fetchval("SELECT seq FROM ledger_heads WHERE district_code = '16.71'") == 50
+    assert {r.json()["ledger"]["seq"] for r in responses} == set(range(1, 51))
+    assert report.json() == {"district": "16.71", "ok": True, "entries": 50, "first_broken": None}
+
+
+async def test_districts_have_separate_chains(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    head: Signer,
+) -> None:
+    other_head = await make_user(conn, "district_head", username="kadis_oki", area_code="16.02")
+    other = await register_key(conn, other_head)
+    results = await asyncio.gather(
+        *(submit(client, app, s) for s in [head, other, head, other, head, other])
+    )
+    assert sorted(r["ledger"]["seq"] for r in results if r["district"] == "16.02") == [1, 2, 3]
+    assert sorted(r["ledger"]["seq"] for r in results if r["district"] == "16.71") == [1, 2, 3]
+
+
+async def test_a_key_revoked_later_still_verifies_what_it_signed(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    head: Signer,
+    people: dict[str, Person],
+) -> None:
+    await submit(client, app, head)
+    revoked = await client.post(
+        f"/v1/keys/{head.kid}/revoke", headers=bearer(app, people["district_head"])
+    )
+    assert revoked.status_code == 200
+    assert (await verify(client, app, people["admin"]))["ok"] is True
+    assert (await verify(client, app, people["admin"], "31.71"))["entries"] == 0
+
+
+def b64_json(segment: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    return data
+
+
+def forged_jws(jws: str) -> str:
+    header, payload, signature = jws.split(".")
+    claims = b64_json(payload)
+    claims["values"]["ktp_el"]["numerator"] += 1
+    encoded = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{header}.{encoded}.{signature}"
+
+
+@dataclass
+class Tamper:
+    name: str
+    edit: Callable[[asyncpg.Connection, asyncpg.Record], Awaitable[Any]]
+    problem: str
+    names_entry: bool = True
+
+
+async def _payload(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    await conn.execute(
+        "UPDATE submissions SET payload = jsonb_set(payload, '{values,ktp_el,numerator}', "
+        "'1') WHERE id = $1",
+        row["id"],
+    )
+
+
+async def _value(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    await conn.execute(
+        "UPDATE submission_values SET numerator = numerator + 1000 "
+        "WHERE submission_id = $1 AND indicator_code = 'ktp_el'",
+        row["id"],
+    )
+
+
+async def _as_of(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    await conn.execute("UPDATE submissions SET as_of = as_of - 1 WHERE id = $1", row["id"])
+
+
+async def _jws(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    await conn.execute(
+        "UPDATE submissions SET jws = $2 WHERE id = $1", row["id"], forged_jws(row["jws"])
+    )
+
+
+async def _jws_rehashed(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    # A careful forger recomputes this hash and every later one, and the head.
+    rows = await chain_of(conn, "16.71")
+    prev = row["prev_hash"]
+    for entry in rows[row["seq"] - 1 :]:
+        jws = forged_jws(entry["jws"]) if entry["id"] == row["id"] else entry["jws"]
+        digest = hashlib.sha256(prev.encode() + jws.encode()).hexdigest()
+        await conn.execute(
+            "UPDATE submissions SET jws = $2, prev_hash = $3, hash = $4 WHERE id = $1",
+            entry["id"],
+            jws,
+            prev,
+            digest,
+        )
+        prev = digest
+    await conn.execute("UPDATE ledger_heads SET hash = $1", prev)
+
+
+async def _hash(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    await conn.execute("UPDATE submissions SET hash = repeat('a', 64) WHERE id = $1", row["id"])
+
+
+async def _prev_hash(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    await conn.execute(
+        "UPDATE submissions SET prev_hash = repeat('b', 64) WHERE id = $1", row["id"]
+    )
+
+
+async def _delete(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    await conn.execute("DELETE FROM submission_values WHERE submission_id = $1", row["id"])
+    await conn.execute("DELETE FROM submissions WHERE id = $1", row["id"])
+
+
+async def _other_key(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    owner = await conn.fetchval("SELECT submitter_id FROM submissions WHERE id = $1", row["id"])
+    person = Person(owner, "x", "district_head", "16.71")
+    forger = await register_key(conn, person)
+    await conn.execute("UPDATE submissions SET kid = $2 WHERE id = $1", row["id"], forger.kid)
+
+
+TAMPERS = [
+    Tamper("stored payload edited", _payload, "payload_mismatch"),
+    Tamper("value row edited", _value, "values_mismatch"),
+    Tamper("as_of column edited", _as_of, "payload_mismatch"),
+    Tamper("jws edited", _jws, "hash_mismatch"),
+    Tamper("jws edited and chain rehashed", _jws_rehashed, "signature_invalid"),
+    Tamper("hash edited", _hash, "hash_mismatch"),
+    Tamper("prev_hash edited", _prev_hash, "prev_hash_mismatch"),
+    Tamper("kid swapped", _other_key, "signature_invalid"),
+    Tamper("entry deleted", _delete, "seq_gap", names_entry=False),
+]
+
+
+@pytest.mark.parametrize("tamper", TAMPERS, ids=lambda t: t.name)
+async def test_a_row_changed_with_sql_is_named(
+    tamper: Tamper,
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    head: Signer,
+    people: dict[str, Person],
+) -> None:
+    for _ in range(3):
+        await submit(client, app, head)
+    assert (await verify(client, app, people["district_head"]))["ok"] is True
+    second = (await chain_of(conn, "16.71"))[1]
+    await tamper.edit(conn, second)
+    report = await verify(client, app, people["district_head"])
+    assert report["ok"] is False
+    broken = report["first_broken"]
+    assert broken["problem"] == tamper.problem, broken
+    assert broken["seq"] == 2
+    assert broken["id"] == (str(second["id"]) if tamper.names_entry else None)
+
+
+async def test_the_last_entry_deleted_is_noticed(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    head: Signer,
+    people: dict[str, Person],
+) -> None:
+    for _ in range(3):
+        await submit(client, app, head)
+    last = (await chain_of(conn, "16.71"))[-1]
+    await _delete(conn, last)
+    report = await verify(client, app, people["admin"])
+    assert report["first_broken"]["problem"] == "seq_gap"
+    assert report["first_broken"]["seq"] == 3 and report["entries"] == 2
+
+
+async def test_who_may_verify(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    people: dict[str, Person],
+    outsiders: dict[str, Person],
+) -> None:
+    def status(who: Person, district: str) -> Awaitable[Any]:
+        return client.get(f"/v1/districts/{district}/ledger/verify", headers=bearer(app, who))
+
+    assert (await status(people["district_head"], "16.71")).status_code == 200
+    assert (await status(outsiders["district_head"], "16.71")).status_code == 404
+    assert (await status(outsiders["province_monitor"], "16.71")).status_code == 404
+    assert (await status(people["division_head"], "16.71")).status_code == 403
+    assert (await status(people["integration"], "16.71")).status_code == 403
+    for code in ("16", "99.99", "ID"):
+        assert (await status(people["admin"], code)).status_code == 404
+
+
+async def test_cli_verifies_every_ledger(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    head: Signer,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for _ in range(2):
+        await submit(client, app, head)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+
+    def run(*args: str) -> tuple[int, list[dict[str, Any]], str]:
+        code = main(["ledger", "verify", *args])
+        out, err = capsys.readouterr()
+        return code, [json.loads(line) for line in out.splitlines()], err
+
+    code, reports, err = await asyncio.to_thread(run, "--all")
+    assert code == 0, err
+    assert reports == [{"district": "16.71", "ok": True, "entries": 2, "first_broken": None}]
+    assert "1 ledger(s): 0 broken" in err
+
+    second = (await chain_of(conn, "16.71"))[1]
+    await _value(conn, second)
+    code, reports, _ = await asyncio.to_thread(run, "--district", "16.71")
+    assert code == 1
+    assert reports[0]["first_broken"] == {
+        "seq": 2,
+        "id": str(second["id"]),
+        "problem": "values_mismatch",
+        "detail": "the stored ktp_el.numerator differs",
+    }
+    code, _, err = await asyncio.to_thread(run, "--district", "99.99")
+    assert code == 2 and "no district" in err
