@@ -15,6 +15,7 @@ from api.authz import PUBLIC, authorize
 from api.database import lifespan_for, provide_connection
 from api.errors import problem_details_config
 from api.observability import configure_logging, request_id_middleware
+from api.representation import ReportCache
 from api.routes.agreements import AgreementController
 from api.routes.areas import AreaController
 from api.routes.auth import jwks, token
@@ -22,6 +23,7 @@ from api.routes.catalogue import DivisionController, IndicatorController
 from api.routes.health import live, ready
 from api.routes.keys import KeyController
 from api.routes.regions import RegionController
+from api.routes.scorecards import RankingController, ScorecardController, json_schema
 from api.routes.submissions import SubmissionController, verify_ledger
 from api.routes.users import UserController, create_service_account, me
 from api.settings import Settings, get_settings
@@ -48,6 +50,9 @@ def route_handlers() -> list[object]:
         DivisionController,
         RegionController,
         AgreementController,
+        ScorecardController,
+        RankingController,
+        json_schema,
     ]
 
 
@@ -63,7 +68,9 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         guards=[authorize],
         plugins=[ProblemDetailsPlugin(problem_details_config())],
         lifespan=[lifespan_for(settings)],
-        state=State({"settings": settings}),
+        state=State(
+            {"settings": settings, "report_cache": ReportCache(settings.report_cache_entries)}
+        ),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Kinerja API",

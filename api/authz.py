@@ -67,6 +67,20 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "agreements:read": _PEOPLE,
     "agreements:write": frozenset({"ministry_monitor", "province_head", "district_head"}),
     "agreements:sign": _SIGNERS,
+    "scorecards:district": frozenset(ROLES),
+    "scorecards:province": frozenset(
+        {"admin", "ministry_monitor", "province_head", "province_monitor", "integration"}
+    ),
+    "rankings:read": frozenset(
+        {
+            "admin",
+            "ministry_monitor",
+            "province_head",
+            "province_monitor",
+            "region_coordinator",
+            "integration",
+        }
+    ),
     "cascade:read": frozenset(
         {
             "admin",
@@ -188,3 +202,27 @@ def submission_list_scope(principal: Principal) -> ListScope | None:
     if role == "integration":
         return ListScope(areas=principal.areas)
     return None
+
+
+async def province_report_visible(
+    conn: asyncpg.Connection, principal: Principal, province: str
+) -> bool:
+    """Province documents: national roles, the province's own roles, integrations granted it."""
+    if is_national(principal):
+        return True
+    if principal.role in ("province_head", "province_monitor"):
+        return principal.area_code == province
+    if principal.role == "integration":
+        return any([await scope_db.area_within(conn, province, a) for a in principal.areas])
+    return False
+
+
+async def national_reports(conn: asyncpg.Connection, principal: Principal) -> bool:
+    """Nationwide documents: national roles and integrations granted the whole country."""
+    return is_national(principal) or (principal.role == "integration" and "ID" in principal.areas)
+
+
+async def coordinated_districts(
+    conn: asyncpg.Connection, principal: Principal, year: int
+) -> set[str]:
+    return await scope_db.coordinated_districts(conn, principal.id, year)

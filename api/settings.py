@@ -56,6 +56,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     reporting_deadline_day: Annotated[int, msgspec.Meta(ge=1, le=31)] = 10
     stated_tolerance_pct: Annotated[float, msgspec.Meta(ge=0)] = 0.01
 
+    # Projections: how many recent reports give the achieved daily rate, and the ratio
+    # (achieved / needed rate) at or above which a district is on track or at risk.
+    projection_window_reports: int = 6
+    projection_on_track_ratio: float = 1.0
+    projection_at_risk_ratio: float = 0.8
+    # Local dates ("today", the default as_of) are in WIB (UTC+7) unless changed.
+    utc_offset_hours: int = 7
+    # Rendered scorecards and rankings kept per worker, keyed by data version.
+    report_cache_entries: int = 512
+
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).absolute()

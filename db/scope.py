@@ -31,3 +31,13 @@ async def district_coordinated_by(conn: asyncpg.Connection, area_code: str, user
             user_id,
         )
     )
+
+
+async def coordinated_districts(conn: asyncpg.Connection, user_id: UUID, year: int) -> set[str]:
+    rows = await conn.fetch(
+        "SELECT m.district_code FROM region_members m JOIN regions r ON r.id = m.region_id "
+        "WHERE r.coordinator_id = $1 AND r.year = $2",
+        user_id,
+        year,
+    )
+    return {r["district_code"] for r in rows}

@@ -383,6 +383,58 @@ async def cascade_target(world: World, role: str, scope: str) -> tuple[str, Any]
     return f"/v1/agreements/cascade?year=2021&area={_district(scope)}", None
 
 
+REPORT_PROVINCE_ROLES = {
+    "admin",
+    "ministry_monitor",
+    "province_head",
+    "province_monitor",
+    "integration",
+}
+RANKING_ROLES = REPORT_PROVINCE_ROLES | {"region_coordinator"}
+NATIONAL = {"admin", "ministry_monitor"}
+
+
+async def district_card_target(world: World, role: str, scope: str) -> tuple[str, Any]:
+    await _in_region(world, scope)
+    return f"/v1/scorecards/districts/{_district(scope)}", None
+
+
+def district_card(role: str, scope: str) -> int:
+    """Every role reads district scorecards, each inside its own scope."""
+    return 200 if scope == "in" or role in NATIONAL else 404
+
+
+async def province_card_target(world: World, role: str, scope: str) -> tuple[str, Any]:
+    return f"/v1/scorecards/provinces/{'16' if scope == 'in' else '31'}", None
+
+
+def province_card(role: str, scope: str) -> int:
+    if role not in REPORT_PROVINCE_ROLES:
+        return 403
+    return 200 if scope == "in" or role in NATIONAL else 404
+
+
+def ranking_target(kind: str) -> Target:
+    async def target(world: World, role: str, scope: str) -> tuple[str, Any]:
+        await _in_region(world, scope)
+        return f"/v1/rankings/{kind}?province={'16' if scope == 'in' else '31'}", None
+
+    return target
+
+
+def province_ranking(role: str, scope: str) -> int:
+    if role not in RANKING_ROLES:
+        return 403
+    return 200 if scope == "in" or role in NATIONAL else 404
+
+
+def national_ranking(role: str, scope: str) -> int:
+    """Only national roles (and integrations granted the country) rank provinces."""
+    if role not in RANKING_ROLES:
+        return 403
+    return 200 if role in NATIONAL else 404
+
+
 CASES: list[Case] = [
     Case("GET", "/health/live", fixed("/health/live"), same(200)),
     Case("GET", "/health/ready", fixed("/health/ready"), same(200)),
@@ -501,6 +553,12 @@ CASES: list[Case] = [
         amendment_target,
         first_party_only(201),
     ),
+    Case("GET", "/v1/scorecards/districts/{code:str}", district_card_target, district_card),
+    Case("GET", "/v1/scorecards/provinces/{code:str}", province_card_target, province_card),
+    Case("GET", "/v1/rankings/districts", ranking_target("districts"), province_ranking),
+    Case("GET", "/v1/rankings/regions", ranking_target("regions"), province_ranking),
+    Case("GET", "/v1/rankings/provinces", fixed("/v1/rankings/provinces"), national_ranking),
+    Case("GET", "/v1/schemas/{name:str}", fixed("/v1/schemas/ranking.v1.json"), same(200)),
 ]
 
 

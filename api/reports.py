@@ -1,0 +1,715 @@
+"""Scorecards and rankings: gather counts and targets, let ``scorecards`` do the numbers.
+
+Every district is scored the same way whichever document shows it: the latest
+counting value per indicator (basis ``latest``: not returned, not superseded; basis
+``accepted``: accepted by a reviewer), against the target that applies on ``as_of``
+(the quarterly milestone of that quarter, else the annual target) of the district's
+active agreement, else its province's. Aggregates (regions, provinces) are
+population-weighted sums of counts, never means of percentages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from api.errors import ApiError
+from api.schemas.scorecards import (
+    AggregateRow,
+    AreaAggregate,
+    AreaRef,
+    Basis,
+    CompositeOut,
+    Counts,
+    DistrictScorecard,
+    DivisionCard,
+    IndicatorBrief,
+    IndicatorRow,
+    Method,
+    ProjectionOut,
+    Provenance,
+    ProvinceScorecard,
+    RankingRow,
+    Trend,
+)
+from api.settings import Settings
+from db import indicators as indicator_db
+from db import scorecards as data
+from scorecards import (
+    DUKCAPIL_LEVELS,
+    SAKIP_PREDIKAT,
+    TRAFFIC_LIGHT,
+    AggregateMember,
+    CompositePart,
+    Indicator,
+    IndicatorScore,
+    Measurement,
+    ProjectionThresholds,
+    RankEntry,
+    Snapshot,
+    Target,
+    achievement,
+    aggregate,
+    band_for,
+    composite,
+    coverage,
+    project,
+    rank,
+    score_indicator,
+)
+
+COMPOSITE = "composite"
+
+
+class BadPeriod(ApiError):
+    status_code = 400
+    slug = "invalid-period"
+    title = "Invalid period"
+
+
+class UnknownIndicator(ApiError):
+    status_code = 400
+    slug = "unknown-indicator"
+    title = "Unknown indicator"
+
+
+@dataclass(frozen=True)
+class Period:
+    year: int
+    as_of: date
+    previous_as_of: date
+    since: date
+
+
+def resolve_period(year: int | None, as_of: date | None, today: date) -> Period:
+    """``as_of`` defaults to today (or 31 December of a past ``year``); both must agree.
+
+    The previous period, for trends and rank changes, ends on the last day of the
+    month before ``as_of``'s.
+    """
+    if as_of is None:
+        as_of = today if year is None or year == today.year else date(year, 12, 31)
+        if year is not None and year > today.year:
+            as_of = date(year, 1, 1)
+    if year is None:
+        year = as_of.year
+    if not 2000 <= year <= 2100:
+        raise BadPeriod("year and as_of must lie between 2000 and 2100.", extra={"year": year})
+    if as_of.year != year:
+        raise BadPeriod(f"as_of {as_of} is not in {year}.", extra={"year": year})
+    previous = as_of.replace(day=1) - timedelta(days=1)
+    return Period(year=year, as_of=as_of, previous_as_of=previous, since=date(year, 1, 1))
+
+
+@dataclass
+class Context:
+    period: Period
+    basis: Basis
+    indicators: dict[str, Indicator]
+    settings: Settings
+
+    def method(self, indicator: str) -> Method:
+        return Method(
+            indicator=indicator,
+            basis=self.basis,
+            as_of=self.period.as_of,
+            previous_as_of=self.period.previous_as_of,
+            year=self.period.year,
+            caps={code: i.cap for code, i in self.indicators.items()},
+            generated_at=datetime.now(UTC),
+        )
+
+
+async def context(
+    conn: asyncpg.Connection,
+    settings: Settings,
+    *,
+    year: int | None,
+    as_of: date | None,
+    basis: Basis,
+    indicator: str,
+    today: date,
+) -> Context:
+    catalogue = {
+        row.code: Indicator(code=row.code, polarity=row.polarity, cap=row.cap, unit=row.unit)  # type: ignore[arg-type]
+        for row in await indicator_db.list_indicators(conn)
+    }
+    if indicator != COMPOSITE and indicator not in catalogue:
+        raise UnknownIndicator(
+            f"indicator must be 'composite' or one of {', '.join(sorted(catalogue))}.",
+            extra={"indicator": indicator},
+        )
+    return Context(resolve_period(year, as_of, today), basis, catalogue, settings)
+
+
+# -- targets -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetSet:
+    source: str | None  # "district", "province" or None
+    agreement_id: Any
+    targets: dict[str, Target]
+
+
+def _target(row: data.TargetRow) -> Target:
+    quarters = (row.q1, row.q2, row.q3, row.q4)
+    return Target(
+        annual=float(row.annual),
+        quarterly=None
+        if all(q is None for q in quarters)
+        else tuple(None if q is None else float(q) for q in quarters),  # type: ignore[arg-type]
+        weight=None if row.weight is None else float(row.weight),
+    )
+
+
+async def district_targets(
+    conn: asyncpg.Connection, year: int, districts: Sequence[asyncpg.Record]
+) -> dict[str, TargetSet]:
+    """Each district's targets: its own active agreement, else its province's."""
+    codes = [d["code"] for d in districts]
+    provinces = sorted({d["parent_code"] for d in districts})
+    rows = await data.active_targets(
+        conn, year, codes + provinces, ["province_district", "national_province"]
+    )
+    by_area: dict[str, dict[str, Target]] = {}
+    agreement_of: dict[str, Any] = {}
+    for row in rows:
+        by_area.setdefault(row.area_code, {})[row.indicator_code] = _target(row)
+        agreement_of[row.area_code] = row.agreement_id
+    out = {}
+    for d in districts:
+        if d["code"] in by_area:
+            out[d["code"]] = TargetSet("district", agreement_of[d["code"]], by_area[d["code"]])
+        elif d["parent_code"] in by_area:
+            parent = d["parent_code"]
+            out[d["code"]] = TargetSet("province", agreement_of[parent], by_area[parent])
+        else:
+            out[d["code"]] = TargetSet(None, None, {})
+    return out
+
+
+# -- district scores -----------------------------------------------------------------------
+
+
+@dataclass
+class IndicatorResult:
+    code: str
+    score: IndicatorScore | None  # None: no target
+    coverage: float | None
+    value: data.Value | None
+    target_source: str | None
+
+
+@dataclass
+class DistrictResult:
+    code: str
+    name: str
+    population: int
+    parent_code: str
+    indicators: dict[str, IndicatorResult] = field(default_factory=dict)
+    composite_score: float | None = None
+    composite: Any = None
+    has_data: bool = False
+    has_target: bool = False
+
+
+def score_district(
+    ctx: Context,
+    district: asyncpg.Record,
+    values: dict[tuple[str, str], data.Value],
+    targets: TargetSet,
+) -> DistrictResult:
+    result = DistrictResult(
+        code=district["code"],
+        name=district["name"],
+        population=int(district["population"]),
+        parent_code=district["parent_code"],
+    )
+    parts = []
+    for code, indicator in ctx.indicators.items():
+        value = values.get((district["code"], code))
+        measurement = (
+            None
+            if value is None
+            else Measurement(numerator=value.numerator, denominator=value.denominator)
+        )
+        cov = None if value is None else coverage(value.numerator, value.denominator)
+        target = targets.targets.get(code)
+        score = (
+            None
+            if target is None
+            else score_indicator(indicator, target, measurement, ctx.period.as_of)
+        )
+        result.indicators[code] = IndicatorResult(
+            code, score, cov, value, targets.source if target else None
+        )
+        result.has_data = result.has_data or value is not None
+        if score is not None:
+            parts.append(score)
+    result.has_target = bool(parts)
+    if parts:
+        result.composite = composite(parts)
+        result.composite_score = result.composite.score
+    return result
+
+
+def district_score(result: DistrictResult, indicator: str) -> float | None:
+    if indicator == COMPOSITE:
+        return result.composite_score
+    item = result.indicators.get(indicator)
+    return None if item is None or item.score is None else item.score.raw
+
+
+async def score_districts(
+    conn: asyncpg.Connection,
+    ctx: Context,
+    districts: Sequence[asyncpg.Record],
+    *,
+    as_of: date | None = None,
+    targets: dict[str, TargetSet] | None = None,
+) -> dict[str, DistrictResult]:
+    """Score every district at ``as_of`` (default: the context's)."""
+    when = as_of or ctx.period.as_of
+    codes = [d["code"] for d in districts]
+    if targets is None:
+        targets = await district_targets(conn, ctx.period.year, districts)
+    if when < ctx.period.since:
+        values: dict[tuple[str, str], data.Value] = {}
+    else:
+        values = await data.latest_values(
+            conn, codes, list(ctx.indicators), as_of=when, since=ctx.period.since, basis=ctx.basis
+        )
+    shifted = ctx if when == ctx.period.as_of else _at(ctx, when)
+    return {d["code"]: score_district(shifted, d, values, targets[d["code"]]) for d in districts}
+
+
+def _at(ctx: Context, when: date) -> Context:
+    period = Period(ctx.period.year, when, ctx.period.previous_as_of, ctx.period.since)
+    return Context(period, ctx.basis, ctx.indicators, ctx.settings)
+
+
+# -- shaping -------------------------------------------------------------------------------
+
+
+def composite_out(result: Any) -> CompositeOut:
+    if result is None:
+        return CompositeOut(
+            score=None, band=None, predikat=None, level=None, included=[], no_data=[], weights={}
+        )
+    return CompositeOut(
+        score=result.score,
+        band=band_for(result.score, TRAFFIC_LIGHT),
+        predikat=band_for(result.score, SAKIP_PREDIKAT),
+        level=band_for(result.score, DUKCAPIL_LEVELS),
+        included=list(result.included),
+        no_data=list(result.no_data),
+        weights=dict(result.weights),
+    )
+
+
+def indicator_row(
+    item: IndicatorResult,
+    *,
+    previous: IndicatorResult | None = None,
+    previous_as_of: date | None = None,
+    projection: ProjectionOut | None = None,
+) -> IndicatorRow:
+    score, value = item.score, item.value
+    status = "no_target" if score is None else score.status
+    if value is None:
+        status = "no_data"
+    trend = None
+    if previous_as_of is not None:
+        before = None if previous is None else previous.coverage
+        trend = Trend(
+            previous_as_of=previous_as_of,
+            previous_coverage=before,
+            change_points=None
+            if before is None or item.coverage is None
+            else item.coverage - before,
+        )
+    return IndicatorRow(
+        indicator=item.code,
+        status=status,  # type: ignore[arg-type]
+        numerator=None if value is None else value.numerator,
+        denominator=None if value is None else value.denominator,
+        coverage=item.coverage,
+        coverage_over_100=item.coverage is not None and item.coverage > 100,
+        target=None if score is None else score.target,
+        target_source=item.target_source,
+        achievement_raw=None if score is None else score.raw,
+        achievement_capped=None if score is None else score.capped,
+        band=None if score is None else band_for(score.capped, TRAFFIC_LIGHT),
+        weight=None if score is None else score.weight,
+        flags=[] if value is None else list(value.flags),
+        provenance=None
+        if value is None
+        else Provenance(
+            submission_id=value.submission_id,
+            as_of=value.as_of,
+            status=value.status,
+            reviewed=value.status != "received",
+        ),
+        trend=trend,
+        projection=projection,
+    )
+
+
+def _brief(result: DistrictResult) -> dict[str, IndicatorBrief]:
+    return {
+        code: IndicatorBrief(
+            coverage=item.coverage,
+            target=None if item.score is None else item.score.target,
+            achievement=None if item.score is None else item.score.raw,
+        )
+        for code, item in result.indicators.items()
+    }
+
+
+@dataclass
+class Scored:
+    """Something to rank: a district, region or province with its score."""
+
+    code: str
+    name: str
+    score: float | None
+    has_data: bool
+    brief: dict[str, IndicatorBrief]
+
+
+def ranking_rows(
+    current: Sequence[Scored], previous: dict[str, float | None]
+) -> tuple[list[RankingRow], Counts]:
+    """Rank by score; previous ranks come from the same ranking at the previous date.
+
+    Rows without data come last (``no_data``), then rows with data but no target
+    (``no_target``); neither is ever ranked as a zero.
+    """
+    prev_rows = rank([RankEntry(code=c, score=s) for c, s in sorted(previous.items())])
+    prev_rank = {r.code: r.rank for r in prev_rows}
+    ranked = rank([RankEntry(code=s.code, score=s.score) for s in current], previous=prev_rank)
+    by_code = {s.code: s for s in current}
+    rows: list[RankingRow] = []
+    for r in ranked:
+        item = by_code[r.code]
+        status = (
+            "ranked" if r.score is not None else "no_data" if not item.has_data else "no_target"
+        )
+        rows.append(
+            RankingRow(
+                code=r.code,
+                name=item.name,
+                status=status,  # type: ignore[arg-type]
+                rank=r.rank,
+                previous_rank=r.previous_rank,
+                change=r.change,
+                score=r.score,
+                band=band_for(r.score, TRAFFIC_LIGHT),
+                predikat=band_for(r.score, SAKIP_PREDIKAT),
+                indicators=item.brief,
+            )
+        )
+    order = {"ranked": 0, "no_data": 1, "no_target": 2}
+    rows.sort(key=lambda row: (order[row.status], row.rank or 0, row.code))
+    counts = Counts(
+        rows=len(rows),
+        ranked=sum(1 for r in rows if r.status == "ranked"),
+        no_data=sum(1 for r in rows if r.status == "no_data"),
+        no_target=sum(1 for r in rows if r.status == "no_target"),
+    )
+    return rows, counts
+
+
+def district_scored(results: Iterable[DistrictResult], indicator: str) -> list[Scored]:
+    return [
+        Scored(r.code, r.name, district_score(r, indicator), r.has_data, _brief(r)) for r in results
+    ]
+
+
+# -- aggregates ----------------------------------------------------------------------------
+
+
+@dataclass
+class AreaResult:
+    code: str
+    name: str
+    rows: list[AggregateRow]
+    composite: Any
+    has_data: bool
+
+    def score(self, indicator: str) -> float | None:
+        if indicator == COMPOSITE:
+            return None if self.composite is None else self.composite.score
+        row = next((r for r in self.rows if r.indicator == indicator), None)
+        return None if row is None else row.achievement_raw
+
+    def brief(self) -> dict[str, IndicatorBrief]:
+        return {
+            r.indicator: IndicatorBrief(
+                coverage=r.coverage, target=r.target, achievement=r.achievement_raw
+            )
+            for r in self.rows
+        }
+
+
+def aggregate_area(
+    ctx: Context,
+    code: str,
+    name: str,
+    members: Sequence[DistrictResult],
+    weights: dict[str, float | None] | None = None,
+) -> AreaResult:
+    """Population-weighted aggregate of members' counts and targets, per indicator."""
+    rows: list[AggregateRow] = []
+    parts = []
+    for indicator_code, indicator in ctx.indicators.items():
+        agg_members = []
+        for m in members:
+            item = m.indicators[indicator_code]
+            measurement = (
+                None
+                if item.value is None
+                else Measurement(numerator=item.value.numerator, denominator=item.value.denominator)
+            )
+            agg_members.append(
+                AggregateMember(
+                    code=m.code,
+                    measurement=measurement,
+                    target=None if item.score is None else item.score.target,
+                )
+            )
+        agg = aggregate(agg_members)
+        ach = (
+            achievement(agg.coverage, agg.target, indicator.polarity, indicator.cap)
+            if agg.coverage is not None and agg.target is not None and agg.target > 0
+            else None
+        )
+        rows.append(
+            AggregateRow(
+                indicator=indicator_code,
+                numerator=agg.numerator,
+                denominator=agg.denominator,
+                coverage=agg.coverage,
+                target=agg.target,
+                achievement_raw=None if ach is None else ach.raw,
+                achievement_capped=None if ach is None else ach.capped,
+                band=None if ach is None else band_for(ach.capped, TRAFFIC_LIGHT),
+                members=agg.members,
+                with_data=agg.with_data,
+                no_data=agg.no_data,
+            )
+        )
+        if agg.target is not None:
+            parts.append(
+                CompositePart(
+                    code=indicator_code,
+                    capped=None if ach is None else ach.capped,
+                    weight=None if weights is None else weights.get(indicator_code),
+                )
+            )
+    comp = composite(parts) if parts else None
+    return AreaResult(code, name, rows, comp, any(r.with_data for r in rows))
+
+
+def area_aggregate_out(area: AreaResult) -> AreaAggregate:
+    return AreaAggregate(
+        code=area.code,
+        name=area.name,
+        indicators=area.rows,
+        composite=composite_out(area.composite),
+    )
+
+
+# -- projection ----------------------------------------------------------------------------
+
+
+async def projection_for(
+    conn: asyncpg.Connection,
+    ctx: Context,
+    district: str,
+    item: IndicatorResult,
+    target: Target | None,
+) -> ProjectionOut | None:
+    if target is None or item.value is None:
+        return None
+    rows = await data.history(
+        conn,
+        district,
+        item.code,
+        as_of=ctx.period.as_of,
+        since=ctx.period.since,
+        basis=ctx.basis,
+        limit=ctx.settings.projection_window_reports,
+    )
+    snapshots = [Snapshot(as_of=d, numerator=n, denominator=den) for d, n, den in rows]
+    if not snapshots or snapshots[-1].denominator == 0:
+        return None
+    thresholds = ProjectionThresholds(
+        on_track=ctx.settings.projection_on_track_ratio,
+        at_risk=ctx.settings.projection_at_risk_ratio,
+    )
+    result = project(snapshots, target.annual, date(ctx.period.year, 12, 31), thresholds)
+    return ProjectionOut(
+        status=result.status,
+        achieved_rate=result.achieved_rate,
+        needed_rate=result.needed_rate,
+        ratio=result.ratio,
+        projected_date=result.projected_date,
+        days_left=result.days_left,
+    )
+
+
+# -- documents -----------------------------------------------------------------------------
+
+
+async def district_card(
+    conn: asyncpg.Connection, ctx: Context, district: asyncpg.Record, *, only_division: Any = None
+) -> DistrictScorecard:
+    """One district: its indicators (with trend and projection) and a card per division."""
+    targets = await district_targets(conn, ctx.period.year, [district])
+    now = (await score_districts(conn, ctx, [district], targets=targets))[district["code"]]
+    before = (
+        await score_districts(
+            conn, ctx, [district], as_of=ctx.period.previous_as_of, targets=targets
+        )
+    )[district["code"]]
+    rows = []
+    for code, item in now.indicators.items():
+        target = targets[district["code"]].targets.get(code)
+        rows.append(
+            indicator_row(
+                item,
+                previous=before.indicators.get(code),
+                previous_as_of=ctx.period.previous_as_of,
+                projection=await projection_for(conn, ctx, district["code"], item, target),
+            )
+        )
+    divisions = []
+    for division in await data.division_targets(conn, ctx.period.year, district["code"]):
+        if only_division is not None and division["id"] != only_division:
+            continue
+        values = await data.latest_values(
+            conn,
+            [district["code"]],
+            list(ctx.indicators),
+            as_of=ctx.period.as_of,
+            since=ctx.period.since,
+            basis=ctx.basis,
+            division_id=division["id"],
+        )
+        target_set = TargetSet(
+            "division" if division["targets"] else None,
+            division["agreement_id"],
+            {t.indicator_code: _target(t) for t in division["targets"]},
+        )
+        result = score_district(ctx, district, values, target_set)
+        divisions.append(
+            DivisionCard(
+                division_id=division["id"],
+                code=division["code"],
+                name=division["name"],
+                indicators=[indicator_row(i) for i in result.indicators.values()],
+                composite=composite_out(result.composite),
+            )
+        )
+    return DistrictScorecard(
+        district=AreaRef(
+            code=district["code"], name=district["name"], parent_code=district["parent_code"]
+        ),
+        method=ctx.method(COMPOSITE),
+        indicators=rows,
+        composite=composite_out(now.composite),
+        divisions=divisions,
+    )
+
+
+async def rank_districts(
+    conn: asyncpg.Connection,
+    ctx: Context,
+    districts: Sequence[asyncpg.Record],
+    indicator: str,
+) -> tuple[list[RankingRow], Counts]:
+    targets = await district_targets(conn, ctx.period.year, districts)
+    now = await score_districts(conn, ctx, districts, targets=targets)
+    before = await score_districts(
+        conn, ctx, districts, as_of=ctx.period.previous_as_of, targets=targets
+    )
+    previous = {code: district_score(r, indicator) for code, r in before.items()}
+    return ranking_rows(district_scored(now.values(), indicator), previous)
+
+
+def _areas_scored(areas: Sequence[AreaResult], indicator: str) -> list[Scored]:
+    return [Scored(a.code, a.name, a.score(indicator), a.has_data, a.brief()) for a in areas]
+
+
+async def region_results(
+    conn: asyncpg.Connection,
+    ctx: Context,
+    province: str,
+    *,
+    as_of: date | None = None,
+    only_coordinator: Any = None,
+) -> list[AreaResult]:
+    """Each region of the province-year, aggregated over its member districts."""
+    districts = await data.districts(conn, province)
+    results = await score_districts(conn, ctx, districts, as_of=as_of)
+    out = []
+    for region in await data.region_members(conn, province, ctx.period.year):
+        if only_coordinator is not None and region["coordinator_id"] != only_coordinator:
+            continue
+        members = [results[c] for c in region["districts"] if c in results]
+        out.append(aggregate_area(ctx, str(region["id"]), region["name"], members))
+    return out
+
+
+async def province_results(
+    conn: asyncpg.Connection, ctx: Context, *, as_of: date | None = None
+) -> list[AreaResult]:
+    """Every province, aggregated over all its districts."""
+    districts = await data.districts(conn, None)
+    results = await score_districts(conn, ctx, districts, as_of=as_of)
+    names = dict(await conn.fetch("SELECT code, name FROM areas WHERE kind = 'province'"))
+    by_province: dict[str, list[DistrictResult]] = {}
+    for r in results.values():
+        by_province.setdefault(r.parent_code, []).append(r)
+    return [
+        aggregate_area(ctx, code, names[code], by_province.get(code, [])) for code in sorted(names)
+    ]
+
+
+async def rank_areas(
+    now: list[AreaResult], before: list[AreaResult], indicator: str
+) -> tuple[list[RankingRow], Counts]:
+    previous = {a.code: a.score(indicator) for a in before}
+    return ranking_rows(_areas_scored(now, indicator), previous)
+
+
+async def province_card(
+    conn: asyncpg.Connection, ctx: Context, province: asyncpg.Record
+) -> ProvinceScorecard:
+    districts = await data.districts(conn, province["code"])
+    targets = await district_targets(conn, ctx.period.year, districts)
+    now = await score_districts(conn, ctx, districts, targets=targets)
+    before = await score_districts(
+        conn, ctx, districts, as_of=ctx.period.previous_as_of, targets=targets
+    )
+    previous = {code: district_score(r, COMPOSITE) for code, r in before.items()}
+    district_rows, _ = ranking_rows(district_scored(now.values(), COMPOSITE), previous)
+    whole = aggregate_area(ctx, province["code"], province["name"], list(now.values()))
+    regions_now = await region_results(conn, ctx, province["code"])
+    regions_before = await region_results(
+        conn, ctx, province["code"], as_of=ctx.period.previous_as_of
+    )
+    region_rows, _ = await rank_areas(regions_now, regions_before, COMPOSITE)
+    return ProvinceScorecard(
+        province=AreaRef(code=province["code"], name=province["name"], parent_code="ID"),
+        method=ctx.method(COMPOSITE),
+        aggregate=area_aggregate_out(whole),
+        districts=district_rows,
+        regions=region_rows,
+    )

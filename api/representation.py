@@ -1,0 +1,118 @@
+"""ETags, a per-worker cache of rendered reports, and CSV for integrations.
+
+A report's ETag is derived from the data versions of its scope (kept in PostgreSQL and
+bumped in the same transaction as every change), the request's parameters and the
+caller's view, never from the rendered bytes. So every replica gives the same ETag for
+the same data, and a matching ``If-None-Match`` is answered with 304 before anything
+is computed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+
+
+def wants_csv(request: Request[Any, Any, Any], fmt: str | None) -> bool:
+    if fmt is not None:
+        return fmt == "csv"
+    accept = request.headers.get("accept", "")
+    return "text/csv" in accept and "application/json" not in accept
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, Mapping):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
+    elif isinstance(value, list):
+        out[prefix] = ";".join("" if v is None else str(v) for v in value)
+    else:
+        out[prefix] = value
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]]) -> bytes:
+    """Rows as CSV; nested members become dotted columns named as in the JSON."""
+    flat: list[dict[str, Any]] = []
+    columns: dict[str, None] = {}
+    for row in rows:
+        record: dict[str, Any] = {}
+        _flatten("", row, record)
+        flat.append(record)
+        columns.update(dict.fromkeys(record))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for record in flat:
+        writer.writerow({k: "" if v is None else v for k, v in record.items()})
+    return buffer.getvalue().encode()
+
+
+class ReportCache:
+    """A small LRU of rendered bodies keyed by ETag (which includes the data versions)."""
+
+    def __init__(self, entries: int) -> None:
+        self.entries = entries
+        self._items: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+
+    def get(self, key: str) -> tuple[bytes, str] | None:
+        item = self._items.get(key)
+        if item is not None:
+            self._items.move_to_end(key)
+        return item
+
+    def put(self, key: str, body: bytes, media_type: str) -> None:
+        self._items[key] = (body, media_type)
+        self._items.move_to_end(key)
+        while len(self._items) > self.entries:
+            self._items.popitem(last=False)
+
+
+def etag_for(parts: Sequence[Any]) -> str:
+    digest = hashlib.sha256(json.dumps(list(parts), default=str).encode()).hexdigest()
+    return f'"{digest[:40]}"'
+
+
+def _matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    candidates = [c.strip() for c in header.split(",")]
+    return "*" in candidates or etag in candidates or f"W/{etag}" in candidates
+
+
+async def respond(
+    request: Request[Any, Any, Any],
+    cache: ReportCache,
+    key_parts: Sequence[Any],
+    as_csv: bool,
+    render: Callable[[], Awaitable[tuple[Any, list[dict[str, Any]]]]],
+) -> Response[Any]:
+    """304, a cached body, or render (document, csv rows) and cache it."""
+    etag = etag_for([*key_parts, "csv" if as_csv else "json"])
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "Accept, Authorization"}
+    if _matches(request.headers.get("if-none-match"), etag):
+        return Response(b"", status_code=304, headers=headers)
+    cached = cache.get(etag)
+    if cached is None:
+        document, rows = await render()
+        if as_csv:
+            cached = (to_csv(rows), CSV_MEDIA_TYPE)
+        else:
+            cached = (msgspec.json.encode(document), "application/json")
+        cache.put(etag, *cached)
+    body, media_type = cached
+    return Response(body, media_type=media_type, headers=headers)
+
+
+def rows_of(items: Sequence[Any], **extra: Any) -> list[dict[str, Any]]:
+    """Struct rows as plain dicts (for CSV), with ``extra`` columns first."""
+    return [{**extra, **msgspec.to_builtins(item)} for item in items]

@@ -1,0 +1,379 @@
+"""Scorecards and rankings: JSON or CSV, with ETags integrations can poll cheaply."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import asyncpg
+import msgspec
+from litestar import Controller, Request, Response, get
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromPath, QueryParameter
+
+from api import authz
+from api import reports as service
+from api.auth.principal import Principal
+from api.errors import NotFound
+from api.representation import ReportCache, respond, rows_of, wants_csv
+from api.routes.users import caller
+from api.schemas.scorecards import Basis, DistrictScorecard, ProvinceScorecard, Ranking
+from api.settings import Settings
+from db import scorecards as data
+
+Format = Literal["json", "csv"]
+YearQ = Annotated[int | None, QueryParameter(ge=2000, le=2100, description="default: as_of's year")]
+AsOfQ = Annotated[date | None, QueryParameter(description="default: today (WIB)")]
+IndicatorQ = Annotated[
+    str, QueryParameter(description="composite, or an indicator code", max_length=32)
+]
+BasisQ = Annotated[
+    Basis, QueryParameter(description="latest (not returned) or accepted (by a reviewer)")
+]
+FormatQ = Annotated[Format | None, QueryParameter(description="or Accept: text/csv")]
+
+REPORT_RESPONSES = "JSON by default; text/csv with Accept: text/csv or ?format=csv."
+
+
+def today(settings: Settings) -> date:
+    return (datetime.now(UTC) + timedelta(hours=settings.utc_offset_hours)).date()
+
+
+def cache_of(state: State) -> ReportCache:
+    return state.report_cache  # type: ignore[no-any-return]
+
+
+def view_key(principal: Principal) -> list[Any]:
+    """What of the caller changes the document: role, scope, and who they are where the
+    view is personal (a coordinator's regions, a division head's division)."""
+    personal = principal.role in ("region_coordinator", "division_head")
+    return [principal.role, *principal.areas, str(principal.id) if personal else ""]
+
+
+async def _district(db: asyncpg.Connection, principal: Principal, code: str) -> asyncpg.Record:
+    row = await db.fetchrow(
+        "SELECT code, name, parent_code, coalesce(population, 0) AS population FROM areas "
+        "WHERE code = $1 AND kind = 'district'",
+        code,
+    )
+    if row is None or not await authz.area_in_scope(db, principal, code):
+        raise NotFound(f"No district {code!r} in your scope.")
+    return row
+
+
+async def _province(db: asyncpg.Connection, principal: Principal, code: str) -> asyncpg.Record:
+    row = await db.fetchrow(
+        "SELECT code, name FROM areas WHERE code = $1 AND kind = 'province'", code
+    )
+    if row is None or not await authz.province_report_visible(db, principal, code):
+        raise NotFound(f"No province {code!r} in your scope.")
+    return row
+
+
+class ScorecardController(Controller):
+    path = "/v1/scorecards"
+    tags = ["scorecards"]
+
+    @get(
+        "/districts/{code:str}",
+        opt={"permission": "scorecards:district"},
+        summary="A district's scorecard",
+        description=REPORT_RESPONSES,
+    )
+    async def district(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[asyncpg.Connection],
+        state: State,
+        code: FromPath[str],
+        year: YearQ = None,
+        as_of: AsOfQ = None,
+        basis: BasisQ = "latest",
+        format: FormatQ = None,
+    ) -> Response[Any]:
+        """Per indicator: counts, coverage, the applying target, raw and capped
+        achievement, band, trend, projection, flags and provenance; a card per division."""
+        me = caller(request)
+        district = await _district(db, me, code)
+        period = service.resolve_period(year, as_of, today(state.settings))
+        versions = await data.versions(db, [code, district["parent_code"]])
+        key = ["district", code, period.as_of, period.year, basis, view_key(me), versions]
+
+        async def render() -> tuple[Any, list[dict[str, Any]]]:
+            ctx = await service.context(
+                db,
+                state.settings,
+                year=period.year,
+                as_of=period.as_of,
+                basis=basis,
+                indicator=service.COMPOSITE,
+                today=period.as_of,
+            )
+            only = me.division_id if me.role == "division_head" else None
+            card = await service.district_card(db, ctx, district, only_division=only)
+            rows = rows_of(card.indicators, district=code, division=None)
+            for division in card.divisions:
+                rows += rows_of(division.indicators, district=code, division=division.code)
+            return card, rows
+
+        return await respond(request, cache_of(state), key, wants_csv(request, format), render)
+
+    @get(
+        "/provinces/{code:str}",
+        opt={"permission": "scorecards:province"},
+        summary="A province's scorecard",
+        description=REPORT_RESPONSES,
+    )
+    async def province(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[asyncpg.Connection],
+        state: State,
+        code: FromPath[str],
+        year: YearQ = None,
+        as_of: AsOfQ = None,
+        basis: BasisQ = "latest",
+        format: FormatQ = None,
+    ) -> Response[Any]:
+        """The population-weighted province aggregate, its districts and its regions."""
+        me = caller(request)
+        province = await _province(db, me, code)
+        period = service.resolve_period(year, as_of, today(state.settings))
+        versions = await data.versions(db, [code])
+        key = ["province", code, period.as_of, period.year, basis, view_key(me), versions]
+
+        async def render() -> tuple[Any, list[dict[str, Any]]]:
+            ctx = await service.context(
+                db,
+                state.settings,
+                year=period.year,
+                as_of=period.as_of,
+                basis=basis,
+                indicator=service.COMPOSITE,
+                today=period.as_of,
+            )
+            card = await service.province_card(db, ctx, province)
+            rows = rows_of(card.districts, kind="district") + rows_of(card.regions, kind="region")
+            return card, rows
+
+        return await respond(request, cache_of(state), key, wants_csv(request, format), render)
+
+
+class RankingController(Controller):
+    path = "/v1/rankings"
+    tags = ["rankings"]
+    opt = {"permission": "rankings:read"}
+
+    @get(
+        "/districts",
+        summary="Rank districts (one province, or nationwide)",
+        description=REPORT_RESPONSES,
+    )
+    async def districts(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[asyncpg.Connection],
+        state: State,
+        province: Annotated[str | None, QueryParameter(max_length=8)] = None,
+        year: YearQ = None,
+        as_of: AsOfQ = None,
+        indicator: IndicatorQ = service.COMPOSITE,
+        basis: BasisQ = "latest",
+        format: FormatQ = None,
+    ) -> Response[Any]:
+        """Standard competition ranking (1, 2, 2, 4); districts without data last, as
+        ``no_data``, never as zero. A region coordinator sees their regions' districts."""
+        me = caller(request)
+        province = province or _default_province(me)
+        if province is None:
+            if not await authz.national_reports(db, me):
+                raise NotFound("Nationwide rankings are outside your scope; pass ?province=.")
+        else:
+            await _ranking_province(db, me, province)
+        period = service.resolve_period(year, as_of, today(state.settings))
+        versions = await data.versions(db, [province or "ID"])
+        key = [
+            "rank-d",
+            province,
+            period.as_of,
+            period.year,
+            indicator,
+            basis,
+            view_key(me),
+            versions,
+        ]
+
+        async def render() -> tuple[Any, list[dict[str, Any]]]:
+            ctx = await service.context(
+                db,
+                state.settings,
+                year=period.year,
+                as_of=period.as_of,
+                basis=basis,
+                indicator=indicator,
+                today=period.as_of,
+            )
+            districts = await data.districts(db, province)
+            if me.role == "region_coordinator":
+                mine = await authz.coordinated_districts(db, me, period.year)
+                districts = [d for d in districts if d["code"] in mine]
+            rows, counts = await service.rank_districts(db, ctx, districts, indicator)
+            doc = Ranking(
+                kind="districts",
+                province=province,
+                method=ctx.method(indicator),
+                counts=counts,
+                rows=rows,
+            )
+            return doc, rows_of(rows)
+
+        return await respond(request, cache_of(state), key, wants_csv(request, format), render)
+
+    @get("/regions", summary="Rank a province's regions", description=REPORT_RESPONSES)
+    async def regions(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[asyncpg.Connection],
+        state: State,
+        province: Annotated[str | None, QueryParameter(max_length=8)] = None,
+        year: YearQ = None,
+        as_of: AsOfQ = None,
+        indicator: IndicatorQ = service.COMPOSITE,
+        basis: BasisQ = "latest",
+        format: FormatQ = None,
+    ) -> Response[Any]:
+        """Regions aggregated by population weight; a coordinator sees their own regions."""
+        me = caller(request)
+        province = province or _default_province(me)
+        if province is None:
+            raise NotFound("Pass ?province= (regions belong to a province).")
+        await _ranking_province(db, me, province)
+        period = service.resolve_period(year, as_of, today(state.settings))
+        versions = await data.versions(db, [province])
+        key = [
+            "rank-r",
+            province,
+            period.as_of,
+            period.year,
+            indicator,
+            basis,
+            view_key(me),
+            versions,
+        ]
+
+        async def render() -> tuple[Any, list[dict[str, Any]]]:
+            ctx = await service.context(
+                db,
+                state.settings,
+                year=period.year,
+                as_of=period.as_of,
+                basis=basis,
+                indicator=indicator,
+                today=period.as_of,
+            )
+            only = me.id if me.role == "region_coordinator" else None
+            now = await service.region_results(db, ctx, province, only_coordinator=only)
+            before = await service.region_results(
+                db, ctx, province, as_of=period.previous_as_of, only_coordinator=only
+            )
+            rows, counts = await service.rank_areas(now, before, indicator)
+            doc = Ranking(
+                kind="regions",
+                province=province,
+                method=ctx.method(indicator),
+                counts=counts,
+                rows=rows,
+            )
+            return doc, rows_of(rows)
+
+        return await respond(request, cache_of(state), key, wants_csv(request, format), render)
+
+    @get("/provinces", summary="Rank the provinces", description=REPORT_RESPONSES)
+    async def provinces(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[asyncpg.Connection],
+        state: State,
+        year: YearQ = None,
+        as_of: AsOfQ = None,
+        indicator: IndicatorQ = service.COMPOSITE,
+        basis: BasisQ = "latest",
+        format: FormatQ = None,
+    ) -> Response[Any]:
+        """Provinces aggregated over their districts by population weight."""
+        me = caller(request)
+        if not await authz.national_reports(db, me):
+            raise NotFound("Nationwide rankings are outside your scope.")
+        period = service.resolve_period(year, as_of, today(state.settings))
+        versions = await data.versions(db, ["ID"])
+        key = ["rank-p", period.as_of, period.year, indicator, basis, view_key(me), versions]
+
+        async def render() -> tuple[Any, list[dict[str, Any]]]:
+            ctx = await service.context(
+                db,
+                state.settings,
+                year=period.year,
+                as_of=period.as_of,
+                basis=basis,
+                indicator=indicator,
+                today=period.as_of,
+            )
+            now = await service.province_results(db, ctx)
+            before = await service.province_results(db, ctx, as_of=period.previous_as_of)
+            rows, counts = await service.rank_areas(now, before, indicator)
+            doc = Ranking(
+                kind="provinces",
+                province=None,
+                method=ctx.method(indicator),
+                counts=counts,
+                rows=rows,
+            )
+            return doc, rows_of(rows)
+
+        return await respond(request, cache_of(state), key, wants_csv(request, format), render)
+
+
+def _default_province(principal: Principal) -> str | None:
+    if principal.role in ("province_head", "province_monitor", "region_coordinator"):
+        return principal.area_code
+    return None
+
+
+async def _ranking_province(db: asyncpg.Connection, principal: Principal, province: str) -> None:
+    kind = await db.fetchval("SELECT kind FROM areas WHERE code = $1", province)
+    visible = kind == "province" and (
+        await authz.province_report_visible(db, principal, province)
+        or (principal.role == "region_coordinator" and principal.area_code == province)
+    )
+    if not visible:
+        raise NotFound(f"No province {province!r} in your scope.")
+
+
+SCHEMAS = {
+    "district-scorecard.v1.json": DistrictScorecard,
+    "province-scorecard.v1.json": ProvinceScorecard,
+    "ranking.v1.json": Ranking,
+}
+
+
+@get(
+    "/v1/schemas/{name:str}",
+    opt={"permission": "public"},
+    summary="JSON Schemas of the scorecard and ranking documents",
+    tags=["scorecards"],
+    media_type="application/schema+json",
+)
+async def json_schema(name: FromPath[str]) -> Response[bytes]:
+    """Stable, versioned URLs: district-scorecard.v1.json, province-scorecard.v1.json,
+    ranking.v1.json."""
+    model = SCHEMAS.get(name)
+    if model is None:
+        raise NotFound(f"No schema {name!r}; known: {', '.join(sorted(SCHEMAS))}.")
+    schema = msgspec.json.schema(model)
+    schema["$id"] = f"/v1/schemas/{name}"
+    return Response(
+        msgspec.json.encode(schema),
+        media_type="application/schema+json",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )

@@ -1,0 +1,226 @@
+"""What scorecards and rankings read: latest counting values, targets, versions.
+
+"Latest" is one index probe per (district, indicator): the partial indexes on
+``submission_values`` (``WHERE counting`` for basis ``latest``, ``WHERE status =
+'accepted' AND NOT superseded`` for basis ``accepted``) are ordered by ``as_of DESC,
+seq DESC``, so the cost does not grow with history. Values count from 1 January of
+the year asked for, up to and including ``as_of``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+Basis = Literal["latest", "accepted"]
+
+
+class Value(msgspec.Struct, frozen=True, kw_only=True):
+    district_code: str
+    indicator_code: str
+    submission_id: UUID
+    as_of: date
+    numerator: int
+    denominator: int
+    flags: list[str]
+    status: str
+
+
+class TargetRow(msgspec.Struct, frozen=True, kw_only=True):
+    area_code: str
+    division_id: UUID | None
+    level: str
+    agreement_id: UUID
+    indicator_code: str
+    annual: Decimal
+    q1: Decimal | None
+    q2: Decimal | None
+    q3: Decimal | None
+    q4: Decimal | None
+    weight: Decimal | None
+
+
+_FILTER = {
+    "latest": "sv.counting",
+    "accepted": "sv.status = 'accepted' AND NOT sv.superseded",
+}
+
+
+def _latest_sql(basis: Basis, division: bool) -> str:
+    division_clause = "sv.division_id = $5" if division else "sv.division_id IS NULL"
+    return f"""
+        SELECT d.code AS district_code, i.code AS indicator_code, v.submission_id, v.as_of,
+               v.numerator, v.denominator, v.flags, v.status
+        FROM unnest($1::text[]) AS d(code)
+        CROSS JOIN unnest($2::text[]) AS i(code)
+        CROSS JOIN LATERAL (
+            SELECT sv.submission_id, sv.as_of, sv.numerator, sv.denominator, sv.flags,
+                   sv.status
+            FROM submission_values sv
+            WHERE sv.district_code = d.code AND sv.indicator_code = i.code
+              AND {division_clause} AND {_FILTER[basis]}
+              AND sv.as_of <= $3 AND sv.as_of >= $4
+            ORDER BY sv.as_of DESC, sv.seq DESC
+            LIMIT 1
+        ) v
+    """
+
+
+_LATEST = {
+    (basis, division): _latest_sql(basis, division)  # type: ignore[arg-type]
+    for basis in ("latest", "accepted")
+    for division in (False, True)
+}
+
+
+async def latest_values(
+    conn: asyncpg.Connection,
+    districts: list[str],
+    indicators: list[str],
+    *,
+    as_of: date,
+    since: date,
+    basis: Basis,
+    division_id: UUID | None = None,
+) -> dict[tuple[str, str], Value]:
+    """(district, indicator) → the latest counting value in [since, as_of]."""
+    args: list[object] = [districts, indicators, as_of, since]
+    if division_id is not None:
+        args.append(division_id)
+    rows = await conn.fetch(_LATEST[(basis, division_id is not None)], *args)
+    out = {}
+    for row in rows:
+        value = msgspec.convert(dict(row), Value)
+        out[(value.district_code, value.indicator_code)] = value
+    return out
+
+
+async def history(
+    conn: asyncpg.Connection,
+    district: str,
+    indicator: str,
+    *,
+    as_of: date,
+    since: date,
+    basis: Basis,
+    limit: int,
+) -> list[tuple[date, int, int]]:
+    """Recent counting snapshots (as_of, numerator, denominator), oldest first."""
+    rows = await conn.fetch(
+        f"""
+        SELECT sv.as_of, sv.numerator, sv.denominator FROM submission_values sv
+        WHERE sv.district_code = $1 AND sv.indicator_code = $2 AND sv.division_id IS NULL
+          AND {_FILTER[basis]} AND sv.as_of <= $3 AND sv.as_of >= $4
+        ORDER BY sv.as_of DESC, sv.seq DESC
+        LIMIT $5
+        """,
+        district,
+        indicator,
+        as_of,
+        since,
+        limit,
+    )
+    seen: dict[date, tuple[date, int, int]] = {}
+    for row in rows:  # newest first: keep the latest report for each date
+        seen.setdefault(row["as_of"], (row["as_of"], row["numerator"], row["denominator"]))
+    return sorted(seen.values())
+
+
+async def active_targets(
+    conn: asyncpg.Connection, year: int, areas: list[str], levels: list[str]
+) -> list[TargetRow]:
+    """Targets of the active agreements of ``year`` whose second party is in ``areas``."""
+    rows = await conn.fetch(
+        """
+        SELECT a.second_area AS area_code, a.second_division_id AS division_id, a.level,
+               a.id AS agreement_id, t.indicator_code, t.annual, t.q1, t.q2, t.q3, t.q4,
+               t.weight
+        FROM agreements a JOIN agreement_targets t ON t.agreement_id = a.id
+        WHERE a.year = $1 AND a.status = 'active' AND a.second_area = ANY($2::text[])
+          AND a.level = ANY($3::text[])
+        """,
+        year,
+        areas,
+        levels,
+    )
+    return [msgspec.convert(dict(r), TargetRow) for r in rows]
+
+
+async def districts(conn: asyncpg.Connection, province: str | None) -> list[asyncpg.Record]:
+    """Districts (code, name, parent_code, population), of one province or all."""
+    return await conn.fetch(
+        "SELECT code, name, parent_code, coalesce(population, 0) AS population FROM areas "
+        "WHERE kind = 'district' AND ($1::text IS NULL OR parent_code = $1) ORDER BY code",
+        province,
+    )
+
+
+async def region_members(
+    conn: asyncpg.Connection, province: str, year: int
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT r.id, r.name, r.coordinator_id,
+               coalesce(array_agg(m.district_code ORDER BY m.district_code)
+                        FILTER (WHERE m.district_code IS NOT NULL), '{}') AS districts
+        FROM regions r LEFT JOIN region_members m ON m.region_id = r.id
+        WHERE r.province_code = $1 AND r.year = $2
+        GROUP BY r.id ORDER BY r.name
+        """,
+        province,
+        year,
+    )
+
+
+async def versions(conn: asyncpg.Connection, areas: list[str]) -> list[int]:
+    """Data versions of ``areas``, in order (0 where nothing has changed yet)."""
+    rows = await conn.fetch(
+        "SELECT a.code, coalesce(v.version, 0) AS version FROM unnest($1::text[]) AS a(code) "
+        "LEFT JOIN data_versions v ON v.area_code = a.code",
+        areas,
+    )
+    found = {r["code"]: r["version"] for r in rows}
+    return [int(found[a]) for a in areas]
+
+
+async def division_targets(
+    conn: asyncpg.Connection, year: int, district: str
+) -> list[dict[str, object]]:
+    """The district's divisions with their active agreement's targets (possibly none)."""
+    divisions = await conn.fetch(
+        "SELECT id, code, name FROM divisions WHERE district_code = $1 ORDER BY code", district
+    )
+    rows = await conn.fetch(
+        """
+        SELECT a.second_area AS area_code, a.second_division_id AS division_id, a.level,
+               a.id AS agreement_id, t.indicator_code, t.annual, t.q1, t.q2, t.q3, t.q4,
+               t.weight
+        FROM agreements a JOIN agreement_targets t ON t.agreement_id = a.id
+        WHERE a.year = $1 AND a.status = 'active' AND a.level = 'district_division'
+          AND a.second_area = $2
+        """,
+        year,
+        district,
+    )
+    targets: dict[UUID, list[TargetRow]] = {}
+    agreement: dict[UUID, UUID] = {}
+    for r in rows:
+        target = msgspec.convert(dict(r), TargetRow)
+        assert target.division_id is not None
+        targets.setdefault(target.division_id, []).append(target)
+        agreement[target.division_id] = target.agreement_id
+    return [
+        {
+            "id": d["id"],
+            "code": d["code"],
+            "name": d["name"],
+            "agreement_id": agreement.get(d["id"]),
+            "targets": targets.get(d["id"], []),
+        }
+        for d in divisions
+    ]

@@ -1,0 +1,370 @@
+"""Scorecards and rankings on a scenario whose numbers are worked out by hand here.
+
+Province 16 (South Sumatra), 2021, as of 15 May (quarter II). Indicators: the three core
+ones plus ``backlog`` (pending applications / applications, lower is better, target 10).
+
+- 16.71 has its own agreement: KTP-el 100 with milestones 97/98/99/100 (so 98 applies in
+  May), KIA 30, akta 95, backlog 10. It reports KTP-el 980,000 / 1,000,000 (98%,
+  achievement 100), KIA 45,000 / 100,000 (45%, achievement 150, capped 120), akta 90 / 100
+  (90%, achievement 94.7368...), backlog 5 / 100 (5%: (2 - 0.5) x 100 = 150, capped 120).
+  Composite = (100 + 120 + 94.7368... + 120) / 4 = 108.6842...
+  A month earlier (30 April) it reported KTP-el 970,000: +1.0 point, 666.67 a day.
+- 16.72 and 16.73 have no agreement of their own: the province's targets apply (KTP-el
+  100, KIA 30, akta 95, backlog 10). Both report KTP-el 50%, KIA 15%, akta 95%, backlog
+  20%: achievements 50, 50, 100, (2 - 2) x 100 = 0; composite 50: a tie, ranks 2 and 2.
+- Every other district of the province has no data: listed after, never as zero.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from typing import Any
+
+import asyncpg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from tests.agreement_helpers import activate, draft, register_signer
+from tests.people import Person, bearer, coordinate, make_user
+from tests.submitting import register_key, submit
+
+YEAR = 2021
+AS_OF = date(2021, 5, 15)
+PARAMS = {"year": YEAR, "as_of": AS_OF.isoformat()}
+
+A_VALUES = {
+    "ktp_el": (980_000, 1_000_000),
+    "kia": (45_000, 100_000),
+    "akta_lahir": (90, 100),
+    "backlog": (5, 100),
+}
+B_VALUES = {
+    "ktp_el": (50_000, 100_000),
+    "kia": (15, 100),
+    "akta_lahir": (95, 100),
+    "backlog": (20, 100),
+}
+
+
+def near(value: float | None, expected: float, places: int = 6) -> bool:
+    return value is not None and abs(value - expected) < 10**-places
+
+
+@pytest.fixture
+async def world(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> dict[str, Any]:
+    added = await client.post(
+        "/v1/indicators",
+        json={
+            "code": "backlog",
+            "name_id": "Tunggakan permohonan",
+            "name_en": "Application backlog",
+            "polarity": "lower",
+            "numerator_definition": "applications pending",
+            "denominator_definition": "applications received",
+        },
+        headers=bearer(app, people["admin"]),
+    )
+    assert added.status_code == 201, added.text
+    ministry = await register_signer(conn, people["ministry_monitor"])
+    province = await register_signer(conn, people["province_head"])
+    national = await draft(
+        client,
+        app,
+        people["ministry_monitor"],
+        year=YEAR,
+        level="national_province",
+        second={"area_code": "16", "official": "Kadis Sumsel"},
+        target_list=[
+            {"indicator": "ktp_el", "annual": 100},
+            {"indicator": "kia", "annual": 30},
+            {"indicator": "akta_lahir", "annual": 95},
+            {"indicator": "backlog", "annual": 10},
+        ],
+    )
+    await activate(client, app, national, second=province, first=ministry)
+    palembang_head = await register_signer(conn, people["district_head"])
+    own = await draft(
+        client,
+        app,
+        people["province_head"],
+        year=YEAR,
+        level="province_district",
+        second={"area_code": "16.71", "official": "Kadis Palembang"},
+        target_list=[
+            {"indicator": "ktp_el", "annual": 100, "quarterly": [97, 98, 99, 100]},
+            {"indicator": "kia", "annual": 30},
+            {"indicator": "akta_lahir", "annual": 95},
+            {"indicator": "backlog", "annual": 10},
+        ],
+    )
+    await activate(client, app, own, second=palembang_head, first=province)
+
+    heads = {"16.71": people["district_head"]}
+    for code in ("16.72", "16.73"):
+        heads[code] = await make_user(
+            conn, "district_head", username=f"kadis_{code}", area_code=code
+        )
+    signers = {code: await register_key(conn, person) for code, person in heads.items()}
+    ids: dict[str, str] = {}
+    await submit(
+        client,
+        app,
+        signers["16.71"],
+        values={**A_VALUES, "ktp_el": (970_000, 1_000_000)},
+        as_of=date(2021, 4, 30),
+    )
+    ids["16.71"] = (await submit(client, app, signers["16.71"], values=A_VALUES, as_of=AS_OF))["id"]
+    for code in ("16.72", "16.73"):
+        ids[code] = (await submit(client, app, signers[code], values=B_VALUES, as_of=AS_OF))["id"]
+    coordinator = await make_user(conn, "region_coordinator", username="pj_w1", area_code="16")
+    other = await make_user(conn, "region_coordinator", username="pj_w2", area_code="16")
+    await coordinate(conn, coordinator, "16", ["16.71", "16.72"], YEAR)
+    await coordinate(conn, other, "16", ["16.73", "16.74"], YEAR)
+    return {"ids": ids, "signers": signers, "coordinator": coordinator, "heads": heads}
+
+
+async def test_district_scorecard_numbers(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    people: dict[str, Person],
+    world: dict[str, Any],
+) -> None:
+    response = await client.get(
+        "/v1/scorecards/districts/16.71",
+        params=PARAMS,
+        headers=bearer(app, people["district_head"]),
+    )
+    assert response.status_code == 200, response.text
+    card = response.json()
+    rows = {r["indicator"]: r for r in card["indicators"]}
+    ktp = rows["ktp_el"]
+    assert ktp["coverage"] == 98.0 and ktp["target"] == 98.0  # the Q2 milestone, not 100
+    assert ktp["achievement_raw"] == 100.0 and ktp["target_source"] == "district"
+    assert ktp["trend"]["previous_as_of"] == "2021-04-30"
+    assert near(ktp["trend"]["change_points"], 1.0)
+    projection = ktp["projection"]
+    assert near(projection["achieved_rate"], 10_000 / 15, 3)
+    assert near(projection["needed_rate"], 20_000 / 230, 3)  # 15 May to 31 Dec
+    assert projection["status"] == "on_track"
+    kia = rows["kia"]
+    assert kia["achievement_raw"] == 150.0 and kia["achievement_capped"] == 120.0
+    assert near(rows["akta_lahir"]["achievement_raw"], 90 / 95 * 100)
+    backlog = rows["backlog"]
+    assert backlog["coverage"] == 5.0
+    assert backlog["achievement_raw"] == 150.0 and backlog["achievement_capped"] == 120.0
+    assert backlog["provenance"]["submission_id"] == world["ids"]["16.71"]
+    assert backlog["provenance"]["reviewed"] is False
+    expected = (100 + 120 + 90 / 95 * 100 + 120) / 4
+    assert near(card["composite"]["score"], expected)
+    assert card["composite"]["predikat"] == "AA"
+    assert card["method"]["basis"] == "latest" and card["method"]["as_of"] == "2021-05-15"
+    assert card["method"]["caps"]["kia"] == 120.0
+
+
+async def test_district_ranking_ties_and_no_data(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    people: dict[str, Person],
+    world: dict[str, Any],
+) -> None:
+    response = await client.get(
+        "/v1/rankings/districts",
+        params={**PARAMS, "province": "16"},
+        headers=bearer(app, people["province_monitor"]),
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    rows = body["rows"]
+    assert [(r["code"], r["rank"]) for r in rows[:3]] == [("16.71", 1), ("16.72", 2), ("16.73", 2)]
+    assert near(rows[1]["score"], 50.0) and rows[1]["score"] == rows[2]["score"]
+    # 16.71 was ranked 1st at the end of April too; the others had no data then.
+    assert rows[0]["previous_rank"] == 1 and rows[0]["change"] == 0
+    assert rows[1]["previous_rank"] is None
+    rest = rows[3:]
+    assert len(rest) == 14 and all(r["status"] == "no_data" and r["rank"] is None for r in rest)
+    assert all(r["score"] is None for r in rest)
+    assert body["counts"] == {"rows": 17, "ranked": 3, "no_data": 14, "no_target": 0}
+    assert body["method"]["rank_method"] == "standard_competition"
+    single = await client.get(
+        "/v1/rankings/districts",
+        params={**PARAMS, "province": "16", "indicator": "akta_lahir"},
+        headers=bearer(app, people["province_monitor"]),
+    )
+    ranked = [(r["code"], r["rank"]) for r in single.json()["rows"][:3]]
+    assert ranked == [("16.72", 1), ("16.73", 1), ("16.71", 3)]
+
+
+async def test_region_aggregate_is_population_weighted(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    people: dict[str, Person],
+    world: dict[str, Any],
+) -> None:
+    response = await client.get(
+        "/v1/scorecards/provinces/16", params=PARAMS, headers=bearer(app, people["province_head"])
+    )
+    assert response.status_code == 200, response.text
+    card = response.json()
+    w1 = next(r for r in card["regions"] if r["name"] == "Wilayah pj_w1")
+    ktp = w1["indicators"]["ktp_el"]
+    # (980,000 + 50,000) / (1,000,000 + 100,000), not the mean of 98% and 50% (74%).
+    assert near(ktp["coverage"], 1_030_000 / 1_100_000 * 100)
+    # Targets weighted the same way: (98 x 1,000,000 + 100 x 100,000) / 1,100,000.
+    assert near(ktp["target"], (98 * 1_000_000 + 100 * 100_000) / 1_100_000)
+    aggregate = {r["indicator"]: r for r in card["aggregate"]["indicators"]}
+    assert aggregate["ktp_el"]["numerator"] == 980_000 + 2 * 50_000
+    assert aggregate["ktp_el"]["with_data"] == 3 and aggregate["ktp_el"]["no_data"] == 14
+    assert card["districts"][0]["code"] == "16.71"
+    regions = await client.get(
+        "/v1/rankings/regions",
+        params={**PARAMS, "province": "16"},
+        headers=bearer(app, people["province_head"]),
+    )
+    assert [r["name"] for r in regions.json()["rows"]] == ["Wilayah pj_w1", "Wilayah pj_w2"]
+
+
+async def test_review_and_basis(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    people: dict[str, Person],
+    world: dict[str, Any],
+) -> None:
+    head = bearer(app, people["province_head"])
+    accepted = await client.get(
+        "/v1/rankings/districts",
+        params={**PARAMS, "province": "16", "basis": "accepted"},
+        headers=head,
+    )
+    assert accepted.json()["counts"]["ranked"] == 0
+    ok = await client.post(
+        f"/v1/submissions/{world['ids']['16.72']}/review",
+        json={"decision": "accept", "reason": "ok"},
+        headers=head,
+    )
+    assert ok.status_code in (200, 201), ok.text
+    back = await client.post(
+        f"/v1/submissions/{world['ids']['16.73']}/review",
+        json={"decision": "return", "reason": "denominator wrong"},
+        headers=head,
+    )
+    assert back.status_code in (200, 201), back.text
+    accepted = await client.get(
+        "/v1/rankings/districts",
+        params={**PARAMS, "province": "16", "basis": "accepted"},
+        headers=head,
+    )
+    assert [r["code"] for r in accepted.json()["rows"] if r["status"] == "ranked"] == ["16.72"]
+    latest = await client.get(
+        "/v1/rankings/districts", params={**PARAMS, "province": "16"}, headers=head
+    )
+    statuses = {r["code"]: r["status"] for r in latest.json()["rows"]}
+    assert statuses["16.73"] == "no_data" and statuses["16.72"] == "ranked"
+
+
+async def test_etag_304_and_csv(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    people: dict[str, Person],
+    world: dict[str, Any],
+) -> None:
+    head = bearer(app, people["province_monitor"])
+    url, params = "/v1/rankings/districts", {**PARAMS, "province": "16"}
+    first = await client.get(url, params=params, headers=head)
+    etag = first.headers["etag"]
+    again = await client.get(url, params=params, headers={**head, "If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    # A new submission in the province changes the data version, hence the ETag.
+    await submit(client, app, world["signers"]["16.72"], values=B_VALUES, as_of=AS_OF)
+    changed = await client.get(url, params=params, headers={**head, "If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
+    as_csv = await client.get(url, params=params, headers={**head, "Accept": "text/csv"})
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert as_csv.headers["etag"] != changed.headers["etag"]
+    table = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert len(table) == 17
+    assert table[0]["code"] == "16.71" and table[0]["rank"] == "1"
+    assert "indicators.ktp_el.coverage" in table[0]
+    assert float(table[0]["indicators.ktp_el.coverage"]) == 98.0
+    same = await client.get(url, params={**params, "format": "csv"}, headers=head)
+    assert same.text == as_csv.text
+    schema = await client.get("/v1/schemas/district-scorecard.v1.json")
+    assert schema.status_code == 200 and "$defs" in schema.json()
+
+
+async def test_role_views(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    people: dict[str, Person],
+    outsiders: dict[str, Person],
+    conn: asyncpg.Connection,
+    world: dict[str, Any],
+) -> None:
+    async def status(person: Person, url: str, **params: Any) -> int:
+        response = await client.get(url, params={**PARAMS, **params}, headers=bearer(app, person))
+        return response.status_code
+
+    head = people["district_head"]
+    assert await status(head, "/v1/scorecards/districts/16.71") == 200
+    assert await status(head, "/v1/scorecards/districts/16.72") == 404
+    assert await status(head, "/v1/rankings/districts") == 403
+    assert await status(head, "/v1/scorecards/provinces/16") == 403
+    division = await client.get(
+        "/v1/scorecards/districts/16.71",
+        params=PARAMS,
+        headers=bearer(app, people["division_head"]),
+    )
+    assert division.status_code == 200
+    assert {d["division_id"] for d in division.json()["divisions"]} <= {
+        str(people["division_head"].division_id)
+    }
+    coordinator = world["coordinator"]
+    mine = await client.get(
+        "/v1/rankings/districts", params=PARAMS, headers=bearer(app, coordinator)
+    )
+    assert {r["code"] for r in mine.json()["rows"]} == {"16.71", "16.72"}
+    regions = await client.get(
+        "/v1/rankings/regions", params=PARAMS, headers=bearer(app, coordinator)
+    )
+    assert [r["name"] for r in regions.json()["rows"]] == ["Wilayah pj_w1"]
+    assert await status(coordinator, "/v1/scorecards/districts/16.73") == 404
+    assert await status(people["province_monitor"], "/v1/rankings/districts", province="31") == 404
+    assert await status(outsiders["province_head"], "/v1/scorecards/provinces/16") == 404
+    assert await status(people["province_head"], "/v1/rankings/provinces") == 404
+    assert await status(people["ministry_monitor"], "/v1/rankings/provinces") == 200
+    assert await status(people["ministry_monitor"], "/v1/rankings/districts") == 200
+    integration = people["integration"]  # granted province 16
+    assert await status(integration, "/v1/rankings/districts", province="16") == 200
+    assert await status(integration, "/v1/scorecards/districts/16.72") == 200
+    assert await status(integration, "/v1/rankings/provinces") == 404
+    national = await make_user(conn, "integration", username="svc_national", area_code="ID")
+    assert await status(national, "/v1/rankings/provinces") == 200
+
+
+async def test_bad_report_queries(
+    client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person]
+) -> None:
+    head = bearer(app, people["ministry_monitor"])
+    cases = [
+        ("/v1/rankings/districts", {"indicator": "nope"}, 400),
+        ("/v1/rankings/districts", {"year": 2021, "as_of": "2022-01-01"}, 400),
+        ("/v1/rankings/districts", {"as_of": "not-a-date"}, 400),
+        ("/v1/rankings/districts", {"basis": "whatever"}, 400),
+        ("/v1/rankings/districts", {"format": "xml"}, 400),
+        ("/v1/rankings/districts", {"province": "99"}, 404),
+        ("/v1/rankings/regions", {"province": "16.71"}, 404),
+        ("/v1/scorecards/districts/16", {}, 404),
+        ("/v1/scorecards/provinces/16.71", {}, 404),
+        ("/v1/schemas/nope.json", {}, 404),
+    ]
+    for url, params, expected in cases:
+        response = await client.get(url, params=params, headers=head)
+        assert response.status_code == expected, (url, params, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
