@@ -26,6 +26,14 @@ RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 with the same idempotency key still in progress (draft-ietf-httpapi-idempotency-
 key-header), too early, rate limited."""
 
+ALREADY_RECEIVED = "jti-replayed"
+"""Problem type (last path segment) of a 409 saying this very JWS (its ``jti``) is
+already stored: an earlier attempt got through after its idempotency record expired.
+The report is on the server, so the item is done, not retried for ever."""
+
+FINAL_CONFLICTS = frozenset({"already-superseded"})
+"""Problem types of a 409 that re-sending cannot change: rejected, not retried."""
+
 OutcomeKind = Literal["stored", "rejected", "retry", "unauthorized"]
 
 
@@ -33,9 +41,9 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     """What became of one delivery attempt.
 
     Attributes:
-        kind: ``stored`` (2xx), ``rejected`` (4xx: do not retry), ``retry``
-            (network error, 5xx, or a "not now" 4xx), ``unauthorized`` (401:
-            log in again, then flush).
+        kind: ``stored`` (2xx, or a 409 saying this JWS is already stored),
+            ``rejected`` (4xx: do not retry), ``retry`` (network error, 5xx, or
+            a "not now" 4xx), ``unauthorized`` (401: log in again, then flush).
         status: HTTP status, None when no answer arrived.
         body: Decoded JSON body (the stored submission, or a problem+json);
             None if absent or not JSON.
@@ -112,6 +120,12 @@ def classify(response: httpx.Response) -> Outcome:
     if 200 <= status < 300:
         return Outcome(kind="stored", status=status, body=body)
     error = _describe(status, body, response)
+    if status == 409:
+        slug = _problem_slug(body)
+        if slug == ALREADY_RECEIVED:
+            return Outcome(kind="stored", status=status, body=body)
+        if slug in FINAL_CONFLICTS:
+            return Outcome(kind="rejected", status=status, body=body, error=error)
     if status == 401:
         return Outcome(kind="unauthorized", status=status, body=body, error=error)
     if 400 <= status < 500 and status not in RETRYABLE_4XX:
@@ -150,18 +164,21 @@ def flush(
     token: str,
     outbox: Outbox,
     now: float | None = None,
+    *,
+    everything: bool = False,
 ) -> FlushReport:
-    """Re-send the due outbox items, oldest first.
+    """Re-send the due outbox items (with ``everything``, all of them), oldest first.
 
     Stored and rejected items leave the outbox (rejected ones are reported, not
     retried); the rest back off. A 401 stops the flush: every other item would
-    be refused the same way, and none of them is at fault.
+    be refused the same way, and none of them is at fault. ``everything`` is for
+    a person who asked for a flush now: the backoff paces unattended retries.
     """
     at = time.time() if now is None else now
     stored: list[FlushEntry] = []
     rejected: list[FlushEntry] = []
     retrying: list[FlushEntry] = []
-    for item in outbox.pending(at):
+    for item in outbox.all() if everything else outbox.pending(at):
         outcome = send_submission(http, base_url, token, item.jws, item.idempotency_key)
         if outcome.kind == "unauthorized":
             return FlushReport(
@@ -197,6 +214,14 @@ def _json(response: httpx.Response) -> Any:
         return msgspec.json.decode(response.content)
     except msgspec.DecodeError:
         return None
+
+
+def _problem_slug(body: Any) -> str | None:
+    """Last path segment of a problem's ``type`` (``.../problems/jti-replayed``), if any."""
+    kind = body.get("type") if isinstance(body, dict) else None
+    if not isinstance(kind, str) or kind == "about:blank":
+        return None
+    return kind.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _describe(status: int, body: Any, response: httpx.Response) -> str:

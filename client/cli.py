@@ -1,0 +1,841 @@
+"""``kinerja-client``: the district head's command line.
+
+Reports are signed with the head's own key and written to the local outbox
+before they are sent, so a dropped link, a crash or a closed laptop never loses
+one; every retry sends the same JWS under the same idempotency key, so the
+server stores each report once.
+
+Exit codes: 0 done; 1 the server refused something (a 4xx: rows rejected, wrong
+password, not found); 2 usage or local setup (bad arguments or row file, no
+key, not logged in); 3 the server could not be reached or failed (anything
+signed waits in the outbox: run ``kinerja-client outbox flush`` later).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import getpass
+import json
+import os
+import re
+import socket
+import stat
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from importlib import metadata
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+import httpx
+
+from client import render
+from client.config import (
+    ClientConfig,
+    clear_token,
+    load_config,
+    load_token,
+    save_config,
+    save_token,
+)
+from client.files import PRIVATE_DIR_MODE, ensure_home
+from client.keys import KeyPair, generate_keypair, load_keypair
+from client.outbox import Outbox, OutboxItem
+from client.rows import Report, RowError, parse_count, parse_date, parse_percent, read_reports
+from client.signing import CHANNELS, build_payload, sign_submission
+from client.transport import FlushEntry, Outcome, deliver, flush
+
+PROG = "kinerja-client"
+EXIT_OK = 0
+EXIT_REJECTED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+SERVER_ENV = "KINERJA_SERVER"
+PASSWORD_ENV = "KINERJA_PASSWORD"
+DEFAULT_TIMEOUT = 30.0
+CONNECT_TIMEOUT = 10.0
+
+_DISTRICT = re.compile(r"\d{2}\.\d{2}")
+
+EPILOG = """\
+exit codes:
+  0  done
+  1  the server refused something (4xx): rows rejected, wrong password, not found
+  2  usage or local setup: bad arguments or row file, no key, not logged in
+  3  server unreachable or failing: signed reports wait in the outbox
+
+environment: KINERJA_SERVER (server URL), KINERJA_CLIENT_HOME (config folder,
+default ~/.config/kinerja), KINERJA_PASSWORD (password for login)
+"""
+
+
+class CliError(Exception):
+    """A failure to report in one line and end with ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass
+class Session:
+    """What one command runs with: arguments, settings, server and output streams."""
+
+    args: argparse.Namespace
+    config: ClientConfig
+    base_url: str
+    out: TextIO
+    err: TextIO
+    transport: httpx.BaseTransport | None
+
+    @property
+    def home(self) -> Path:
+        return self.config.home_path
+
+    def http(self) -> httpx.Client:
+        """An HTTP client with the command's timeouts (and the test transport, if any)."""
+        seconds = float(getattr(self.args, "timeout", DEFAULT_TIMEOUT))
+        return httpx.Client(
+            timeout=httpx.Timeout(seconds, connect=min(seconds, CONNECT_TIMEOUT)),
+            transport=self.transport,
+            headers={"User-Agent": f"{PROG}/{_version()}"},
+        )
+
+    def token(self) -> str:
+        """The cached access token, or a usage error telling the user to log in."""
+        token = load_token(home=self.home)
+        if token is None:
+            raise CliError(f"not logged in, or the session expired: run `{PROG} login`")
+        return token
+
+    def print(self, line: str = "") -> None:
+        self.out.write(line + "\n")
+
+    def note(self, line: str) -> None:
+        self.err.write(line + "\n")
+
+
+# -- entry point ------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None, *, transport: httpx.BaseTransport | None = None) -> int:
+    """Run one command and return its exit code.
+
+    Args:
+        argv: Arguments without the program name; defaults to ``sys.argv[1:]``.
+        transport: HTTP transport to use instead of the network (tests).
+    """
+    out, err = sys.stdout, sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error argparse already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        session = _session(args, out, err, transport)
+        return int(args.handler(session))
+    except CliError as exc:
+        err.write(f"{PROG}: {exc.message}\n")
+        return exc.code
+    except KeyboardInterrupt:
+        err.write(
+            f"\n{PROG}: interrupted; whatever was signed is in the outbox "
+            f"(`{PROG} outbox list`); do not submit it again, flush it\n"
+        )
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--server",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help=f"server URL (default: ${SERVER_ENV}, else the config file)",
+    )
+    common.add_argument(
+        "--home",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="config folder (default: $KINERJA_CLIENT_HOME, else ~/.config/kinerja)",
+    )
+    common.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=float,
+        default=argparse.SUPPRESS,
+        help=f"HTTP timeout (default {DEFAULT_TIMEOUT:g})",
+    )
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        parents=[common],
+        description="Sign and send progress reports; read scorecards and rankings.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str, handler: Any) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    init = command("init", "make the Ed25519 signing key in the config folder", cmd_init)
+    init.add_argument("--force", action="store_true", help="replace an existing key")
+    init.add_argument("--username", help="remember this account for login")
+
+    login = command("login", "get an access token (cached until it expires)", cmd_login)
+    login.add_argument("--username", help="account (default: the one remembered)")
+    login.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help=f"read the password from stdin's first line (else ${PASSWORD_ENV}, else a prompt)",
+    )
+
+    register = command("register-key", "register the public key with the server", cmd_register)
+    register.add_argument("--label", help="a name for the key (default: this computer's name)")
+
+    submit = command("submit", "sign and send progress reports", cmd_submit)
+    submit.add_argument("--file", type=Path, help="rows from a CSV or JSON file (see README)")
+    submit.add_argument("--district", help="district code, e.g. 16.71 (default: your own)")
+    submit.add_argument("--as-of", help="date of the counts, YYYY-MM-DD (default: today)")
+    submit.add_argument(
+        "--value",
+        action="append",
+        default=[],
+        metavar="CODE=NUM/DEN",
+        help="an indicator's counts, e.g. ktp_el=5545117/5940433 (repeatable)",
+    )
+    submit.add_argument(
+        "--channel",
+        action="append",
+        default=[],
+        metavar="CODE.CHANNEL=N",
+        help=f"records by service channel ({', '.join(CHANNELS)}), e.g. ktp_el.mobile=300",
+    )
+    submit.add_argument(
+        "--stated",
+        action="append",
+        default=[],
+        metavar="CODE=PCT",
+        help="the percentage printed in the report, e.g. ktp_el=97.70 (kept for comparison)",
+    )
+    submit.add_argument("--note", help="free text, e.g. a broken recording device")
+    submit.add_argument("--division", metavar="ID", help="report for this division of yours")
+    submit.add_argument("--supersedes", metavar="ID", help="the submission this one corrects")
+    submit.add_argument("--reason", help="why it is corrected (with --supersedes)")
+    submit.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: for many rows on a terminal)",
+    )
+
+    outbox = command("outbox", "reports waiting to be delivered", _outbox_usage)
+    outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True, metavar="ACTION")
+    listing = outbox_sub.add_parser(
+        "list", parents=[common], help="show what waits", description="Show what waits."
+    )
+    listing.add_argument("--json", action="store_true", help="as JSON")
+    listing.set_defaults(handler=cmd_outbox_list)
+    flushing = outbox_sub.add_parser(
+        "flush",
+        parents=[common],
+        help="send what waits",
+        description="Send what waits: the same signed reports under the same idempotency keys.",
+    )
+    flushing.add_argument(
+        "--due", action="store_true", help="only items whose backoff has passed (for schedulers)"
+    )
+    flushing.add_argument(
+        "--wait",
+        metavar="SECONDS",
+        type=float,
+        default=0.0,
+        help="keep retrying with backoff for up to this long until the outbox is empty",
+    )
+    flushing.set_defaults(handler=cmd_outbox_flush)
+
+    scorecard = command("scorecard", "your district's scorecard", cmd_scorecard)
+    scorecard.add_argument("--district", help="district code (default: your own)")
+    _report_options(scorecard)
+
+    rankings = command("rankings", "rank a province's districts", cmd_rankings)
+    rankings.add_argument("--province", required=True, help="province code, e.g. 16")
+    rankings.add_argument(
+        "--indicator", default=None, help="composite (default) or an indicator code"
+    )
+    _report_options(rankings)
+    return parser
+
+
+def _report_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--year", type=int, help="agreement year (default: the as-of year)")
+    parser.add_argument("--as-of", help="YYYY-MM-DD (default: today)")
+    parser.add_argument("--basis", choices=("latest", "accepted"), help="which reports count")
+    formats = parser.add_mutually_exclusive_group()
+    formats.add_argument("--json", action="store_true", help="print the server's JSON")
+    formats.add_argument("--csv", action="store_true", help="print the server's CSV")
+
+
+def _session(
+    args: argparse.Namespace,
+    out: TextIO,
+    err: TextIO,
+    transport: httpx.BaseTransport | None,
+) -> Session:
+    try:
+        config = load_config(getattr(args, "home", None))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    base_url = getattr(args, "server", None) or os.environ.get(SERVER_ENV) or config.base_url
+    try:
+        ClientConfig(base_url=base_url)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    return Session(
+        args=args,
+        config=config,
+        base_url=base_url.rstrip("/"),
+        out=out,
+        err=err,
+        transport=transport,
+    )
+
+
+def _outbox_usage(session: Session) -> int:  # pragma: no cover - argparse requires an action
+    raise CliError("outbox needs an action: list or flush")
+
+
+# -- init, login, register-key ----------------------------------------------------------
+
+
+def cmd_init(s: Session) -> int:
+    """Make the key pair (refusing to replace one without --force) and save the settings."""
+    home = ensure_home(s.config.home)
+    if os.name == "posix" and stat.S_IMODE(home.stat().st_mode) & 0o077:
+        home.chmod(PRIVATE_DIR_MODE)  # the folder holds the key and the token: owner only
+    try:
+        pair = generate_keypair(home, force=s.args.force)
+    except FileExistsError:
+        raise CliError(
+            f"a signing key already exists in {home}; `{PROG} init --force` replaces it "
+            "(then register the new key; reports signed with the old one stay valid)"
+        ) from None
+    config = ClientConfig(
+        base_url=s.base_url if getattr(s.args, "server", None) else s.config.base_url,
+        username=s.args.username or s.config.username,
+        home=str(home),
+    )
+    save_config(config)
+    s.print(f"Signing key: {pair.path} (Ed25519, owner-only)")
+    s.print(f"Key id:      {pair.kid}")
+    s.print(f"Public key:  {json.dumps(pair.jwk)}")
+    s.print(f"Settings:    {config.config_path}")
+    s.print(f"Server:      {s.base_url if getattr(s.args, 'server', None) else config.base_url}")
+    s.print(f"Next: `{PROG} login`, then `{PROG} register-key`.")
+    return EXIT_OK
+
+
+def cmd_login(s: Session) -> int:
+    """Exchange the password for an access token and cache it owner-only until it expires."""
+    username = s.args.username or s.config.username
+    if not username:
+        raise CliError("no account: pass --username")
+    password = _password(s, username)
+    with s.http() as http:
+        response = _request(
+            s,
+            http,
+            "POST",
+            "/v1/auth/token",
+            data={"grant_type": "password", "username": username, "password": password},
+        )
+    if response.status_code != 200:
+        _fail(s, response, what="login")
+    body = _json(response)
+    token = body.get("access_token") if isinstance(body, dict) else None
+    expires_in = body.get("expires_in") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not isinstance(expires_in, int | float):
+        raise CliError("the server's token answer is not understood", EXIT_UNREACHABLE)
+    expires_at = time.time() + float(expires_in)
+    save_token(token, expires_at, home=s.home)
+    save_config(ClientConfig(base_url=s.base_url, username=username, home=str(s.home)))
+    claims = _claims(token)
+    s.print(
+        f"Logged in to {s.base_url} as {username} ({claims.get('role', '?')}, "
+        f"area {claims.get('area', '?')}) until {render.local_time(expires_at)}."
+    )
+    return EXIT_OK
+
+
+def _password(s: Session, username: str) -> str:
+    if s.args.password_stdin:
+        line = sys.stdin.readline()
+        password = line.rstrip("\r\n")
+    elif os.environ.get(PASSWORD_ENV):
+        password = os.environ[PASSWORD_ENV]
+    elif sys.stdin is not None and sys.stdin.isatty():
+        password = getpass.getpass(f"Password for {username}: ")
+    else:
+        raise CliError(f"no password: use --password-stdin or set {PASSWORD_ENV}")
+    if not password:
+        raise CliError("empty password")
+    return password
+
+
+def cmd_register(s: Session) -> int:
+    """Register the public key; a key already registered to this account is fine."""
+    pair = _keypair(s)
+    token = s.token()
+    label = s.args.label or f"{PROG} on {socket.gethostname()}"[:200]
+    with s.http() as http:
+        response = _request(
+            s, http, "POST", "/v1/keys", token=token, json={"jwk": pair.jwk, "label": label}
+        )
+        if response.status_code == 201:
+            s.print(f"Registered key {pair.kid} ({label}).")
+            return EXIT_OK
+        if response.status_code != 409:
+            _fail(s, response, what="register-key")
+        mine = _request(s, http, "GET", "/v1/keys", token=token, params={"limit": 500})
+    if mine.status_code == 200:
+        for key in (_json(mine) or {}).get("items", []):
+            if key.get("kid") == pair.kid:
+                if key.get("revoked_at"):
+                    raise CliError(
+                        f"key {pair.kid} was revoked at {key['revoked_at']}; make a new one "
+                        f"with `{PROG} init --force` and register it",
+                        EXIT_REJECTED,
+                    )
+                s.print(f"Key {pair.kid} is already registered to you.")
+                return EXIT_OK
+    _fail(s, response, what="register-key")
+
+
+def _keypair(s: Session) -> KeyPair:
+    try:
+        return load_keypair(s.home)
+    except FileNotFoundError:
+        raise CliError(f"no signing key in {s.home}: run `{PROG} init` first") from None
+    except (PermissionError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+
+
+# -- submit and the outbox --------------------------------------------------------------
+
+
+@dataclass
+class _Queued:
+    """A signed report on its way, with what became of it."""
+
+    report: Report
+    jws: str
+    key: str
+    outcome: Outcome | None = None
+
+
+def cmd_submit(s: Session) -> int:
+    """Sign every report, queue them all durably, then deliver them one by one."""
+    token = load_token(home=s.home)
+    reports = _reports(s, token)
+    payloads = []
+    for report in reports:
+        try:
+            payloads.append(
+                build_payload(
+                    report.district,
+                    report.as_of,
+                    report.values,
+                    note=report.note,
+                    division=report.division,
+                    supersedes=report.supersedes,
+                )
+            )
+        except ValueError as exc:
+            raise CliError(f"{report.source}: {exc}") from None
+    pair = _keypair(s)
+    with Outbox.open(s.home) as box:
+        # Everything is signed and queued before the first request: if the process dies
+        # part-way, the rest waits in the outbox instead of tempting a second submit.
+        queued = []
+        for report, payload in zip(reports, payloads, strict=True):
+            item = _Queued(report, sign_submission(payload, pair.private_key, pair.kid), _key())
+            box.put(item.jws, item.key)
+            queued.append(item)
+        _deliver_all(s, box, token, queued)
+    return _submit_summary(s, queued)
+
+
+def _deliver_all(s: Session, box: Outbox, token: str | None, queued: list[_Queued]) -> None:
+    show = s.args.progress
+    if show is None:
+        show = len(queued) > 1 and s.err.isatty()
+    bar = render.ProgressBar(len(queued), s.err, enabled=bool(show))
+    reason = None if token else "not logged in"
+    with s.http() as http:
+        bar.draw()
+        for item in queued:
+            if reason is None and token is not None:
+                item.outcome = deliver(http, s.base_url, token, item.jws, item.key, box)
+                if item.outcome.kind == "unauthorized":
+                    clear_token(home=s.home)
+                    reason = "the server refused the session"
+                elif item.outcome.kind == "retry" and item.outcome.status is None:
+                    reason = f"server unreachable ({item.outcome.error})"
+            else:  # no point waiting for a timeout per row: it stays queued, untried
+                item.outcome = Outcome(kind="retry", error=f"not sent: {reason}")
+            bar.advance(f"{item.report.district} {item.report.as_of}")
+    bar.close()
+
+
+def _submit_summary(s: Session, queued: list[_Queued]) -> int:
+    counts = {"stored": 0, "rejected": 0, "queued": 0}
+    for item in queued:
+        assert item.outcome is not None
+        state = _print_outcome(s, item.report.district, str(item.report.as_of), item.outcome)
+        counts[state] += 1
+    total = len(queued)
+    s.print(
+        f"{total} submission{'s' if total != 1 else ''}: {counts['stored']} stored, "
+        f"{counts['rejected']} rejected, {counts['queued']} queued in the outbox"
+    )
+    return _finish(s, counts["rejected"], counts["queued"])
+
+
+def _print_outcome(s: Session, district: str, as_of: str, outcome: Outcome) -> str:
+    """One line (plus the problem for a rejection); returns stored, rejected or queued."""
+    what = f"{district} {as_of}"
+    body = outcome.body if isinstance(outcome.body, dict) else {}
+    if outcome.kind == "stored":
+        if outcome.status == 409:
+            s.print(f"stored    {what}  already on the server (an earlier attempt got through)")
+        else:
+            line = f"stored    {what}  id {body.get('id', '?')}"
+            if body.get("flags"):
+                line += f"  flags: {', '.join(body['flags'])}"
+            s.print(line)
+        return "stored"
+    if outcome.kind == "rejected":
+        s.print(f"rejected  {what}  not retried; correct it and submit again")
+        for line in _problem_lines(outcome.status, outcome.body):
+            s.print("          " + line)
+        return "rejected"
+    s.print(f"queued    {what}  {outcome.error or 'will be retried'}")
+    return "queued"
+
+
+def _finish(s: Session, rejected: int, queued: int) -> int:
+    if queued:
+        s.note(
+            f"{queued} report{'s' if queued != 1 else ''} wait in the outbox; "
+            f"run `{PROG} outbox flush` when the server is reachable "
+            f"(log in first if the session expired)"
+        )
+    if rejected:
+        return EXIT_REJECTED
+    return EXIT_UNREACHABLE if queued else EXIT_OK
+
+
+def _key() -> str:
+    """A fresh idempotency key: one per signed report, reused by every retry of it."""
+    return str(uuid.uuid4())
+
+
+def _reports(s: Session, token: str | None) -> list[Report]:
+    """The reports to sign, from --file or from the value flags."""
+    a = s.args
+    flags_given = a.value or a.channel or a.stated or a.note or a.supersedes or a.division
+    try:
+        if a.file is not None:
+            if flags_given or a.district or a.as_of:
+                raise CliError("--file cannot be combined with --district/--as-of/--value/...")
+            return read_reports(a.file)
+        if not a.value:
+            raise CliError("nothing to submit: give --value CODE=NUM/DEN (repeatable) or --file")
+        district = a.district or _own_district(token)
+        if district is None:
+            raise CliError("pass --district (it is taken from your login otherwise)")
+        values: dict[str, Any] = {}
+        for spec in a.value:
+            code, counts = _split(spec, "=", "--value", "CODE=NUM/DEN")
+            numerator, denominator = _split(counts, "/", "--value", "CODE=NUM/DEN")
+            if code in values:
+                raise CliError(f"--value {code} given twice")
+            values[code] = {
+                "numerator": parse_count(numerator, f"--value {code}"),
+                "denominator": parse_count(denominator, f"--value {code}"),
+            }
+        for spec in a.channel:
+            target, number = _split(spec, "=", "--channel", "CODE.CHANNEL=N")
+            code, channel = _split(target, ".", "--channel", "CODE.CHANNEL=N")
+            if code not in values:
+                raise CliError(f"--channel {spec}: no --value for {code}")
+            channels = values[code].setdefault("channels", {})
+            channels[channel] = parse_count(number, f"--channel {spec}")
+        for spec in a.stated:
+            code, pct = _split(spec, "=", "--stated", "CODE=PCT")
+            if code not in values:
+                raise CliError(f"--stated {spec}: no --value for {code}")
+            values[code]["stated_pct"] = parse_percent(pct, f"--stated {spec}")
+        if a.reason and not a.supersedes:
+            raise CliError("--reason goes with --supersedes")
+        supersedes = None
+        if a.supersedes:
+            if not a.reason:
+                raise CliError("--supersedes needs --reason")
+            supersedes = {"id": a.supersedes, "reason": a.reason}
+        as_of = parse_date(a.as_of, "--as-of") if a.as_of else date.today()
+        return [
+            Report(
+                district=district,
+                as_of=as_of,
+                values=values,
+                note=a.note,
+                division=a.division,
+                supersedes=supersedes,
+                source="command line",
+            )
+        ]
+    except RowError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _split(spec: str, sep: str, option: str, shape: str) -> tuple[str, str]:
+    left, found, right = spec.partition(sep)
+    if not found or not left.strip() or not right.strip():
+        raise CliError(f"{option} {spec!r}: expected {shape}")
+    return left.strip(), right.strip()
+
+
+def cmd_outbox_list(s: Session) -> int:
+    """Show what waits in the outbox, oldest first."""
+    with Outbox.open(s.home) as box:
+        items = box.all()
+    if s.args.json:
+        listed = [_item_json(item) for item in items]
+        s.print(json.dumps(listed, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not items:
+        s.print("The outbox is empty.")
+        return EXIT_OK
+    rows = []
+    for item in items:
+        claims = _claims(item.jws)
+        rows.append(
+            (
+                item.id,
+                claims.get("district", "?"),
+                claims.get("as_of", "?"),
+                ",".join(sorted(claims.get("values") or {})),
+                render.local_time(item.created_at),
+                item.attempts,
+                render.local_time(item.next_attempt_at) if item.attempts else "now",
+                render.text(item.last_error),
+            )
+        )
+    headers = ("#", "District", "As of", "Indicators", "Queued", "Tries", "Next try", "Last error")
+    s.print(render.table(headers, rows, right=(0, 5)))
+    s.print(f"\n{len(items)} waiting; `{PROG} outbox flush` sends them.")
+    return EXIT_OK
+
+
+def _item_json(item: OutboxItem) -> dict[str, Any]:
+    claims = _claims(item.jws)
+    return {
+        "id": item.id,
+        "idempotency_key": item.idempotency_key,
+        "district": claims.get("district"),
+        "as_of": claims.get("as_of"),
+        "jti": claims.get("jti"),
+        "indicators": sorted(claims.get("values") or {}),
+        "created_at": item.created_at,
+        "attempts": item.attempts,
+        "next_attempt_at": item.next_attempt_at,
+        "last_error": item.last_error,
+    }
+
+
+def cmd_outbox_flush(s: Session) -> int:
+    """Re-send what waits; with --wait keep going, backing off, until it is empty."""
+    with Outbox.open(s.home) as box:
+        if not box.all():
+            s.print("The outbox is empty.")
+            return EXIT_OK
+        try:
+            token = s.token()
+        except CliError as exc:
+            raise CliError(f"{exc.message}; {len(box.all())} reports stay queued") from None
+        deadline = time.monotonic() + max(s.args.wait, 0.0)
+        everything = not s.args.due
+        stored = rejected = 0
+        with s.http() as http:
+            while True:
+                report = flush(http, s.base_url, token, box, everything=everything)
+                entries: list[FlushEntry] = report.stored + report.rejected + report.retrying
+                for entry in sorted(entries, key=lambda e: e.item.id):
+                    claims = _claims(entry.item.jws)
+                    state = _print_outcome(
+                        s, claims.get("district", "?"), claims.get("as_of", "?"), entry.outcome
+                    )
+                    stored += state == "stored"
+                    rejected += state == "rejected"
+                if report.unauthorized:
+                    clear_token(home=s.home)
+                    s.note(f"the server refused the session: run `{PROG} login`, then flush again")
+                    break
+                remaining = box.all()
+                if not remaining:
+                    break
+                wait = min(item.next_attempt_at for item in remaining) - time.time()
+                if time.monotonic() + max(wait, 0.0) > deadline:
+                    break
+                time.sleep(max(wait, 0.0))
+                everything = False
+        remaining = box.all()
+    left = len(remaining)
+    summary = f"{stored} stored, {rejected} rejected, {left} still queued"
+    if left and not report.unauthorized:
+        next_try = min(item.next_attempt_at for item in remaining)
+        summary += f" (next try after {render.local_time(next_try)})"
+    s.print(summary)
+    return _finish(s, rejected, left)
+
+
+# -- scorecards and rankings ------------------------------------------------------------
+
+
+def cmd_scorecard(s: Session) -> int:
+    """A district's scorecard: yours unless --district names another in your scope."""
+    token = s.token()
+    district = s.args.district or _own_district(token)
+    if district is None:
+        raise CliError("pass --district (your login is not bound to one district)")
+    path = f"/v1/scorecards/districts/{district}"
+    return _report(s, token, "scorecard", path, {}, render.scorecard)
+
+
+def cmd_rankings(s: Session) -> int:
+    """The ranking of a province's districts."""
+    token = s.token()
+    params = {"province": s.args.province}
+    if s.args.indicator:
+        params["indicator"] = s.args.indicator
+    return _report(s, token, "rankings", "/v1/rankings/districts", params, render.ranking)
+
+
+def _report(s: Session, token: str, what: str, path: str, params: dict[str, Any], show: Any) -> int:
+    a = s.args
+    if a.as_of:
+        try:
+            params["as_of"] = parse_date(a.as_of, "--as-of").isoformat()
+        except RowError as exc:
+            raise CliError(str(exc)) from None
+    if a.year is not None:
+        params["year"] = a.year
+    if a.basis:
+        params["basis"] = a.basis
+    accept = "text/csv" if a.csv else "application/json"
+    with s.http() as http:
+        response = _request(s, http, "GET", path, token=token, params=params, accept=accept)
+    if response.status_code != 200:
+        _fail(s, response, what=what)
+    if a.json or a.csv:
+        s.out.write(response.text if response.text.endswith("\n") else response.text + "\n")
+    else:
+        s.print(show(_json(response) or {}))
+    return EXIT_OK
+
+
+# -- HTTP helpers -----------------------------------------------------------------------
+
+
+def _request(
+    s: Session,
+    http: httpx.Client,
+    method: str,
+    path: str,
+    *,
+    token: str | None = None,
+    accept: str = "application/json",
+    **kwargs: Any,
+) -> httpx.Response:
+    headers = {"Accept": f"{accept}, application/problem+json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        return http.request(method, s.base_url + path, headers=headers, **kwargs)
+    except httpx.RequestError as exc:
+        detail = str(exc) or type(exc).__name__
+        raise CliError(f"cannot reach {s.base_url}: {detail}", EXIT_UNREACHABLE) from None
+
+
+def _fail(s: Session, response: httpx.Response, *, what: str) -> NoReturn:
+    """Show the server's problem detail and end with the matching exit code."""
+    status = response.status_code
+    for line in _problem_lines(status, _json(response)):
+        s.note(line)
+    if status == 401 and what != "login":
+        clear_token(home=s.home)
+        raise CliError(f"the server refused the session: run `{PROG} login` again")
+    if 400 <= status < 500:
+        raise CliError(f"{what}: refused by the server (HTTP {status})", EXIT_REJECTED)
+    raise CliError(f"{what}: the server failed (HTTP {status}); try again later", EXIT_UNREACHABLE)
+
+
+def _problem_lines(status: int | None, body: Any) -> list[str]:
+    """An RFC 9457 problem as lines: title, detail, field errors, type."""
+    if not isinstance(body, dict):
+        return [f"HTTP {status}" if status else "no answer"]
+    lines = [f"HTTP {status}: {body.get('title') or 'error'}"]
+    if body.get("detail") and body.get("detail") != body.get("title"):
+        lines.append(f"  detail: {body['detail']}")
+    for error in body.get("errors") or []:
+        if isinstance(error, dict):
+            where = error.get("key") or error.get("field") or ""
+            lines.append(f"  - {where}: {error.get('message', error)}" if where else f"  - {error}")
+    if body.get("type") and body.get("type") != "about:blank":
+        lines.append(f"  type: {body['type']}")
+    return lines
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _claims(compact: str) -> dict[str, Any]:
+    """The payload of a compact JWS or JWT, read without checking it (display only)."""
+    try:
+        part = compact.split(".")[1]
+        data = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _own_district(token: str | None) -> str | None:
+    """The district the login is bound to (the token's ``area`` claim), if it is one."""
+    area = _claims(token).get("area") if token else None
+    return area if isinstance(area, str) and _DISTRICT.fullmatch(area) else None
+
+
+def _version() -> str:
+    try:
+        return metadata.version("kinerja")
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
