@@ -8,6 +8,7 @@ import getpass
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -75,6 +76,41 @@ def cmd_db_migrate(settings: Settings, _: argparse.Namespace) -> int:
     return _run_with_db(settings, _prepare)
 
 
+DEFAULT_DEMO_PASSWORD = "kinerja-demo-password"
+
+
+async def _seed_demo(dsn: str, settings: Settings) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from api.demo import seed, summary
+    from db.pool import connect
+
+    password = os.environ.get("KINERJA_DEMO_PASSWORD") or DEFAULT_DEMO_PASSWORD
+    today = (datetime.now(UTC) + timedelta(hours=settings.utc_offset_hours)).date()
+    conn = await connect(dsn)
+    try:
+        started = time.monotonic()
+        if await seed(conn, settings, today, password):
+            print(f"demo year {today.year} seeded in {time.monotonic() - started:.1f} s")
+        else:
+            print("demo data already present")
+        print(summary(password))
+    finally:
+        await conn.close()
+
+
+def cmd_demo(settings: Settings, _: argparse.Namespace) -> int:
+    if settings.environment == "production":
+        return _fail("refusing to seed demo data in production")
+
+    async def work(dsn: str) -> int:
+        await _prepare(dsn)
+        await _seed_demo(dsn, settings)
+        return 0
+
+    return _run_with_db(settings, work)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -86,6 +122,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             os.environ["DATABASE_URL"] = dsn
             # Migrate once here so a refused migration stops start-up before any worker forks.
             asyncio.run(_prepare(dsn))
+            if settings.demo:
+                if settings.environment == "production":
+                    return _fail("refusing to seed demo data in production")
+                asyncio.run(_seed_demo(dsn, settings))
             where = (
                 "embedded PostgreSQL in " + str(settings.data_path)
                 if not settings.database_url
@@ -223,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     migrate = db_sub.add_parser("migrate", help="apply migrations and load areas")
     migrate.set_defaults(func=cmd_db_migrate)
+
+    demo = sub.add_parser("demo", help="seed a demo year (idempotent) and exit")
+    demo.set_defaults(func=cmd_demo)
 
     keys = sub.add_parser("keys", help="the server's token signing keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

@@ -1,0 +1,61 @@
+"""The demo year: seeded through the real services, idempotent, with the seeds' counts."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import asyncpg
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from api.demo import SUMSEL_RECORDED, SUMSEL_WAJIB_KTP, seed, split
+from api.settings import Settings
+from tests.people import Person, bearer
+
+
+def test_split_sums_exactly() -> None:
+    parts = split(SUMSEL_WAJIB_KTP, [3.0, 1.0, 1.0, 2.5])
+    assert sum(parts) == SUMSEL_WAJIB_KTP and all(p > 0 for p in parts)
+
+
+async def test_demo_seed_ranks_live_and_keeps_the_seed_counts(
+    conn: asyncpg.Connection,
+    settings: Settings,
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    people: dict[str, Person],
+) -> None:
+    assert await seed(conn, settings, date(2021, 6, 1), "demo-password-1") is True
+    assert await seed(conn, settings, date(2021, 6, 1), "demo-password-1") is False
+    # Every stored report went through the ledger: contiguous chains, valid signatures.
+    heads = await conn.fetch("SELECT district_code, seq FROM ledger_heads")
+    assert len(heads) == 17 + 10 + 24 + 6
+    counts = dict(await conn.fetch("SELECT district_code, count(*) FROM submissions GROUP BY 1"))
+    assert all(counts[h["district_code"]] == h["seq"] for h in heads)
+    verify = await client.get(
+        "/v1/districts/16.71/ledger/verify", headers=bearer(app, people["admin"])
+    )
+    assert verify.status_code == 200 and verify.json()["ok"] is True
+
+    monitor = bearer(app, people["province_monitor"])
+    card = await client.get(
+        "/v1/scorecards/provinces/16", params={"as_of": "2021-02-15"}, headers=monitor
+    )
+    ktp = next(r for r in card.json()["aggregate"]["indicators"] if r["indicator"] == "ktp_el")
+    # The article's figures, computed from the counts: 93.35 %, not the printed 97.70 %.
+    assert (ktp["numerator"], ktp["denominator"]) == (SUMSEL_RECORDED, SUMSEL_WAJIB_KTP)
+    assert round(ktp["coverage"], 2) == 93.35
+    flagged = await conn.fetchval(
+        "SELECT count(*) FROM submissions WHERE as_of = '2021-02-15' AND district_code LIKE '16.%' "
+        "AND 'stated_mismatch' = ANY(flags)"
+    )
+    assert flagged > 0
+    ranking = await client.get(
+        "/v1/rankings/districts", params={"as_of": "2021-05-31"}, headers=monitor
+    )
+    body = ranking.json()
+    assert body["counts"]["ranked"] == 17
+    regions = await client.get(
+        "/v1/rankings/regions", params={"as_of": "2021-05-31"}, headers=monitor
+    )
+    assert [r["status"] for r in regions.json()["rows"]] == ["ranked"] * 4
