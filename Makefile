@@ -26,6 +26,14 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
+## Full benchmark (about 10 minutes on 2 cores): bench/results/latest.json and .md.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+## Smoke test of the benchmark (under a minute; the figures mean nothing).
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench.run --quick --out bench/.work/quick.json
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -9,6 +9,7 @@ is computed.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import io
@@ -58,11 +59,17 @@ def to_csv(rows: Sequence[Mapping[str, Any]]) -> bytes:
 
 
 class ReportCache:
-    """A small LRU of rendered bodies keyed by ETag (which includes the data versions)."""
+    """A small LRU of rendered bodies keyed by ETag (which includes the data versions).
+
+    It also coalesces: while one request renders a key, others for the same key wait
+    for that rendering instead of repeating it (after a change, a burst of identical
+    polls costs one computation per worker).
+    """
 
     def __init__(self, entries: int) -> None:
         self.entries = entries
         self._items: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+        self._pending: dict[str, asyncio.Future[tuple[bytes, str]]] = {}
 
     def get(self, key: str) -> tuple[bytes, str] | None:
         item = self._items.get(key)
@@ -103,12 +110,26 @@ async def respond(
         return Response(b"", status_code=304, headers=headers)
     cached = cache.get(etag)
     if cached is None:
-        document, rows = await render()
-        if as_csv:
-            cached = (to_csv(rows), CSV_MEDIA_TYPE)
+        pending = cache._pending.get(etag)
+        if pending is not None:
+            cached = await asyncio.shield(pending)
         else:
-            cached = (msgspec.json.encode(document), "application/json")
-        cache.put(etag, *cached)
+            future: asyncio.Future[tuple[bytes, str]] = asyncio.get_running_loop().create_future()
+            cache._pending[etag] = future
+            try:
+                document, rows = await render()
+                if as_csv:
+                    cached = (to_csv(rows), CSV_MEDIA_TYPE)
+                else:
+                    cached = (msgspec.json.encode(document), "application/json")
+                cache.put(etag, *cached)
+                future.set_result(cached)
+            except BaseException as exc:
+                future.set_exception(exc)
+                future.exception()  # retrieved here, so an unawaited failure is not logged
+                raise
+            finally:
+                del cache._pending[etag]
     body, media_type = cached
     return Response(body, media_type=media_type, headers=headers)
 

@@ -1,10 +1,13 @@
 """What scorecards and rankings read: latest counting values, targets, versions.
 
-"Latest" is one index probe per (district, indicator): the partial indexes on
+"Latest" comes from ``latest_values``, which a trigger keeps current in the same
+transaction as every report, review and supersession: one index scan for the whole
+country. Only where that row is newer than the date asked for (a past ``as_of``) does
+the read fall back to one probe per (district, indicator) of the partial indexes on
 ``submission_values`` (``WHERE counting`` for basis ``latest``, ``WHERE status =
-'accepted' AND NOT superseded`` for basis ``accepted``) are ordered by ``as_of DESC,
-seq DESC``, so the cost does not grow with history. Values count from 1 January of
-the year asked for, up to and including ``as_of``.
+'accepted' AND NOT superseded`` for ``accepted``), ordered ``as_of DESC, seq DESC``.
+Neither grows with history. Values count from 1 January of the year asked for, up to
+and including ``as_of``.
 """
 
 from __future__ import annotations
@@ -78,6 +81,32 @@ _LATEST = {
 }
 
 
+NIL_DIVISION = UUID(int=0)
+
+
+def _value(row: asyncpg.Record) -> Value:
+    # Built field by field: this runs for every district of the country per request.
+    return Value(
+        district_code=row["district_code"],
+        indicator_code=row["indicator_code"],
+        submission_id=row["submission_id"],
+        as_of=row["as_of"],
+        numerator=row["numerator"],
+        denominator=row["denominator"],
+        flags=row["flags"],
+        status=row["status"],
+    )
+
+
+_CURRENT = """
+    SELECT district_code, indicator_code, submission_id, as_of, numerator, denominator, flags,
+           status
+    FROM latest_values
+    WHERE basis = $1 AND division_key = $2 AND district_code = ANY($3::text[])
+      AND indicator_code = ANY($4::text[])
+"""
+
+
 async def latest_values(
     conn: asyncpg.Connection,
     districts: list[str],
@@ -89,14 +118,22 @@ async def latest_values(
     division_id: UUID | None = None,
 ) -> dict[tuple[str, str], Value]:
     """(district, indicator) → the latest counting value in [since, as_of]."""
-    args: list[object] = [districts, indicators, as_of, since]
-    if division_id is not None:
-        args.append(division_id)
-    rows = await conn.fetch(_LATEST[(basis, division_id is not None)], *args)
-    out = {}
+    rows = await conn.fetch(_CURRENT, basis, division_id or NIL_DIVISION, districts, indicators)
+    out: dict[tuple[str, str], Value] = {}
+    too_new: set[str] = set()
     for row in rows:
-        value = msgspec.convert(dict(row), Value)
-        out[(value.district_code, value.indicator_code)] = value
+        if row["as_of"] > as_of:
+            too_new.add(row["district_code"])
+        elif row["as_of"] >= since:
+            value = _value(row)
+            out[(value.district_code, value.indicator_code)] = value
+    if too_new:
+        args: list[object] = [sorted(too_new), indicators, as_of, since]
+        if division_id is not None:
+            args.append(division_id)
+        for row in await conn.fetch(_LATEST[(basis, division_id is not None)], *args):
+            value = _value(row)
+            out[(value.district_code, value.indicator_code)] = value
     return out
 
 
@@ -148,7 +185,22 @@ async def active_targets(
         areas,
         levels,
     )
-    return [msgspec.convert(dict(r), TargetRow) for r in rows]
+    return [
+        TargetRow(
+            area_code=r["area_code"],
+            division_id=r["division_id"],
+            level=r["level"],
+            agreement_id=r["agreement_id"],
+            indicator_code=r["indicator_code"],
+            annual=r["annual"],
+            q1=r["q1"],
+            q2=r["q2"],
+            q3=r["q3"],
+            q4=r["q4"],
+            weight=r["weight"],
+        )
+        for r in rows
+    ]
 
 
 async def districts(conn: asyncpg.Connection, province: str | None) -> list[asyncpg.Record]:
@@ -175,17 +227,6 @@ async def region_members(
         province,
         year,
     )
-
-
-async def versions(conn: asyncpg.Connection, areas: list[str]) -> list[int]:
-    """Data versions of ``areas``, in order (0 where nothing has changed yet)."""
-    rows = await conn.fetch(
-        "SELECT a.code, coalesce(v.version, 0) AS version FROM unnest($1::text[]) AS a(code) "
-        "LEFT JOIN data_versions v ON v.area_code = a.code",
-        areas,
-    )
-    found = {r["code"]: r["version"] for r in rows}
-    return [int(found[a]) for a in areas]
 
 
 async def division_targets(

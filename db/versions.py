@@ -1,8 +1,11 @@
-"""Data versions per scope, for ETags and caches that agree across replicas.
+"""Data versions per area, for ETags and caches that agree across replicas.
 
-Any write that changes what a scorecard or ranking shows bumps the version of the
-district, its province and the country in the same transaction, so a reader
-comparing versions never serves stale numbers and never recomputes needlessly.
+Every write that changes what a scorecard or ranking shows bumps the version of the
+area it touches (a district for reports and its agreement, a province for its regions
+and its own agreement) in the same transaction. Only that one row is written, so
+concurrent reports from different districts never queue on a shared row. A scope's
+version is the sum of the versions of the area and every area below it: versions only
+grow, so any change inside the scope changes the sum.
 """
 
 from __future__ import annotations
@@ -11,27 +14,27 @@ import asyncpg
 
 
 async def bump(conn: asyncpg.Connection, area_code: str) -> None:
-    """Bump ``area_code`` and every area above it (district → province → country)."""
     await conn.execute(
         """
-        WITH RECURSIVE chain(code) AS (
-            SELECT code FROM areas WHERE code = $1
-            UNION ALL
-            SELECT a.parent_code FROM areas a JOIN chain c ON a.code = c.code
-            WHERE a.parent_code IS NOT NULL
-        )
-        INSERT INTO data_versions AS v (area_code, version, changed_at)
-        SELECT code, 1, now() FROM chain
+        INSERT INTO data_versions AS v (area_code, version, changed_at) VALUES ($1, 1, now())
         ON CONFLICT (area_code) DO UPDATE SET version = v.version + 1, changed_at = now()
         """,
         area_code,
     )
 
 
-async def version_of(conn: asyncpg.Connection, area_code: str) -> int:
-    return int(
-        await conn.fetchval(
-            "SELECT coalesce((SELECT version FROM data_versions WHERE area_code = $1), 0)",
-            area_code,
-        )
+async def scope_versions(conn: asyncpg.Connection, areas: list[str]) -> list[int]:
+    """The version of each scope in ``areas`` (the area plus everything below it)."""
+    rows = await conn.fetch(
+        """
+        SELECT s.code,
+               coalesce((SELECT sum(v.version) FROM data_versions v
+                         JOIN areas a ON a.code = v.area_code
+                         WHERE s.code = 'ID' OR a.code = s.code OR a.parent_code = s.code), 0)
+                 AS version
+        FROM unnest($1::text[]) AS s(code)
+        """,
+        areas,
     )
+    found = {r["code"]: int(r["version"]) for r in rows}
+    return [found[a] for a in areas]

@@ -1,17 +1,16 @@
 """Coverage and achievement (capaian) of one indicator.
 
-Percentages are computed with exact rational arithmetic (:class:`fractions.Fraction`)
-and converted to ``float`` once, at the end: each result is the correctly rounded
-value of the exact ratio, so the same counts give the same float on every replica,
-and nothing is rounded to a number of decimals here (display rounding is the
-caller's business).
+Coverage is ``numerator * 100 / denominator`` in one integer-to-float division, which
+Python rounds correctly: each result is the nearest float to the exact ratio, so the
+same counts give the same float on every replica. Achievement adds one division and
+one multiplication. Nothing is rounded to a number of decimals here (display rounding
+is the caller's business).
 """
 
 from __future__ import annotations
 
 import math
 from datetime import date
-from fractions import Fraction
 
 from scorecards.errors import ScorecardError
 from scorecards.models import (
@@ -25,13 +24,13 @@ from scorecards.models import (
 )
 
 
-def _coverage_exact(numerator: int, denominator: int) -> Fraction | None:
-    """Exact coverage in percent, or ``None`` when there is no population to cover."""
+def _coverage(numerator: int, denominator: int) -> float | None:
+    """Coverage in percent (correctly rounded), or ``None`` when there is no population."""
     if numerator < 0 or denominator < 0:
         raise ScorecardError("numerator and denominator must be >= 0")
     if denominator == 0:
         return None
-    return Fraction(numerator * 100, denominator)
+    return numerator * 100 / denominator
 
 
 def coverage(numerator: int, denominator: int) -> float | None:
@@ -51,8 +50,7 @@ def coverage(numerator: int, denominator: int) -> float | None:
     Raises:
         ScorecardError: A count is negative.
     """
-    exact = _coverage_exact(numerator, denominator)
-    return None if exact is None else float(exact)
+    return _coverage(numerator, denominator)
 
 
 def target_on(target: Target, on: date) -> float:
@@ -82,24 +80,26 @@ def _check_finite(name: str, value: float) -> None:
         raise ScorecardError(f"{name} must be a finite number")
 
 
-def _achievement_exact(
-    realisation: Fraction, target: float, polarity: Polarity, cap: float
-) -> Achievement:
-    """Achievement from an exact realisation; the shared core of the public functions."""
+def _achievement(realisation: float, target: float, polarity: Polarity, cap: float) -> Achievement:
+    """The shared core: float arithmetic, one division and one multiplication.
+
+    Floats, not fractions: a national ranking scores every district twice per request,
+    and correctly rounded division keeps the properties that matter (meeting the target
+    exactly gives exactly 100; achievement is monotone in the realisation).
+    """
     _check_finite("target", target)
     if target <= 0:
         raise ScorecardError("target must be > 0 to compute an achievement")
     if math.isnan(cap):
         raise ScorecardError("cap must be a number")
-    ratio = realisation / Fraction(target)
+    ratio = realisation / target
     if polarity == "higher":
-        exact = ratio * 100
+        raw = ratio * 100
     elif polarity == "lower":
-        exact = (2 - ratio) * 100
+        raw = (2 - ratio) * 100
     else:
         raise ScorecardError(f"unknown polarity {polarity!r}")
-    raw = float(exact)
-    return Achievement(raw=raw, capped=min(raw, cap), over_100=exact > 100)
+    return Achievement(raw=raw, capped=min(raw, cap), over_100=raw > 100)
 
 
 def achievement(
@@ -130,7 +130,7 @@ def achievement(
         ScorecardError: Target not positive, or a non-finite input.
     """
     _check_finite("realisation", realisation)
-    return _achievement_exact(Fraction(realisation), target, polarity, cap)
+    return _achievement(realisation, target, polarity, cap)
 
 
 def score_indicator(
@@ -155,12 +155,8 @@ def score_indicator(
         denominator is 0.
     """
     applying = target_on(target, on)
-    exact = (
-        None
-        if measurement is None
-        else _coverage_exact(measurement.numerator, measurement.denominator)
-    )
-    if measurement is None or exact is None:
+    cov = None if measurement is None else _coverage(measurement.numerator, measurement.denominator)
+    if measurement is None or cov is None:
         return IndicatorScore(
             code=indicator.code,
             status="no_data",
@@ -174,14 +170,14 @@ def score_indicator(
             over_100=False,
             weight=target.weight,
         )
-    result = _achievement_exact(exact, applying, indicator.polarity, indicator.cap)
+    result = _achievement(cov, applying, indicator.polarity, indicator.cap)
     return IndicatorScore(
         code=indicator.code,
         status="ok",
         numerator=measurement.numerator,
         denominator=measurement.denominator,
-        coverage=float(exact),
-        coverage_over_100=exact > 100,
+        coverage=cov,
+        coverage_over_100=measurement.numerator > measurement.denominator,
         target=applying,
         raw=result.raw,
         capped=result.capped,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from fractions import Fraction
 from typing import Protocol
 
 import msgspec
@@ -79,7 +78,7 @@ def composite(parts: Sequence[Scored]) -> Composite:
     rejected: there is no sound share to guess for the unweighted ones, and the
     agreement should be fixed instead.
 
-    The mean is computed exactly and rounded once, so it always lies between the
+    The mean is an exactly summed (``math.fsum``) float, clamped so it always lies between the
     smallest and largest included achievement.
 
     Args:
@@ -101,8 +100,8 @@ def composite(parts: Sequence[Scored]) -> Composite:
 
     included: list[str] = []
     no_data: list[str] = []
-    shares: list[Fraction] = []
-    values: list[Fraction] = []
+    shares: list[float] = []
+    values: list[float] = []
     for part in parts:
         if part.capped is None:
             no_data.append(part.code)
@@ -113,10 +112,10 @@ def composite(parts: Sequence[Scored]) -> Composite:
         if not (math.isfinite(weight) and weight >= 0):
             raise ScorecardError(f"weight of {part.code!r} must be a finite number >= 0")
         included.append(part.code)
-        shares.append(Fraction(weight))
-        values.append(Fraction(part.capped))
+        shares.append(weight)
+        values.append(part.capped)
 
-    total = sum(shares, Fraction(0))
+    total = math.fsum(shares)
     if total == 0:
         return Composite(
             score=None,
@@ -124,10 +123,12 @@ def composite(parts: Sequence[Scored]) -> Composite:
             no_data=tuple(no_data),
             weights={code: 0.0 for code in included},
         )
-    score = sum((s * v for s, v in zip(shares, values, strict=True)), Fraction(0)) / total
+    mean = math.fsum(s * v for s, v in zip(shares, values, strict=True)) / total
+    # Rounding must not push a mean outside its values (it is a mean of them).
+    score = min(max(mean, min(values)), max(values))
     return Composite(
-        score=float(score),
+        score=score,
         included=tuple(included),
         no_data=tuple(no_data),
-        weights={code: float(s / total) for code, s in zip(included, shares, strict=True)},
+        weights={code: s / total for code, s in zip(included, shares, strict=True)},
     )

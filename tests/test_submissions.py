@@ -20,6 +20,7 @@ from litestar.testing import AsyncTestClient
 
 from api.errors import PROBLEM_BASE
 from client.signing import SUBMISSION_TYP, build_payload, sign_submission
+from db.versions import scope_versions
 from tests.people import Person, bearer, make_division
 from tests.submitting import (
     VALUES,
@@ -95,9 +96,11 @@ async def test_submission_is_stored_with_its_ledger_entry(
     signed = json.loads(base64.urlsafe_b64decode(jws.split(".")[1] + "=="))
     assert row["payload"] == signed == body["payload"]
     assert await conn.fetchval("SELECT seq FROM ledger_heads WHERE district_code = '16.71'") == 1
-    # The data version of the district, its province and the country moved.
+    # The district's data version moved, and with it the province's and the country's
+    # (a scope's version sums everything inside it).
     versions = await conn.fetch("SELECT area_code FROM data_versions ORDER BY 1")
-    assert [r["area_code"] for r in versions] == ["16", "16.71", "ID"]
+    assert [r["area_code"] for r in versions] == ["16.71"]
+    assert await scope_versions(conn, ["16.71", "16", "ID", "31"]) == [1, 1, 1, 0]
 
 
 async def test_es256_key_and_division_reports(

@@ -21,6 +21,7 @@ from api.routes.users import caller
 from api.schemas.scorecards import Basis, DistrictScorecard, ProvinceScorecard, Ranking
 from api.settings import Settings
 from db import scorecards as data
+from db.versions import scope_versions
 
 Format = Literal["json", "csv"]
 YearQ = Annotated[int | None, QueryParameter(ge=2000, le=2100, description="default: as_of's year")]
@@ -97,7 +98,7 @@ class ScorecardController(Controller):
         me = caller(request)
         district = await _district(db, me, code)
         period = service.resolve_period(year, as_of, today(state.settings))
-        versions = await data.versions(db, [code, district["parent_code"]])
+        versions = await scope_versions(db, [code, district["parent_code"]])
         key = ["district", code, period.as_of, period.year, basis, view_key(me), versions]
 
         async def render() -> tuple[Any, list[dict[str, Any]]]:
@@ -140,7 +141,7 @@ class ScorecardController(Controller):
         me = caller(request)
         province = await _province(db, me, code)
         period = service.resolve_period(year, as_of, today(state.settings))
-        versions = await data.versions(db, [code])
+        versions = await scope_versions(db, [code])
         key = ["province", code, period.as_of, period.year, basis, view_key(me), versions]
 
         async def render() -> tuple[Any, list[dict[str, Any]]]:
@@ -192,7 +193,7 @@ class RankingController(Controller):
         else:
             await _ranking_province(db, me, province)
         period = service.resolve_period(year, as_of, today(state.settings))
-        versions = await data.versions(db, [province or "ID"])
+        versions = await scope_versions(db, [province or "ID"])
         key = [
             "rank-d",
             province,
@@ -250,7 +251,7 @@ class RankingController(Controller):
             raise NotFound("Pass ?province= (regions belong to a province).")
         await _ranking_province(db, me, province)
         period = service.resolve_period(year, as_of, today(state.settings))
-        versions = await data.versions(db, [province])
+        versions = await scope_versions(db, [province])
         key = [
             "rank-r",
             province,
@@ -306,7 +307,7 @@ class RankingController(Controller):
         if not await authz.national_reports(db, me):
             raise NotFound("Nationwide rankings are outside your scope.")
         period = service.resolve_period(year, as_of, today(state.settings))
-        versions = await data.versions(db, ["ID"])
+        versions = await scope_versions(db, ["ID"])
         key = ["rank-p", period.as_of, period.year, indicator, basis, view_key(me), versions]
 
         async def render() -> tuple[Any, list[dict[str, Any]]]:

@@ -1,0 +1,552 @@
+"""``make bench``: one reproducible national-scale run, figures written to a file.
+
+Builds a national dataset (38 provinces, 514 districts, regions, agreements, monthly
+signed submissions) in the embedded PostgreSQL, starts the server the way users run it
+(``kinerja serve``, workers = cores) against it, drives load from a separate process
+(``bench/load.py``) over loopback, and writes ``bench/results/latest.json`` and
+``latest.md``. Every figure is the median of several runs with min and max, all in the
+same run, so ratios hold on a noisy machine. ``--quick`` (CI smoke test, under a
+minute) only proves the run completes and writes its file: its figures mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import platform
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import asyncpg
+
+from api.auth.tokens import KeyRing, ensure_server_key
+from api.ledger import entry_hash
+from api.settings import settings_from_env
+from bench import dataset
+from db import ledger as ledger_db
+from db.areas import load_areas
+from db.embedded import EmbeddedPostgres
+from db.migrate import migrate
+from db.pool import connect
+from db.submissions import NewSubmission, NewValue, insert_submission
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+
+class Mode:
+    def __init__(self, quick: bool) -> None:
+        self.quick = quick
+        self.runs = 1 if quick else 3
+        self.years = 1 if quick else 10
+        self.plain_requests = 300 if quick else 6000
+        self.ingest_requests = 200 if quick else 3000
+        self.direct_rows = 200 if quick else 3000
+        self.cold_samples = 5 if quick else 40
+        self.warm_requests = 200 if quick else 3000
+        self.last_month = 2 if quick else 10
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_request(method: str, path: str, headers: dict[str, str], body: bytes = b"") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    if body or method == "POST":
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def drive(port: int, requests: list[bytes], concurrency: int, workdir: Path) -> dict[str, Any]:
+    """Run the load generator in its own process; return throughput and latencies."""
+    spec = workdir / f"spec-{uuid.uuid4().hex}.json"
+    out = workdir / f"out-{uuid.uuid4().hex}.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "host": "127.0.0.1",
+                "port": port,
+                "concurrency": concurrency,
+                "max_seconds": 120,
+                "requests": [base64.b64encode(r).decode() for r in requests],
+            }
+        )
+    )
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "load.py"), str(spec), str(out)], check=True
+    )
+    result = json.loads(out.read_text())
+    spec.unlink()
+    out.unlink()
+    latencies = sorted(result["latencies_s"])
+    bad = [s for s in result["statuses"] if s >= 400]
+    return {
+        "rps": len(latencies) / result["elapsed_s"],
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "n": len(latencies),
+        "errors": len(bad),
+        "statuses": sorted(set(result["statuses"])),
+    }
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(p / 100 * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median, min and max of every numeric field over the runs."""
+    out: dict[str, Any] = {"runs": len(runs)}
+    for key in ("rps", "p50_ms", "p99_ms", "rows_per_s"):
+        values = [r[key] for r in runs if key in r]
+        if values:
+            out[key] = {
+                "median": round(statistics.median(values), 2),
+                "min": round(min(values), 2),
+                "max": round(max(values), 2),
+            }
+    errors = sum(r.get("errors", 0) for r in runs)
+    if errors:
+        out["errors"] = errors
+        out["statuses"] = sorted({s for r in runs for s in r.get("statuses", [])})
+    return out
+
+
+def server_memory_kib(pid: int) -> int:
+    """Peak resident memory (VmHWM) of the server and its worker processes, summed."""
+    total = 0
+    pids = [pid]
+    try:
+        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+        pids += [int(p) for p in children.split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+class Bench:
+    def __init__(self, mode: Mode, workdir: Path) -> None:
+        self.mode = mode
+        self.workdir = workdir
+        self.figures: dict[str, Any] = {}
+        self.settings = settings_from_env({})
+        self.ring = KeyRing(self.settings)
+        self.rng = random.Random(8)
+
+    # -- setup ---------------------------------------------------------------------------
+
+    async def prepare(self, dsn: str) -> None:
+        self.dsn = dsn
+        conn = await connect(dsn)
+        try:
+            await migrate(conn)
+            await load_areas(conn)
+            await ensure_server_key(conn)
+            await self.ring.load(conn)
+            self.today = (datetime.now(UTC) + timedelta(hours=7)).date()
+            started = time.monotonic()
+            self.data = await dataset.build(conn, self.today, self.rng)
+            raw = await asyncpg.connect(self.dsn)
+            try:
+                written = await dataset.add_history(
+                    raw,
+                    self.data,
+                    [self.today.year],
+                    last_month=min(self.mode.last_month, self.today.month - 1 or 1),
+                )
+            finally:
+                await raw.close()
+            self.figures["dataset"] = {
+                "provinces": len(self.data.provinces),
+                "districts": len(self.data.heads),
+                "history_years": 1,
+                "submissions": written,
+                "build_s": round(time.monotonic() - started, 1),
+            }
+        finally:
+            await conn.close()
+
+    def token(self, user_id: Any, role: str, area: str) -> str:
+        return self.ring.issue({"sub": str(user_id), "role": role, "area": area})[0]
+
+    # -- measurements ----------------------------------------------------------------------
+
+    def repeated(self, name: str, build: Any, concurrency: int) -> None:
+        runs = [drive(self.port, build(), concurrency, self.workdir) for _ in range(self.mode.runs)]
+        self.figures[name] = {"concurrency": concurrency, **summarise(runs)}
+
+    def get(
+        self, path: str, token: str | None = None, extra: dict[str, str] | None = None
+    ) -> bytes:
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        headers.update(extra or {})
+        return http_request("GET", path, headers)
+
+    async def bump(self) -> None:
+        conn = await connect(self.dsn)
+        try:
+            await conn.execute(
+                "UPDATE data_versions SET version = version + 1 "
+                "WHERE area_code IN ('ID', '16', '16.71')"
+            )
+        finally:
+            await conn.close()
+
+    async def cold(self, name: str, request: bytes, concurrency: int) -> None:
+        """Each sample: a data change, then ``concurrency`` requests that must recompute."""
+        runs = []
+        for _ in range(self.mode.runs):
+            latencies: list[dict[str, Any]] = []
+            for _ in range(max(1, self.mode.cold_samples // max(1, concurrency // 4))):
+                await self.bump()
+                latencies.append(
+                    drive(self.port, [request] * concurrency, concurrency, self.workdir)
+                )
+            merged = {
+                "rps": statistics.median(r["rps"] for r in latencies),
+                "p50_ms": statistics.median(r["p50_ms"] for r in latencies),
+                "p99_ms": max(r["p99_ms"] for r in latencies),
+                "errors": sum(r["errors"] for r in latencies),
+                "statuses": sorted({s for r in latencies for s in r["statuses"]}),
+            }
+            runs.append(merged)
+        self.figures[name] = {"concurrency": concurrency, **summarise(runs)}
+
+    def etag_of(self, request: bytes) -> str:
+        sock = socket.create_connection(("127.0.0.1", self.port))
+        with sock:
+            sock.sendall(request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1))
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+            if line.lower().startswith(b"etag:"):
+                return line.split(b":", 1)[1].strip().decode()
+        raise RuntimeError("no ETag in the response")
+
+    async def reports(self, suffix: str) -> None:
+        ministry = self.token(self.data.ministry_id, "ministry_monitor", "ID")
+        query = urlencode({"year": self.today.year})
+        ranking = self.get(f"/v1/rankings/districts?{query}", ministry)
+        card = self.get(f"/v1/scorecards/districts/16.71?{query}", ministry)
+        for label, request in (("ranking_national", ranking), ("scorecard_district", card)):
+            for c in (1, 32):
+                await self.cold(f"{label}_cold_c{c}{suffix}", request, c)
+            if suffix:
+                continue
+            self.drive_same(f"{label}_warm_c1", request, 1)
+            self.drive_same(f"{label}_warm_c32", request, 32)
+            etag = self.etag_of(request)
+            not_modified = self.get(
+                f"/v1/rankings/districts?{query}"
+                if label == "ranking_national"
+                else f"/v1/scorecards/districts/16.71?{query}",
+                ministry,
+                {"If-None-Match": etag},
+            )
+            self.drive_same(f"{label}_304_c32", not_modified, 32)
+
+    def drive_same(self, name: str, request: bytes, concurrency: int) -> None:
+        count = (
+            self.mode.warm_requests if concurrency > 1 else max(50, self.mode.warm_requests // 10)
+        )
+        self.repeated(name, lambda: [request] * count, concurrency)
+
+    def ingest_requests(self, count: int) -> list[bytes]:
+        heads = list(self.data.heads.values())
+        out = []
+        tokens = {}
+        for i in range(count):
+            head = heads[i % len(heads)]
+            tokens.setdefault(
+                head.district, self.token(head.user_id, "district_head", head.district)
+            )
+            values = dataset.values_for(head, 30 + i // len(heads))
+            jws, _ = dataset.signed_submission(head, self.today, values)
+            out.append(
+                http_request(
+                    "POST",
+                    "/v1/submissions",
+                    {
+                        "Authorization": f"Bearer {tokens[head.district]}",
+                        "Content-Type": "application/jose",
+                        "Idempotency-Key": uuid.uuid4().hex,
+                    },
+                    jws.encode(),
+                )
+            )
+        return out
+
+    async def direct_inserts(self) -> None:
+        """The same submission rows written with asyncpg directly (4 connections, one
+        transaction per submission with the ledger lock): the floor under the API."""
+        runs = []
+        for _ in range(self.mode.runs):
+            heads = list(self.data.heads.values())
+            jobs = []
+            for i in range(self.mode.direct_rows):
+                head = heads[i % len(heads)]
+                jws, payload = dataset.signed_submission(
+                    head, self.today, dataset.values_for(head, 40)
+                )
+                jobs.append((head, jws, payload))
+            conns = [await connect(self.dsn) for _ in range(4)]
+            started = time.perf_counter()
+
+            async def worker(conn: Any, share: list[Any]) -> None:
+                for head, jws, payload in share:
+                    async with conn.transaction():
+                        current = await ledger_db.lock_head(conn, head.district)
+                        new_hash = entry_hash(current.hash, jws)
+                        await insert_submission(
+                            conn,
+                            NewSubmission(
+                                id=uuid.uuid4(),
+                                district_code=head.district,
+                                division_id=None,
+                                seq=current.seq + 1,
+                                prev_hash=current.hash,
+                                hash=new_hash,
+                                jws=jws,
+                                payload=payload,
+                                jti=uuid.UUID(payload["jti"]),
+                                iat=datetime.fromtimestamp(payload["iat"], UTC),
+                                as_of=self.today,
+                                submitter_id=head.user_id,
+                                kid=head.kid,
+                                received_at=datetime.now(UTC),
+                                flags=[],
+                                note=None,
+                                supersedes_id=None,
+                                supersede_reason=None,
+                                values=[
+                                    NewValue(
+                                        indicator_code=c,
+                                        numerator=n,
+                                        denominator=d,
+                                        stated_pct=None,
+                                        channels=None,
+                                        flags=[],
+                                    )
+                                    for c, (n, d) in payload_values(payload).items()
+                                ],
+                            ),
+                        )
+                        await ledger_db.advance_head(conn, head.district, current.seq + 1, new_hash)
+
+            await asyncio.gather(*(worker(c, jobs[i::4]) for i, c in enumerate(conns)))
+            elapsed = time.perf_counter() - started
+            for c in conns:
+                await c.close()
+            runs.append({"rows_per_s": len(jobs) / elapsed})
+        self.figures["direct_insert_asyncpg_4conn"] = summarise(runs)
+
+    async def history(self) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            started = time.monotonic()
+            years = list(range(self.today.year - self.mode.years + 1, self.today.year))
+            written = await dataset.add_history(conn, self.data, years, last_month=12)
+            self.figures["dataset"]["history_years"] = self.mode.years
+            self.figures["dataset"]["submissions"] += written
+            self.figures["dataset"]["history_build_s"] = round(time.monotonic() - started, 1)
+        finally:
+            await conn.close()
+
+
+def payload_values(payload: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    return {c: (v["numerator"], v["denominator"]) for c, v in payload["values"].items()}
+
+
+def start_server(dsn: str, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "KINERJA_PORT": str(port),
+        "KINERJA_WORKERS": str(workers),
+        "KINERJA_LOG_LEVEL": "WARNING",
+        "KINERJA_POOL_MAX_SIZE": "10",
+    }
+    kinerja = Path(sys.executable).parent / "kinerja"
+    process = subprocess.Popen(
+        [str(kinerja), "serve"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"GET /health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if b" 200 " in s.recv(100):
+                    return process
+        except OSError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the server did not become ready; see " + str(log))
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [
+        f"# Benchmark ({result['mode']}) — {result['finished_at']}",
+        "",
+        f"Machine: {result['machine']['cores']} cores, Python {result['machine']['python']}, "
+        f"{result['machine']['postgres']}. Dataset: {json.dumps(result['figures']['dataset'])}.",
+        "",
+        "| figure | concurrency | req/s (median [min-max]) | p50 ms | p99 ms |",
+        "|---|---|---|---|---|",
+    ]
+
+    def cell(v: Any) -> str:
+        return "" if v is None else f"{v['median']} [{v['min']}-{v['max']}]"
+
+    for name, fig in result["figures"].items():
+        if name in ("dataset", "ratios", "server_peak_memory_mib"):
+            continue
+        rate = fig.get("rps") or fig.get("rows_per_s")
+        lines.append(
+            f"| {name} | {fig.get('concurrency', '')} | {cell(rate)} | {cell(fig.get('p50_ms'))} | "
+            f"{cell(fig.get('p99_ms'))} |"
+        )
+    lines += ["", "| ratio | value |", "|---|---|"]
+    for name, value in result["figures"].get("ratios", {}).items():
+        lines.append(f"| {name} | {value} |")
+    lines.append("")
+    lines.append(
+        "Server peak memory (all processes): "
+        f"{result['figures'].get('server_peak_memory_mib')} MiB."
+    )
+    return "\n".join(lines) + "\n"
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    mode = Mode(args.quick)
+    started = time.monotonic()
+    base = Path(tempfile.mkdtemp(prefix="kinerja-bench-", dir="/tmp"))
+    base.chmod(0o755)
+    cluster = EmbeddedPostgres(base / "data")
+    dsn = cluster.start()
+    server = None
+    try:
+        bench = Bench(mode, base)
+        await bench.prepare(dsn)
+        bench.port = free_port()
+        workers = os.cpu_count() or 2
+        server = start_server(dsn, bench.port, workers, base / "server.log")
+        bench.repeated(
+            "plain_json_health_live", lambda: [bench.get("/health/live")] * mode.plain_requests, 64
+        )
+        await bench.reports("")
+        await bench.history()
+        await bench.reports(f"_{mode.years}y")
+        bench.repeated("ingest_signed_c64", lambda: bench.ingest_requests(mode.ingest_requests), 64)
+        bench.repeated(
+            "ingest_signed_c8", lambda: bench.ingest_requests(mode.ingest_requests // 3), 8
+        )
+        await bench.direct_inserts()
+        figures = bench.figures
+        figures["server_peak_memory_mib"] = round(server_memory_kib(server.pid) / 1024, 1)
+        figures["ratios"] = {
+            "ingest_api_over_direct_insert": _safe_div(
+                figures, ("ingest_signed_c64", "rps"), ("direct_insert_asyncpg_4conn", "rows_per_s")
+            ),
+            "ingest_over_plain_json": _safe_div(
+                figures, ("ingest_signed_c64", "rps"), ("plain_json_health_live", "rps")
+            ),
+            "ranking_warm_c32_over_plain_json": _safe_div(
+                figures, ("ranking_national_warm_c32", "rps"), ("plain_json_health_live", "rps")
+            ),
+            "ranking_304_c32_over_plain_json": _safe_div(
+                figures, ("ranking_national_304_c32", "rps"), ("plain_json_health_live", "rps")
+            ),
+            f"ranking_cold_p50_{mode.years}y_over_1y": _safe_div(
+                figures,
+                (f"ranking_national_cold_c1_{mode.years}y", "p50_ms"),
+                ("ranking_national_cold_c1", "p50_ms"),
+            ),
+            f"scorecard_cold_p50_{mode.years}y_over_1y": _safe_div(
+                figures,
+                (f"scorecard_district_cold_c1_{mode.years}y", "p50_ms"),
+                ("scorecard_district_cold_c1", "p50_ms"),
+            ),
+        }
+        pg_version = subprocess.run(
+            [str(cluster.bindir / "postgres"), "--version"], capture_output=True, text=True
+        ).stdout.strip()
+        result = {
+            "mode": "quick" if mode.quick else "full",
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "duration_s": round(time.monotonic() - started, 1),
+            "machine": {
+                "cores": os.cpu_count(),
+                "python": platform.python_version(),
+                "postgres": pg_version,
+                "server_workers": workers,
+                "load": "bench/load.py, a separate process, raw HTTP/1.1 keep-alive on loopback",
+            },
+            "figures": figures,
+        }
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        out.with_suffix(".md").write_text(markdown(result))
+        print(markdown(result))
+        return 0
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        cluster.stop(mode="immediate")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _safe_div(figures: dict[str, Any], a: tuple[str, str], b: tuple[str, str]) -> float | None:
+    try:
+        return round(figures[a[0]][a[1]]["median"] / figures[b[0]][b[1]]["median"], 3)
+    except (KeyError, ZeroDivisionError, TypeError):
+        return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke test: completes, writes its file"
+    )
+    parser.add_argument("--out", default=str(RESULTS / "latest.json"))
+    return asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""The benchmark's quick mode completes and writes its results (speed is not judged)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_benchmark_writes_its_file(tmp_path: Path) -> None:
+    out = tmp_path / "latest.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["mode"] == "quick"
+    figures = result["figures"]
+    assert figures["dataset"]["districts"] == 514
+    for name in (
+        "plain_json_health_live",
+        "ingest_signed_c64",
+        "direct_insert_asyncpg_4conn",
+        "ranking_national_cold_c1",
+        "ranking_national_warm_c32",
+        "scorecard_district_cold_c1",
+    ):
+        assert name in figures, name
+        assert figures[name].get("errors", 0) == 0, (name, figures[name])
+    assert figures["server_peak_memory_mib"] > 0
+    assert out.with_suffix(".md").read_text().startswith("# Benchmark (quick)")
