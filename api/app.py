@@ -12,7 +12,7 @@ from litestar.plugins.problem_details import ProblemDetailsPlugin
 
 from api.auth.middleware import auth_middleware
 from api.authz import PUBLIC, authorize
-from api.database import lifespan_for, provide_connection
+from api.database import lifespan_for, provide_connection, provide_read_connection
 from api.errors import problem_details_config
 from api.observability import configure_logging, request_id_middleware
 from api.representation import ReportCache
@@ -63,7 +63,10 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         configure_logging(settings.log_level)
     app = Litestar(
         route_handlers=route_handlers(),
-        dependencies={"db": Provide(provide_connection)},
+        dependencies={
+            "db": Provide(provide_connection),
+            "read_db": Provide(provide_read_connection),
+        },
         middleware=[auth_middleware],
         guards=[authorize],
         plugins=[ProblemDetailsPlugin(problem_details_config())],

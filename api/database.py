@@ -77,3 +77,12 @@ async def provide_connection(state: State) -> AsyncGenerator[asyncpg.Connection,
             raise
         else:
             await tx.commit()
+
+
+async def provide_read_connection(state: State) -> AsyncGenerator[asyncpg.Connection, None]:
+    """A pooled connection without an explicit transaction, for read-only reports: each
+    query sees committed data, and the request saves the BEGIN and COMMIT round trips.
+    """
+    pool: asyncpg.Pool = state.pool
+    async with pool.acquire() as conn:
+        yield conn

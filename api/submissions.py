@@ -323,6 +323,52 @@ async def detail(conn: asyncpg.Connection, row: sub_db.SubmissionRow) -> Submiss
     )
 
 
+def _new_detail(new: sub_db.NewSubmission) -> SubmissionDetail:
+    """The stored submission as ``detail`` would read it back, built from what was just
+    written (a new entry is received, counting, unreviewed and superseded by nothing)."""
+    row = sub_db.SubmissionRow(
+        **{f: getattr(new, f) for f in _HEAD_FIELDS},
+        status="received",
+        superseded_by=None,
+        jws=new.jws,
+        payload=new.payload,
+    )
+    values = [
+        sub_db.ValueRow(
+            submission_id=new.id,
+            indicator_code=v.indicator_code,
+            numerator=v.numerator,
+            denominator=v.denominator,
+            stated_pct=v.stated_pct,
+            channels=v.channels,
+            flags=v.flags,
+            counting=True,
+        )
+        for v in new.values
+    ]
+    return SubmissionDetail(**_fields(row, values), payload=new.payload, jws=new.jws, reviews=[])
+
+
+_HEAD_FIELDS = (
+    "id",
+    "district_code",
+    "division_id",
+    "seq",
+    "prev_hash",
+    "hash",
+    "jti",
+    "iat",
+    "as_of",
+    "submitter_id",
+    "kid",
+    "received_at",
+    "flags",
+    "note",
+    "supersedes_id",
+    "supersede_reason",
+)
+
+
 # -- submitting ------------------------------------------------------------------------
 
 
@@ -482,31 +528,29 @@ async def submit(
     submission_id = uuid.uuid4()
     seq = head.seq + 1
     digest = entry_hash(head.hash, token)
+    new = sub_db.NewSubmission(
+        id=submission_id,
+        district_code=payload.district,
+        division_id=payload.division,
+        seq=seq,
+        prev_hash=head.hash,
+        hash=digest,
+        jws=token,
+        payload=signed,
+        jti=payload.jti,
+        iat=datetime.fromtimestamp(payload.iat, UTC),
+        as_of=payload.as_of,
+        submitter_id=caller.id,
+        kid=verified.key.kid,
+        received_at=now,
+        flags=ordered_flags(flags),
+        note=payload.note,
+        supersedes_id=target.id if target else None,
+        supersede_reason=payload.supersedes.reason if payload.supersedes else None,
+        values=values,
+    )
     try:
-        await sub_db.insert_submission(
-            conn,
-            sub_db.NewSubmission(
-                id=submission_id,
-                district_code=payload.district,
-                division_id=payload.division,
-                seq=seq,
-                prev_hash=head.hash,
-                hash=digest,
-                jws=token,
-                payload=signed,
-                jti=payload.jti,
-                iat=datetime.fromtimestamp(payload.iat, UTC),
-                as_of=payload.as_of,
-                submitter_id=caller.id,
-                kid=verified.key.kid,
-                received_at=now,
-                flags=ordered_flags(flags),
-                note=payload.note,
-                supersedes_id=target.id if target else None,
-                supersede_reason=payload.supersedes.reason if payload.supersedes else None,
-                values=values,
-            ),
-        )
+        await sub_db.insert_submission(conn, new)
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name == "submissions_jti_key":
             raise JtiReplayed("A submission with this jti was already received.") from None
@@ -515,9 +559,7 @@ async def submit(
     if target is not None:
         await sub_db.mark_superseded(conn, target.id, submission_id)
 
-    row = await sub_db.get_submission(conn, submission_id)
-    assert row is not None
-    response = msgspec.json.encode(await detail(conn, row))
+    response = msgspec.json.encode(_new_detail(new))
     if idempotency_key is not None:
         await idem_db.save(
             conn,

@@ -303,7 +303,7 @@ async def add_history(
         ],
     )
     # A bulk load refreshes latest_values once at the end instead of once per row.
-    await conn.execute("ALTER TABLE submission_values DISABLE TRIGGER submission_values_latest")
+    await conn.execute("ALTER TABLE submission_values DISABLE TRIGGER USER")
     await conn.copy_records_to_table(
         "submission_values",
         records=vals,
@@ -318,7 +318,7 @@ async def add_history(
             "flags",
         ],
     )
-    await conn.execute("ALTER TABLE submission_values ENABLE TRIGGER submission_values_latest")
+    await conn.execute("ALTER TABLE submission_values ENABLE TRIGGER USER")
     await conn.execute(
         "SELECT refresh_latest_value(district_code, division_id, indicator_code) FROM "
         "(SELECT DISTINCT district_code, division_id, indicator_code FROM submission_values) k"

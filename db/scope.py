@@ -1,4 +1,9 @@
-"""Queries the authorization layer asks: is this area inside that one?"""
+"""Queries the authorization layer asks: is this area inside that one?
+
+The area tree is reference data (Kemendagri codes, loaded at start-up and never edited
+through the API), so each process reads its parent links once and answers containment
+from memory: scope checks on every request cost no database round trip.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,28 @@ from uuid import UUID
 
 import asyncpg
 
+_PARENTS: dict[str, str | None] = {}
+
+
+async def _parents(conn: asyncpg.Connection) -> dict[str, str | None]:
+    if not _PARENTS:
+        rows = await conn.fetch("SELECT code, parent_code FROM areas")
+        _PARENTS.update({r["code"]: r["parent_code"] for r in rows})
+    return _PARENTS
+
 
 async def area_within(conn: asyncpg.Connection, area_code: str, container: str) -> bool:
-    """True when ``area_code`` is ``container`` or lies below it (province → district)."""
-    if area_code == container:
-        return await conn.fetchval("SELECT 1 FROM areas WHERE code = $1", area_code) is not None
-    return bool(
-        await conn.fetchval(
-            "SELECT 1 FROM areas a LEFT JOIN areas p ON p.code = a.parent_code "
-            "WHERE a.code = $1 AND (a.parent_code = $2 OR p.parent_code = $2)",
-            area_code,
-            container,
-        )
-    )
+    """True when ``area_code`` is ``container`` or lies below it (country → province →
+    district)."""
+    parents = await _parents(conn)
+    if area_code not in parents:
+        return False
+    code: str | None = area_code
+    while code is not None:
+        if code == container:
+            return True
+        code = parents.get(code)
+    return False
 
 
 async def district_coordinated_by(conn: asyncpg.Connection, area_code: str, user_id: UUID) -> bool:

@@ -96,6 +96,9 @@ async def test_submission_is_stored_with_its_ledger_entry(
     signed = json.loads(base64.urlsafe_b64decode(jws.split(".")[1] + "=="))
     assert row["payload"] == signed == body["payload"]
     assert await conn.fetchval("SELECT seq FROM ledger_heads WHERE district_code = '16.71'") == 1
+    # The answer to the POST is what a later GET reads back from the database.
+    again = await client.get(f"/v1/submissions/{body['id']}", headers=bearer(app, people["admin"]))
+    assert again.json() == body
     # The district's data version moved, and with it the province's and the country's
     # (a scope's version sums everything inside it).
     versions = await conn.fetch("SELECT area_code FROM data_versions ORDER BY 1")

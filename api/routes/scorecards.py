@@ -85,7 +85,7 @@ class ScorecardController(Controller):
     async def district(
         self,
         request: Request[Any, Any, Any],
-        db: NamedDependency[asyncpg.Connection],
+        read_db: NamedDependency[asyncpg.Connection],
         state: State,
         code: FromPath[str],
         year: YearQ = None,
@@ -96,14 +96,14 @@ class ScorecardController(Controller):
         """Per indicator: counts, coverage, the applying target, raw and capped
         achievement, band, trend, projection, flags and provenance; a card per division."""
         me = caller(request)
-        district = await _district(db, me, code)
+        district = await _district(read_db, me, code)
         period = service.resolve_period(year, as_of, today(state.settings))
-        versions = await scope_versions(db, [code, district["parent_code"]])
+        versions = await scope_versions(read_db, [code, district["parent_code"]])
         key = ["district", code, period.as_of, period.year, basis, view_key(me), versions]
 
         async def render() -> tuple[Any, list[dict[str, Any]]]:
             ctx = await service.context(
-                db,
+                read_db,
                 state.settings,
                 year=period.year,
                 as_of=period.as_of,
@@ -112,7 +112,7 @@ class ScorecardController(Controller):
                 today=period.as_of,
             )
             only = me.division_id if me.role == "division_head" else None
-            card = await service.district_card(db, ctx, district, only_division=only)
+            card = await service.district_card(read_db, ctx, district, only_division=only)
             rows = rows_of(card.indicators, district=code, division=None)
             for division in card.divisions:
                 rows += rows_of(division.indicators, district=code, division=division.code)
@@ -129,7 +129,7 @@ class ScorecardController(Controller):
     async def province(
         self,
         request: Request[Any, Any, Any],
-        db: NamedDependency[asyncpg.Connection],
+        read_db: NamedDependency[asyncpg.Connection],
         state: State,
         code: FromPath[str],
         year: YearQ = None,
@@ -139,14 +139,14 @@ class ScorecardController(Controller):
     ) -> Response[Any]:
         """The population-weighted province aggregate, its districts and its regions."""
         me = caller(request)
-        province = await _province(db, me, code)
+        province = await _province(read_db, me, code)
         period = service.resolve_period(year, as_of, today(state.settings))
-        versions = await scope_versions(db, [code])
+        versions = await scope_versions(read_db, [code])
         key = ["province", code, period.as_of, period.year, basis, view_key(me), versions]
 
         async def render() -> tuple[Any, list[dict[str, Any]]]:
             ctx = await service.context(
-                db,
+                read_db,
                 state.settings,
                 year=period.year,
                 as_of=period.as_of,
@@ -154,7 +154,7 @@ class ScorecardController(Controller):
                 indicator=service.COMPOSITE,
                 today=period.as_of,
             )
-            card = await service.province_card(db, ctx, province)
+            card = await service.province_card(read_db, ctx, province)
             rows = rows_of(card.districts, kind="district") + rows_of(card.regions, kind="region")
             return card, rows
 
@@ -174,7 +174,7 @@ class RankingController(Controller):
     async def districts(
         self,
         request: Request[Any, Any, Any],
-        db: NamedDependency[asyncpg.Connection],
+        read_db: NamedDependency[asyncpg.Connection],
         state: State,
         province: Annotated[str | None, QueryParameter(max_length=8)] = None,
         year: YearQ = None,
@@ -188,12 +188,12 @@ class RankingController(Controller):
         me = caller(request)
         province = province or _default_province(me)
         if province is None:
-            if not await authz.national_reports(db, me):
+            if not await authz.national_reports(read_db, me):
                 raise NotFound("Nationwide rankings are outside your scope; pass ?province=.")
         else:
-            await _ranking_province(db, me, province)
+            await _ranking_province(read_db, me, province)
         period = service.resolve_period(year, as_of, today(state.settings))
-        versions = await scope_versions(db, [province or "ID"])
+        versions = await scope_versions(read_db, [province or "ID"])
         key = [
             "rank-d",
             province,
@@ -207,7 +207,7 @@ class RankingController(Controller):
 
         async def render() -> tuple[Any, list[dict[str, Any]]]:
             ctx = await service.context(
-                db,
+                read_db,
                 state.settings,
                 year=period.year,
                 as_of=period.as_of,
@@ -215,11 +215,11 @@ class RankingController(Controller):
                 indicator=indicator,
                 today=period.as_of,
             )
-            districts = await data.districts(db, province)
+            districts = await data.districts(read_db, province)
             if me.role == "region_coordinator":
-                mine = await authz.coordinated_districts(db, me, period.year)
+                mine = await authz.coordinated_districts(read_db, me, period.year)
                 districts = [d for d in districts if d["code"] in mine]
-            rows, counts = await service.rank_districts(db, ctx, districts, indicator)
+            rows, counts = await service.rank_districts(read_db, ctx, districts, indicator)
             doc = Ranking(
                 kind="districts",
                 province=province,
@@ -235,7 +235,7 @@ class RankingController(Controller):
     async def regions(
         self,
         request: Request[Any, Any, Any],
-        db: NamedDependency[asyncpg.Connection],
+        read_db: NamedDependency[asyncpg.Connection],
         state: State,
         province: Annotated[str | None, QueryParameter(max_length=8)] = None,
         year: YearQ = None,
@@ -249,9 +249,9 @@ class RankingController(Controller):
         province = province or _default_province(me)
         if province is None:
             raise NotFound("Pass ?province= (regions belong to a province).")
-        await _ranking_province(db, me, province)
+        await _ranking_province(read_db, me, province)
         period = service.resolve_period(year, as_of, today(state.settings))
-        versions = await scope_versions(db, [province])
+        versions = await scope_versions(read_db, [province])
         key = [
             "rank-r",
             province,
@@ -265,7 +265,7 @@ class RankingController(Controller):
 
         async def render() -> tuple[Any, list[dict[str, Any]]]:
             ctx = await service.context(
-                db,
+                read_db,
                 state.settings,
                 year=period.year,
                 as_of=period.as_of,
@@ -274,9 +274,9 @@ class RankingController(Controller):
                 today=period.as_of,
             )
             only = me.id if me.role == "region_coordinator" else None
-            now = await service.region_results(db, ctx, province, only_coordinator=only)
+            now = await service.region_results(read_db, ctx, province, only_coordinator=only)
             before = await service.region_results(
-                db, ctx, province, as_of=period.previous_as_of, only_coordinator=only
+                read_db, ctx, province, as_of=period.previous_as_of, only_coordinator=only
             )
             rows, counts = await service.rank_areas(now, before, indicator)
             doc = Ranking(
@@ -294,7 +294,7 @@ class RankingController(Controller):
     async def provinces(
         self,
         request: Request[Any, Any, Any],
-        db: NamedDependency[asyncpg.Connection],
+        read_db: NamedDependency[asyncpg.Connection],
         state: State,
         year: YearQ = None,
         as_of: AsOfQ = None,
@@ -304,15 +304,15 @@ class RankingController(Controller):
     ) -> Response[Any]:
         """Provinces aggregated over their districts by population weight."""
         me = caller(request)
-        if not await authz.national_reports(db, me):
+        if not await authz.national_reports(read_db, me):
             raise NotFound("Nationwide rankings are outside your scope.")
         period = service.resolve_period(year, as_of, today(state.settings))
-        versions = await scope_versions(db, ["ID"])
+        versions = await scope_versions(read_db, ["ID"])
         key = ["rank-p", period.as_of, period.year, indicator, basis, view_key(me), versions]
 
         async def render() -> tuple[Any, list[dict[str, Any]]]:
             ctx = await service.context(
-                db,
+                read_db,
                 state.settings,
                 year=period.year,
                 as_of=period.as_of,
@@ -320,8 +320,8 @@ class RankingController(Controller):
                 indicator=indicator,
                 today=period.as_of,
             )
-            now = await service.province_results(db, ctx)
-            before = await service.province_results(db, ctx, as_of=period.previous_as_of)
+            now = await service.province_results(read_db, ctx)
+            before = await service.province_results(read_db, ctx, as_of=period.previous_as_of)
             rows, counts = await service.rank_areas(now, before, indicator)
             doc = Ranking(
                 kind="provinces",

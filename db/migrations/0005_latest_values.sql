@@ -56,14 +56,39 @@ BEGIN
     END LOOP;
 END $$;
 
+-- A new report is almost always the newest: one conditional upsert keeps the "latest"
+-- row (reports are "received", so the "accepted" row cannot change on insert). Reviews
+-- and supersessions, which can move the latest back to an older report, recompute both.
+CREATE FUNCTION submission_values_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.status = 'returned' OR NEW.superseded THEN
+        RETURN NULL;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('kinerja.latest:' || NEW.district_code));
+    INSERT INTO latest_values AS l VALUES ('latest', NEW.district_code,
+        coalesce(NEW.division_id, '00000000-0000-0000-0000-000000000000'), NEW.indicator_code,
+        NEW.submission_id, NEW.as_of, NEW.seq, NEW.numerator, NEW.denominator, NEW.flags,
+        NEW.status)
+    ON CONFLICT (basis, division_key, district_code, indicator_code) DO UPDATE SET
+        submission_id = EXCLUDED.submission_id, as_of = EXCLUDED.as_of, seq = EXCLUDED.seq,
+        numerator = EXCLUDED.numerator, denominator = EXCLUDED.denominator,
+        flags = EXCLUDED.flags, status = EXCLUDED.status
+    WHERE (l.as_of, l.seq) <= (EXCLUDED.as_of, EXCLUDED.seq);
+    RETURN NULL;
+END $$;
+
 CREATE FUNCTION submission_values_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM refresh_latest_value(NEW.district_code, NEW.division_id, NEW.indicator_code);
     RETURN NULL;
 END $$;
 
+CREATE TRIGGER submission_values_latest_insert
+    AFTER INSERT ON submission_values
+    FOR EACH ROW EXECUTE FUNCTION submission_values_inserted();
+
 CREATE TRIGGER submission_values_latest
-    AFTER INSERT OR UPDATE OF status, superseded, flags ON submission_values
+    AFTER UPDATE OF status, superseded, flags ON submission_values
     FOR EACH ROW EXECUTE FUNCTION submission_values_changed();
 
 -- Rows already stored (none on a fresh database).
