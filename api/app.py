@@ -20,6 +20,7 @@ from api.routes.agreements import AgreementController
 from api.routes.areas import AreaController
 from api.routes.auth import jwks, token
 from api.routes.catalogue import DivisionController, IndicatorController
+from api.routes.diagnostics import same_bytes
 from api.routes.health import live, ready
 from api.routes.keys import KeyController
 from api.routes.regions import RegionController
@@ -33,8 +34,10 @@ SCHEMA_PATH = "/schema"
 TOKEN_URL = "/v1/auth/token"
 
 
-def route_handlers() -> list[object]:
+def route_handlers(settings: Settings | None = None) -> list[object]:
+    extra: list[object] = [same_bytes] if settings is not None and settings.bench_routes else []
     return [
+        *extra,
         live,
         ready,
         AreaController,
@@ -62,7 +65,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     if configure_logs:
         configure_logging(settings.log_level)
     app = Litestar(
-        route_handlers=route_handlers(),
+        route_handlers=route_handlers(settings),
         dependencies={
             "db": Provide(provide_connection),
             "read_db": Provide(provide_read_connection),

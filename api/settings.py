@@ -63,6 +63,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     projection_at_risk_ratio: float = 0.8
     # Local dates ("today", the default as_of) are in WIB (UTC+7) unless changed.
     utc_offset_hours: int = 7
+    # Serve GET /bench/bytes, the benchmark's "same bytes from memory" yardstick.
+    bench_routes: bool = False
     # Rendered scorecards and rankings kept per worker, keyed by data version.
     report_cache_entries: int = 512
 

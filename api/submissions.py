@@ -499,8 +499,7 @@ async def submit(
 
     # Appends for this district queue here; everything below sees a stable chain.
     head = await ledger_db.lock_head(conn, payload.district)
-    if await sub_db.jti_seen(conn, payload.jti):
-        raise JtiReplayed("A submission with this jti was already received.")
+    # A replayed jti is refused by the unique index when the entry is inserted below.
     target = await _superseded_target(conn, payload)
     previous = await sub_db.previous_values(
         conn,

@@ -242,6 +242,15 @@ class Bench:
             runs.append(merged)
         self.figures[name] = {"concurrency": concurrency, **summarise(runs)}
 
+    def body_size(self, request: bytes) -> int:
+        sock = socket.create_connection(("127.0.0.1", self.port))
+        with sock:
+            sock.sendall(request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1))
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        return len(data.split(b"\r\n\r\n", 1)[1])
+
     def etag_of(self, request: bytes) -> str:
         sock = socket.create_connection(("127.0.0.1", self.port))
         with sock:
@@ -275,6 +284,10 @@ class Bench:
                 {"If-None-Match": etag},
             )
             self.drive_same(f"{label}_304_c32", not_modified, 32)
+            size = self.body_size(request)
+            self.drive_same(
+                f"{label}_same_bytes_from_memory_c32", self.get(f"/bench/bytes?size={size}"), 32
+            )
 
     def drive_same(self, name: str, request: bytes, concurrency: int) -> None:
         count = (
@@ -396,6 +409,7 @@ def start_server(dsn: str, port: int, workers: int, log: Path) -> subprocess.Pop
         "KINERJA_WORKERS": str(workers),
         "KINERJA_LOG_LEVEL": "WARNING",
         "KINERJA_POOL_MAX_SIZE": "10",
+        "KINERJA_BENCH_ROUTES": "true",
     }
     kinerja = Path(sys.executable).parent / "kinerja"
     process = subprocess.Popen(
@@ -488,6 +502,22 @@ async def main_async(args: argparse.Namespace) -> int:
             "ranking_304_c32_over_plain_json": _safe_div(
                 figures, ("ranking_national_304_c32", "rps"), ("plain_json_health_live", "rps")
             ),
+            "ranking_warm_c32_over_same_bytes_from_memory": _safe_div(
+                figures,
+                ("ranking_national_warm_c32", "rps"),
+                ("ranking_national_same_bytes_from_memory_c32", "rps"),
+            ),
+            "scorecard_warm_c32_over_same_bytes_from_memory": _safe_div(
+                figures,
+                ("scorecard_district_warm_c32", "rps"),
+                ("scorecard_district_same_bytes_from_memory_c32", "rps"),
+            ),
+            "scorecard_304_c32_over_plain_json": _safe_div(
+                figures, ("scorecard_district_304_c32", "rps"), ("plain_json_health_live", "rps")
+            ),
+            "ranking_cold_p50_ms": figures.get("ranking_national_cold_c1", {})
+            .get("p50_ms", {})
+            .get("median"),
             f"ranking_cold_p50_{mode.years}y_over_1y": _safe_div(
                 figures,
                 (f"ranking_national_cold_c1_{mode.years}y", "p50_ms"),

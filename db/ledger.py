@@ -49,19 +49,20 @@ class ChainEntry(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def lock_head(conn: asyncpg.Connection, district_code: str) -> Head:
-    """Lock (creating at genesis if needed) the district's head until the transaction ends."""
-    await conn.execute(
-        "INSERT INTO ledger_heads (district_code, seq, hash) VALUES ($1, 0, $2) "
-        "ON CONFLICT (district_code) DO NOTHING",
+    """Lock (creating at genesis if needed) the district's head until the transaction ends.
+
+    One statement: the no-op ``DO UPDATE`` takes the row lock (waiting for any other
+    append to this district) and returns the head as that append left it.
+    """
+    row = await conn.fetchrow(
+        "INSERT INTO ledger_heads AS h (district_code, seq, hash) VALUES ($1, 0, $2) "
+        "ON CONFLICT (district_code) DO UPDATE SET seq = h.seq "
+        "RETURNING district_code, seq, hash",
         district_code,
         GENESIS_HASH,
     )
-    row = await conn.fetchrow(
-        "SELECT district_code, seq, hash FROM ledger_heads WHERE district_code = $1 FOR UPDATE",
-        district_code,
-    )
     assert row is not None
-    return msgspec.convert(dict(row), Head)
+    return Head(district_code=row["district_code"], seq=row["seq"], hash=row["hash"])
 
 
 async def advance_head(conn: asyncpg.Connection, district_code: str, seq: int, hash_: str) -> None:

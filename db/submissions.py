@@ -149,13 +149,19 @@ async def clock(conn: asyncpg.Connection) -> datetime:
     return value
 
 
-async def jti_seen(conn: asyncpg.Connection, jti: UUID) -> bool:
-    return bool(await conn.fetchval("SELECT 1 FROM submissions WHERE jti = $1", jti))
+_KNOWN_INDICATORS: set[str] = set()
 
 
 async def known_indicators(conn: asyncpg.Connection, codes: list[str]) -> set[str]:
+    """The codes that are in the catalogue. Codes seen before are answered from memory
+    (every report names the same few); an unseen code is looked up, so an indicator
+    added a moment ago is accepted at once."""
+    if _KNOWN_INDICATORS.issuperset(codes):
+        return set(codes)
     rows = await conn.fetch("SELECT code FROM indicators WHERE code = ANY($1::text[])", codes)
-    return {row["code"] for row in rows}
+    found = {row["code"] for row in rows}
+    _KNOWN_INDICATORS.update(found)
+    return found
 
 
 async def previous_values(

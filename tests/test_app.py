@@ -140,3 +140,20 @@ async def test_openapi_documents_security_schemes(client: AsyncTestClient[Litest
     assert schemes["BearerToken"]["scheme"] == "bearer"
     assert schemes["OAuth2"]["flows"]["password"]["tokenUrl"] == "/v1/auth/token"
     assert spec["paths"]["/v1/areas"]["get"]["security"] == [{}]
+
+
+async def test_bench_yardstick_only_when_enabled(settings: object) -> None:
+    import msgspec
+
+    from api.authz import PUBLIC, declared_permission
+
+    default = create_app(settings, configure_logs=False)  # type: ignore[arg-type]
+    assert not any(r.path == "/bench/bytes" for r in default.routes)
+    enabled = msgspec.structs.replace(settings, bench_routes=True)  # type: ignore[type-var]
+    app = create_app(enabled, configure_logs=False)
+    route = next(r for r in app.routes if r.path == "/bench/bytes")
+    assert all(declared_permission(h) == PUBLIC for h in route.route_handlers)  # type: ignore[attr-defined]
+    async with AsyncTestClient(app=app) as client:
+        response = await client.get("/bench/bytes", params={"size": 100})
+        assert response.status_code == 200 and len(response.content) == 100
+        assert (await client.get("/bench/bytes", params={"size": 0})).status_code == 400

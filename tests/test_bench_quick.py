@@ -32,6 +32,7 @@ def test_quick_benchmark_writes_its_file(tmp_path: Path) -> None:
         "ranking_national_cold_c1",
         "ranking_national_warm_c32",
         "scorecard_district_cold_c1",
+        "ranking_national_same_bytes_from_memory_c32",
     ):
         assert name in figures, name
         assert figures[name].get("errors", 0) == 0, (name, figures[name])
