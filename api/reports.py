@@ -146,6 +146,21 @@ async def context(
     return Context(resolve_period(year, as_of, today), basis, catalogue, settings)
 
 
+async def context_for(
+    conn: asyncpg.Connection, settings: Settings, period: Period, basis: Basis, indicator: str
+) -> Context:
+    """The context for an already resolved period (what every report route builds)."""
+    return await context(
+        conn,
+        settings,
+        year=period.year,
+        as_of=period.as_of,
+        basis=basis,
+        indicator=indicator,
+        today=period.as_of,
+    )
+
+
 # -- targets -------------------------------------------------------------------------------
 
 

@@ -102,14 +102,8 @@ class ScorecardController(Controller):
         key = ["district", code, period.as_of, period.year, basis, view_key(me), versions]
 
         async def render() -> tuple[Any, list[dict[str, Any]]]:
-            ctx = await service.context(
-                read_db,
-                state.settings,
-                year=period.year,
-                as_of=period.as_of,
-                basis=basis,
-                indicator=service.COMPOSITE,
-                today=period.as_of,
+            ctx = await service.context_for(
+                read_db, state.settings, period, basis, service.COMPOSITE
             )
             only = me.division_id if me.role == "division_head" else None
             card = await service.district_card(read_db, ctx, district, only_division=only)
@@ -145,14 +139,8 @@ class ScorecardController(Controller):
         key = ["province", code, period.as_of, period.year, basis, view_key(me), versions]
 
         async def render() -> tuple[Any, list[dict[str, Any]]]:
-            ctx = await service.context(
-                read_db,
-                state.settings,
-                year=period.year,
-                as_of=period.as_of,
-                basis=basis,
-                indicator=service.COMPOSITE,
-                today=period.as_of,
+            ctx = await service.context_for(
+                read_db, state.settings, period, basis, service.COMPOSITE
             )
             card = await service.province_card(read_db, ctx, province)
             rows = rows_of(card.districts, kind="district") + rows_of(card.regions, kind="region")
@@ -206,15 +194,7 @@ class RankingController(Controller):
         ]
 
         async def render() -> tuple[Any, list[dict[str, Any]]]:
-            ctx = await service.context(
-                read_db,
-                state.settings,
-                year=period.year,
-                as_of=period.as_of,
-                basis=basis,
-                indicator=indicator,
-                today=period.as_of,
-            )
+            ctx = await service.context_for(read_db, state.settings, period, basis, indicator)
             districts = await data.districts(read_db, province)
             if me.role == "region_coordinator":
                 mine = await authz.coordinated_districts(read_db, me, period.year)
@@ -264,15 +244,7 @@ class RankingController(Controller):
         ]
 
         async def render() -> tuple[Any, list[dict[str, Any]]]:
-            ctx = await service.context(
-                read_db,
-                state.settings,
-                year=period.year,
-                as_of=period.as_of,
-                basis=basis,
-                indicator=indicator,
-                today=period.as_of,
-            )
+            ctx = await service.context_for(read_db, state.settings, period, basis, indicator)
             only = me.id if me.role == "region_coordinator" else None
             now = await service.region_results(read_db, ctx, province, only_coordinator=only)
             before = await service.region_results(
@@ -311,15 +283,7 @@ class RankingController(Controller):
         key = ["rank-p", period.as_of, period.year, indicator, basis, view_key(me), versions]
 
         async def render() -> tuple[Any, list[dict[str, Any]]]:
-            ctx = await service.context(
-                read_db,
-                state.settings,
-                year=period.year,
-                as_of=period.as_of,
-                basis=basis,
-                indicator=indicator,
-                today=period.as_of,
-            )
+            ctx = await service.context_for(read_db, state.settings, period, basis, indicator)
             now = await service.province_results(read_db, ctx)
             before = await service.province_results(read_db, ctx, as_of=period.previous_as_of)
             rows, counts = await service.rank_areas(now, before, indicator)
