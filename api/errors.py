@@ -147,7 +147,7 @@ def _from_integrity_error(
     )
 
 
-def _from_bad_text(exc: asyncpg.CharacterNotInRepertoireError) -> ProblemDetailsException:
+def _from_bad_text(exc: asyncpg.DataError) -> ProblemDetailsException:
     # PostgreSQL text cannot hold NUL ("\u0000" in JSON, "%00" in a path or query): the
     # only way one reaches a query is in what the client sent.
     return ProblemDetailsException(
@@ -180,6 +180,7 @@ def problem_details_config() -> ProblemDetailsConfig:
             ApiError: _from_api_error,
             HTTPException: _from_http_exception,
             asyncpg.IntegrityConstraintViolationError: _from_integrity_error,
+            asyncpg.UntranslatableCharacterError: _from_bad_text,
             asyncpg.CharacterNotInRepertoireError: _from_bad_text,
             Exception: _from_unexpected,
         },

@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from typing import Any, Literal
 
 import msgspec
@@ -28,13 +29,21 @@ class JwkError(ValueError):
     """The JWK is not an acceptable public signing key; the message says why."""
 
 
+_B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
 def b64url_decode(value: str) -> bytes:
-    if not isinstance(value, str) or not value or "=" in value:
+    """Strict: only the base64url alphabet, no padding, and the one canonical spelling
+    (so one key has one thumbprint, and nothing odd reaches storage)."""
+    if not isinstance(value, str) or not _B64URL.match(value):
         raise JwkError("key coordinates must be unpadded base64url strings")
     try:
-        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
     except (binascii.Error, ValueError) as exc:
         raise JwkError("key coordinates must be unpadded base64url strings") from exc
+    if b64url_encode(raw) != value:
+        raise JwkError("key coordinates must be canonical base64url")
+    return raw
 
 
 def b64url_encode(raw: bytes) -> str:

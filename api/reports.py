@@ -440,9 +440,18 @@ def ranking_rows(
     return rows, counts
 
 
+def _has_data(result: DistrictResult, indicator: str) -> bool:
+    """Data for what is ranked: any indicator for the composite, else that indicator."""
+    if indicator == COMPOSITE:
+        return result.has_data
+    item = result.indicators.get(indicator)
+    return item is not None and item.value is not None
+
+
 def district_scored(results: Iterable[DistrictResult], indicator: str) -> list[Scored]:
     return [
-        Scored(r.code, r.name, district_score(r, indicator), r.has_data, _brief(r)) for r in results
+        Scored(r.code, r.name, district_score(r, indicator), _has_data(r, indicator), _brief(r))
+        for r in results
     ]
 
 
@@ -462,6 +471,11 @@ class AreaResult:
             return None if self.composite is None else self.composite.score
         row = next((r for r in self.rows if r.indicator == indicator), None)
         return None if row is None else row.achievement_raw
+
+    def data_for(self, indicator: str) -> bool:
+        if indicator == COMPOSITE:
+            return self.has_data
+        return any(r.with_data for r in self.rows if r.indicator == indicator)
 
     def brief(self) -> dict[str, IndicatorBrief]:
         return {
@@ -550,7 +564,10 @@ async def projection_for(
     item: IndicatorResult,
     target: Target | None,
 ) -> ProjectionOut | None:
-    if target is None or item.value is None:
+    indicator = ctx.indicators.get(item.code)
+    # The projection model counts up towards a target; it says nothing for an indicator
+    # where lower is better.
+    if target is None or item.value is None or indicator is None or indicator.polarity != "higher":
         return None
     rows = await data.history(
         conn,
@@ -659,7 +676,9 @@ async def rank_districts(
 
 
 def _areas_scored(areas: Sequence[AreaResult], indicator: str) -> list[Scored]:
-    return [Scored(a.code, a.name, a.score(indicator), a.has_data, a.brief()) for a in areas]
+    return [
+        Scored(a.code, a.name, a.score(indicator), a.data_for(indicator), a.brief()) for a in areas
+    ]
 
 
 async def region_results(

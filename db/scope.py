@@ -36,11 +36,13 @@ async def area_within(conn: asyncpg.Connection, area_code: str, container: str) 
 
 
 async def district_coordinated_by(conn: asyncpg.Connection, area_code: str, user_id: UUID) -> bool:
-    """True when the district is in a region the user coordinates (any year)."""
+    """True when the user coordinates the district's most recent region: a coordinator
+    whose district moved to another region (or whose region was dropped) loses it."""
     return bool(
         await conn.fetchval(
-            "SELECT 1 FROM region_members m JOIN regions r ON r.id = m.region_id "
-            "WHERE m.district_code = $1 AND r.coordinator_id = $2 LIMIT 1",
+            "SELECT r.coordinator_id = $2 FROM region_members m "
+            "JOIN regions r ON r.id = m.region_id "
+            "WHERE m.district_code = $1 ORDER BY m.year DESC LIMIT 1",
             area_code,
             user_id,
         )

@@ -354,9 +354,13 @@ async def list_submissions(
         )
     if scope.coordinator_id is not None:
         coordinator = arg(scope.coordinator_id)
+        # The districts whose most recent region this user coordinates (as area_in_scope).
         where.append(
-            "s.district_code IN (SELECT m.district_code FROM region_members m "
-            f"JOIN regions r ON r.id = m.region_id WHERE r.coordinator_id = {coordinator})"
+            "s.district_code IN (SELECT latest.district_code FROM ("
+            "SELECT DISTINCT ON (m.district_code) m.district_code, r.coordinator_id "
+            "FROM region_members m JOIN regions r ON r.id = m.region_id "
+            "ORDER BY m.district_code, m.year DESC) latest "
+            f"WHERE latest.coordinator_id = {coordinator})"
         )
     if scope.division_id is not None:
         where.append(f"s.division_id = {arg(scope.division_id)}")

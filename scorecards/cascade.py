@@ -12,6 +12,7 @@ from typing import Literal
 
 import msgspec
 
+from scorecards.aggregate import weighted_target
 from scorecards.models import Polarity
 
 FindingCode = Literal[
@@ -51,14 +52,6 @@ class DistrictPlan(msgspec.Struct, frozen=True, kw_only=True):
 
 def _falls_short(value: float, reference: float, polarity: Polarity) -> bool:
     return value < reference if polarity == "higher" else value > reference
-
-
-def weighted_mean(pairs: Sequence[tuple[float, int]]) -> float | None:
-    """Σ target x population / Σ population over members with a target."""
-    total = sum(weight for _, weight in pairs)
-    if total <= 0:
-        return None
-    return sum(value * weight for value, weight in pairs) / total
 
 
 def province_findings(
@@ -119,7 +112,7 @@ def province_findings(
             for d in districts
             if d.targets is not None and indicator in d.targets
         ]
-        mean = weighted_mean(pairs)
+        mean = weighted_target(pairs)
         if mean is not None and _falls_short(mean, reference, polarity.get(indicator, "higher")):
             findings.append(
                 Finding(

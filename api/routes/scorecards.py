@@ -49,7 +49,12 @@ def view_key(principal: Principal) -> list[Any]:
     """What of the caller changes the document: role, scope, and who they are where the
     view is personal (a coordinator's regions, a division head's division)."""
     personal = principal.role in ("region_coordinator", "division_head")
-    return [principal.role, *principal.areas, str(principal.id) if personal else ""]
+    return [
+        principal.role,
+        *principal.areas,
+        str(principal.id) if personal else "",
+        str(principal.division_id or ""),
+    ]
 
 
 async def _district(db: asyncpg.Connection, principal: Principal, code: str) -> asyncpg.Record:

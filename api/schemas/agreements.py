@@ -16,7 +16,8 @@ AmendmentReason = Literal["mutasi_pejabat", "perubahan_strategi", "perubahan_pri
 Acting = Literal["plt", "plh"]
 YEAR_MIN, YEAR_MAX = 2000, 2100
 Year = Annotated[int, msgspec.Meta(ge=YEAR_MIN, le=YEAR_MAX)]
-Percent = Annotated[float, msgspec.Meta(ge=0, le=1000)]
+#: Targets are positive: achievement divides by them (a zero target has no achievement).
+Percent = Annotated[float, msgspec.Meta(gt=0, le=1000)]
 Code = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{1,31}$")]
 #: PostgreSQL text cannot hold NUL: refuse it here (400) rather than at the INSERT (500).
 _NO_NUL = r"^[^\x00]*$"

@@ -20,11 +20,11 @@ class TokenRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """OAuth2 token request: ``password`` for people, ``client_credentials`` for systems."""
 
     grant_type: Literal["password", "client_credentials"]
-    username: str | None = None
-    password: str | None = None
-    client_id: str | None = None
-    client_secret: str | None = None
-    scope: str | None = None
+    username: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    password: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
+    client_id: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    client_secret: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
+    scope: Annotated[str, msgspec.Meta(max_length=256)] | None = None
 
 
 class TokenResponse(msgspec.Struct, kw_only=True):

@@ -59,7 +59,9 @@ class ValueIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class SupersedesIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     id: UUID
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=r"\S")]
+    reason: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=2000, pattern=r"^[^\x00]*\S[^\x00]*$")
+    ]
 
 
 class SubmissionPayload(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -71,7 +73,7 @@ class SubmissionPayload(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     as_of: date
     values: Annotated[dict[IndicatorCode, ValueIn], msgspec.Meta(min_length=1, max_length=50)]
     division: UUID | None = None
-    note: Annotated[str, msgspec.Meta(max_length=4000)] | None = None
+    note: Annotated[str, msgspec.Meta(max_length=4000, pattern=r"^[^\x00]*$")] | None = None
     supersedes: SupersedesIn | None = None
 
 
@@ -99,7 +101,9 @@ class LedgerPosition(msgspec.Struct, kw_only=True):
 
 class ReviewIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     decision: Literal["accept", "return"]
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)] | None = None
+    reason: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=r"^[^\x00]*$")] | None
+    ) = None
 
 
 class ReviewOut(msgspec.Struct, kw_only=True):
