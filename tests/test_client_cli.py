@@ -34,8 +34,6 @@ SCRIPT = Path(sys.executable).parent / "kinerja-client"
 AS_OF = "2021-02-15"
 YEAR = 2021
 
-posix_only = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
-
 
 # -- a real server in a subprocess ----------------------------------------------------
 
@@ -207,7 +205,6 @@ def _script(
     )
 
 
-@posix_only
 async def test_console_script_from_init_to_a_stored_submission_with_private_files(
     server: Server, conn: asyncpg.Connection, tmp_path: Path
 ) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import sqlite3
 import stat
 import subprocess
@@ -46,8 +45,6 @@ from client.keys import (
 from client.outbox import BACKOFF_CAP, Outbox, backoff_delay
 from client.signing import SUBMISSION_TYP, build_payload, sign_submission
 from client.transport import deliver, flush, send_submission
-
-posix_only = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
 
 # RFC 8037 appendix A.1-A.3: an Ed25519 key and its RFC 7638 thumbprint.
 RFC8037_D = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"
@@ -111,7 +108,6 @@ def test_client_imports_no_server_code() -> None:
 # --- keys --------------------------------------------------------------------------
 
 
-@posix_only
 def test_generated_key_is_owner_only_pkcs8_and_loads_back(home: Path) -> None:
     pair = generate_keypair()
     assert pair.path == home / PRIVATE_KEY_FILE
@@ -124,7 +120,6 @@ def test_generated_key_is_owner_only_pkcs8_and_loads_back(home: Path) -> None:
     assert loaded.jwk == pair.jwk and loaded.kid == pair.kid == jwk_thumbprint(pair.jwk)
 
 
-@posix_only
 def test_generate_refuses_to_overwrite_unless_forced(home: Path) -> None:
     first = generate_keypair()
     pem = first.path.read_bytes()
@@ -207,7 +202,6 @@ def test_p256_key_is_loaded_and_signs_es256(home: Path) -> None:
     assert claims["district"] == "16.71"
 
 
-@posix_only
 def test_load_refuses_key_readable_by_others(home: Path) -> None:
     pair = generate_keypair()
     pair.path.chmod(0o644)
@@ -357,7 +351,6 @@ def test_sign_refuses_incomplete_payload_and_empty_kid(home: Path) -> None:
 # --- outbox ------------------------------------------------------------------------
 
 
-@posix_only
 def test_outbox_survives_reopening_and_is_owner_only(home: Path) -> None:
     with Outbox.open() as box:
         box.put("a.b.c", "key-1", T0)
@@ -610,7 +603,6 @@ def test_flush_stops_on_401_and_leaves_items_untouched(outbox: Outbox) -> None:
 # --- config and token cache --------------------------------------------------------
 
 
-@posix_only
 def test_token_cache_is_owner_only_and_expires(home: Path) -> None:
     assert load_token(T0) is None
     path = save_token("tok-1", T0 + 600)
