@@ -182,27 +182,43 @@ def _target(row: data.TargetRow) -> Target:
     )
 
 
+#: Per worker: year → (agreements fingerprint, area → (agreement id, targets)).
+_TARGETS: dict[int, tuple[tuple[int, Any], dict[str, tuple[Any, dict[str, Target]]]]] = {}
+
+
+async def _year_targets(
+    conn: asyncpg.Connection, year: int
+) -> dict[str, tuple[Any, dict[str, Target]]]:
+    """Active province and district targets of a year, reread only when agreements of
+    that year changed (any insert or status change moves the fingerprint)."""
+    fingerprint = await data.agreements_fingerprint(conn, year)
+    cached = _TARGETS.get(year)
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
+    rows = await data.active_targets(conn, year, None, ["province_district", "national_province"])
+    by_area: dict[str, tuple[Any, dict[str, Target]]] = {}
+    for row in rows:
+        entry = by_area.setdefault(row.area_code, (row.agreement_id, {}))
+        entry[1][row.indicator_code] = _target(row)
+    if len(_TARGETS) >= 8:
+        _TARGETS.pop(next(iter(_TARGETS)))
+    _TARGETS[year] = (fingerprint, by_area)
+    return by_area
+
+
 async def district_targets(
     conn: asyncpg.Connection, year: int, districts: Sequence[asyncpg.Record]
 ) -> dict[str, TargetSet]:
     """Each district's targets: its own active agreement, else its province's."""
-    codes = [d["code"] for d in districts]
-    provinces = sorted({d["parent_code"] for d in districts})
-    rows = await data.active_targets(
-        conn, year, codes + provinces, ["province_district", "national_province"]
-    )
-    by_area: dict[str, dict[str, Target]] = {}
-    agreement_of: dict[str, Any] = {}
-    for row in rows:
-        by_area.setdefault(row.area_code, {})[row.indicator_code] = _target(row)
-        agreement_of[row.area_code] = row.agreement_id
+    by_area = await _year_targets(conn, year)
     out = {}
     for d in districts:
-        if d["code"] in by_area:
-            out[d["code"]] = TargetSet("district", agreement_of[d["code"]], by_area[d["code"]])
-        elif d["parent_code"] in by_area:
-            parent = d["parent_code"]
-            out[d["code"]] = TargetSet("province", agreement_of[parent], by_area[parent])
+        own = by_area.get(d["code"])
+        parent = by_area.get(d["parent_code"])
+        if own is not None:
+            out[d["code"]] = TargetSet("district", own[0], own[1])
+        elif parent is not None:
+            out[d["code"]] = TargetSet("province", parent[0], parent[1])
         else:
             out[d["code"]] = TargetSet(None, None, {})
     return out

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
@@ -168,17 +168,29 @@ async def history(
     return sorted(seen.values())
 
 
+async def agreements_fingerprint(conn: asyncpg.Connection, year: int) -> tuple[int, Any]:
+    """Changes whenever an agreement of ``year`` is added or changes status or content."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS n, max(updated_at) AS changed FROM agreements WHERE year = $1",
+        year,
+    )
+    assert row is not None
+    return int(row["n"]), row["changed"]
+
+
 async def active_targets(
-    conn: asyncpg.Connection, year: int, areas: list[str], levels: list[str]
+    conn: asyncpg.Connection, year: int, areas: list[str] | None, levels: list[str]
 ) -> list[TargetRow]:
-    """Targets of the active agreements of ``year`` whose second party is in ``areas``."""
+    """Targets of the active agreements of ``year`` whose second party is in ``areas``
+    (every area when None)."""
     rows = await conn.fetch(
         """
         SELECT a.second_area AS area_code, a.second_division_id AS division_id, a.level,
                a.id AS agreement_id, t.indicator_code, t.annual, t.q1, t.q2, t.q3, t.q4,
                t.weight
         FROM agreements a JOIN agreement_targets t ON t.agreement_id = a.id
-        WHERE a.year = $1 AND a.status = 'active' AND a.second_area = ANY($2::text[])
+        WHERE a.year = $1 AND a.status = 'active'
+          AND ($2::text[] IS NULL OR a.second_area = ANY($2::text[]))
           AND a.level = ANY($3::text[])
         """,
         year,
