@@ -60,6 +60,7 @@ from scorecards import (
     project,
     rank,
     score_indicator,
+    target_on,
 )
 
 COMPOSITE = "composite"
@@ -303,20 +304,75 @@ async def score_districts(
     *,
     as_of: date | None = None,
     targets: dict[str, TargetSet] | None = None,
+    values: dict[tuple[str, str], data.Value] | None = None,
 ) -> dict[str, DistrictResult]:
     """Score every district at ``as_of`` (default: the context's)."""
     when = as_of or ctx.period.as_of
-    codes = [d["code"] for d in districts]
     if targets is None:
         targets = await district_targets(conn, ctx.period.year, districts)
-    if when < ctx.period.since:
-        values: dict[tuple[str, str], data.Value] = {}
-    else:
-        values = await data.latest_values(
-            conn, codes, list(ctx.indicators), as_of=when, since=ctx.period.since, basis=ctx.basis
-        )
+    if values is None:
+        values = await values_on(conn, ctx, districts, when)
     shifted = ctx if when == ctx.period.as_of else _at(ctx, when)
     return {d["code"]: score_district(shifted, d, values, targets[d["code"]]) for d in districts}
+
+
+async def values_on(
+    conn: asyncpg.Connection,
+    ctx: Context,
+    districts: Sequence[asyncpg.Record],
+    when: date,
+    current: list[data.Value] | None = None,
+) -> dict[tuple[str, str], data.Value]:
+    """Latest counting values at ``when`` (reusing ``current`` kept rows when given)."""
+    if when < ctx.period.since:
+        return {}
+    codes = [d["code"] for d in districts]
+    if current is None:
+        current = await data.current_values(conn, codes, list(ctx.indicators), basis=ctx.basis)
+    return await data.values_at(
+        conn, current, list(ctx.indicators), as_of=when, since=ctx.period.since, basis=ctx.basis
+    )
+
+
+def score_only(
+    ctx: Context,
+    code: str,
+    values: dict[tuple[str, str], data.Value],
+    targets: TargetSet,
+    indicator: str,
+    on: date,
+) -> float | None:
+    """Just the ranking score of a district at ``on``: the same numbers as
+    ``district_score(score_district(...))`` without building scorecard rows (used for the
+    previous period, whose rows nobody reads)."""
+    codes = ctx.indicators if indicator == COMPOSITE else [indicator]
+    parts = []
+    for indicator_code in codes:
+        target = targets.targets.get(indicator_code)
+        spec = ctx.indicators.get(indicator_code)
+        if target is None or spec is None:
+            continue
+        value = values.get((code, indicator_code))
+        result = (
+            None
+            if value is None or value.denominator == 0
+            else achievement(
+                value.numerator * 100 / value.denominator,
+                target_on(target, on),
+                spec.polarity,
+                spec.cap,
+            )
+        )
+        if indicator != COMPOSITE:
+            return None if result is None else result.raw
+        parts.append(
+            CompositePart(
+                code=indicator_code,
+                capped=None if result is None else result.capped,
+                weight=target.weight,
+            )
+        )
+    return composite(parts).score if parts else None
 
 
 def _at(ctx: Context, when: date) -> Context:
@@ -683,11 +739,15 @@ async def rank_districts(
     indicator: str,
 ) -> tuple[list[RankingRow], Counts]:
     targets = await district_targets(conn, ctx.period.year, districts)
-    now = await score_districts(conn, ctx, districts, targets=targets)
-    before = await score_districts(
-        conn, ctx, districts, as_of=ctx.period.previous_as_of, targets=targets
-    )
-    previous = {code: district_score(r, indicator) for code, r in before.items()}
+    codes = [d["code"] for d in districts]
+    current = await data.current_values(conn, codes, list(ctx.indicators), basis=ctx.basis)
+    now_values = await values_on(conn, ctx, districts, ctx.period.as_of, current)
+    now = await score_districts(conn, ctx, districts, targets=targets, values=now_values)
+    before = ctx.period.previous_as_of
+    prev_values = await values_on(conn, ctx, districts, before, current)
+    previous = {
+        code: score_only(ctx, code, prev_values, targets[code], indicator, before) for code in codes
+    }
     return ranking_rows(district_scored(now.values(), indicator), previous)
 
 

@@ -107,6 +107,48 @@ _CURRENT = """
 """
 
 
+async def current_values(
+    conn: asyncpg.Connection,
+    districts: list[str],
+    indicators: list[str],
+    *,
+    basis: Basis,
+    division_id: UUID | None = None,
+) -> list[Value]:
+    """The kept latest value of every (district, indicator), whatever its date."""
+    rows = await conn.fetch(_CURRENT, basis, division_id or NIL_DIVISION, districts, indicators)
+    return [_value(row) for row in rows]
+
+
+async def values_at(
+    conn: asyncpg.Connection,
+    current: list[Value],
+    indicators: list[str],
+    *,
+    as_of: date,
+    since: date,
+    basis: Basis,
+    division_id: UUID | None = None,
+) -> dict[tuple[str, str], Value]:
+    """(district, indicator) → the latest counting value in [since, as_of], from the kept
+    values where they are old enough, else from a probe of the history."""
+    out: dict[tuple[str, str], Value] = {}
+    too_new: set[str] = set()
+    for value in current:
+        if value.as_of > as_of:
+            too_new.add(value.district_code)
+        elif value.as_of >= since:
+            out[(value.district_code, value.indicator_code)] = value
+    if too_new:
+        args: list[object] = [sorted(too_new), indicators, as_of, since]
+        if division_id is not None:
+            args.append(division_id)
+        for row in await conn.fetch(_LATEST[(basis, division_id is not None)], *args):
+            value = _value(row)
+            out[(value.district_code, value.indicator_code)] = value
+    return out
+
+
 async def latest_values(
     conn: asyncpg.Connection,
     districts: list[str],
@@ -118,23 +160,12 @@ async def latest_values(
     division_id: UUID | None = None,
 ) -> dict[tuple[str, str], Value]:
     """(district, indicator) → the latest counting value in [since, as_of]."""
-    rows = await conn.fetch(_CURRENT, basis, division_id or NIL_DIVISION, districts, indicators)
-    out: dict[tuple[str, str], Value] = {}
-    too_new: set[str] = set()
-    for row in rows:
-        if row["as_of"] > as_of:
-            too_new.add(row["district_code"])
-        elif row["as_of"] >= since:
-            value = _value(row)
-            out[(value.district_code, value.indicator_code)] = value
-    if too_new:
-        args: list[object] = [sorted(too_new), indicators, as_of, since]
-        if division_id is not None:
-            args.append(division_id)
-        for row in await conn.fetch(_LATEST[(basis, division_id is not None)], *args):
-            value = _value(row)
-            out[(value.district_code, value.indicator_code)] = value
-    return out
+    current = await current_values(
+        conn, districts, indicators, basis=basis, division_id=division_id
+    )
+    return await values_at(
+        conn, current, indicators, as_of=as_of, since=since, basis=basis, division_id=division_id
+    )
 
 
 async def history(

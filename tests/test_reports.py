@@ -368,3 +368,30 @@ async def test_bad_report_queries(
         response = await client.get(url, params=params, headers=head)
         assert response.status_code == expected, (url, params, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_score_only_matches_the_full_scoring(
+    conn: asyncpg.Connection, settings: Any, world: dict[str, Any]
+) -> None:
+    """The previous period's ranking uses the lean path: it must give the same numbers."""
+    from api import reports
+    from db import scorecards as data
+
+    districts = await data.districts(conn, "16")
+    for when in (AS_OF, date(2021, 4, 30), date(2021, 3, 31)):
+        ctx = await reports.context(
+            conn, settings, year=YEAR, as_of=when, basis="latest", indicator="composite", today=when
+        )
+        targets = await reports.district_targets(conn, YEAR, districts)
+        values = await reports.values_on(conn, ctx, districts, when)
+        full = await reports.score_districts(conn, ctx, districts, targets=targets, values=values)
+        for indicator in ("composite", "ktp_el", "kia", "akta_lahir", "backlog"):
+            for d in districts:
+                lean = reports.score_only(
+                    ctx, d["code"], values, targets[d["code"]], indicator, when
+                )
+                assert lean == reports.district_score(full[d["code"]], indicator), (
+                    when,
+                    indicator,
+                    d["code"],
+                )
