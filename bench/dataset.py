@@ -332,6 +332,10 @@ async def add_history(
         "INSERT INTO data_versions AS v (area_code, version) SELECT code, 1 FROM areas "
         "ON CONFLICT (area_code) DO UPDATE SET version = v.version + 1"
     )
-    await conn.execute("ANALYZE")
+    # Vacuum now, so autovacuum does not wake up in the middle of the next measurement.
+    await conn.execute(
+        "VACUUM (ANALYZE) submissions, submission_values, latest_values, ledger_heads, "
+        "data_versions"
+    )
     data.submissions += len(subs)
     return len(subs)
