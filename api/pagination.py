@@ -7,6 +7,7 @@ from typing import Generic, TypeVar
 import msgspec
 
 from api.errors import ApiError
+from api.settings import Settings
 
 T = TypeVar("T")
 
@@ -40,3 +41,10 @@ def bounded(limit: int | None, offset: int, *, default: int, maximum: int) -> tu
         # Beyond any table; a larger value would not even fit the query's bigint (a 500).
         raise PageOutOfRange(f"offset must be at most {MAX_OFFSET}", extra={"offset": offset})
     return chosen, offset
+
+
+def page_bounds(limit: int | None, offset: int, settings: Settings) -> tuple[int, int]:
+    """``bounded`` with the configured default and maximum page sizes."""
+    return bounded(
+        limit, offset, default=settings.page_size_default, maximum=settings.page_size_max
+    )

@@ -14,7 +14,7 @@ from litestar.params import BodyKwarg, FromPath, QueryParameter
 
 from api import agreements as service
 from api import cascade as cascade_service
-from api.pagination import Page, bounded
+from api.pagination import Page, page_bounds
 from api.routes.users import caller
 from api.schemas.agreements import (
     YEAR_MAX,
@@ -102,12 +102,7 @@ class AgreementController(Controller):
         limit: Annotated[int | None, QueryParameter()] = None,
         offset: Annotated[int, QueryParameter()] = 0,
     ) -> Page[Agreement]:
-        limit, offset = bounded(
-            limit,
-            offset,
-            default=state.settings.page_size_default,
-            maximum=state.settings.page_size_max,
-        )
+        limit, offset = page_bounds(limit, offset, state.settings)
         rows, total = await agreement_db.list_agreements(
             db,
             scope=service.scope_filter(caller(request)),

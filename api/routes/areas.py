@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
 from api.errors import NotFound
-from api.pagination import Page, bounded
+from api.pagination import Page, page_bounds
 from api.settings import Settings
 from db import areas as area_db
 
@@ -39,9 +39,7 @@ class AreaController(Controller):
     ) -> Page[area_db.Area]:
         """Areas in code order, filtered by kind and parent, one bounded page at a time."""
         settings: Settings = state.settings
-        limit, offset = bounded(
-            limit, offset, default=settings.page_size_default, maximum=settings.page_size_max
-        )
+        limit, offset = page_bounds(limit, offset, settings)
         items, total = await area_db.list_areas(
             db, kind=kind, parent=parent, limit=limit, offset=offset
         )

@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api import identity
-from api.pagination import Page, bounded
+from api.pagination import Page, page_bounds
 from api.routes.users import caller
 from api.schemas.identity import KeyRegister, SigningKeyOut
 from db import signing_keys as key_db
@@ -41,12 +41,7 @@ class KeyController(Controller):
         offset: Annotated[int, QueryParameter()] = 0,
     ) -> Page[SigningKeyOut]:
         me = caller(request)
-        limit, offset = bounded(
-            limit,
-            offset,
-            default=state.settings.page_size_default,
-            maximum=state.settings.page_size_max,
-        )
+        limit, offset = page_bounds(limit, offset, state.settings)
         keys, total = await key_db.list_keys(
             db, owner_id=None if me.role == "admin" else me.id, limit=limit, offset=offset
         )

@@ -13,7 +13,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api import identity
 from api.auth.principal import Principal, Role
-from api.pagination import Page, bounded
+from api.pagination import Page, page_bounds
 from api.schemas.identity import (
     ServiceAccountCreate,
     ServiceAccountCreated,
@@ -58,12 +58,7 @@ class UserController(Controller):
         offset: Annotated[int, QueryParameter()] = 0,
     ) -> Page[User]:
         me = caller(request)
-        limit, offset = bounded(
-            limit,
-            offset,
-            default=state.settings.page_size_default,
-            maximum=state.settings.page_size_max,
-        )
+        limit, offset = page_bounds(limit, offset, state.settings)
         rows, total = await user_db.list_users(
             db,
             within_province=None if me.role == "admin" else me.area_code,
