@@ -11,7 +11,7 @@ from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecuritySch
 from litestar.plugins.problem_details import ProblemDetailsPlugin
 
 from api.auth.middleware import auth_middleware
-from api.authz import PUBLIC, authorize
+from api.authz import PUBLIC
 from api.database import lifespan_for, provide_connection, provide_read_connection
 from api.errors import problem_details_config
 from api.observability import configure_logging, request_id_middleware
@@ -71,7 +71,6 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             "read_db": Provide(provide_read_connection),
         },
         middleware=[auth_middleware],
-        guards=[authorize],
         plugins=[ProblemDetailsPlugin(problem_details_config())],
         lifespan=[lifespan_for(settings)],
         state=State(

@@ -38,6 +38,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_audience: str = "kinerja-api"
     access_token_ttl_s: int = 15 * 60
     jwt_leeway_s: int = 30
+    # Access tokens already verified, kept per worker so a polling client's token is not
+    # re-verified on every request (expiry is still checked each time).
+    token_cache_entries: Annotated[int, msgspec.Meta(ge=0)] = 10_000
     # Failed logins: per account and per client address, within a window, then a lockout.
     login_max_failures_account: int = 5
     login_max_failures_address: int = 20

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -264,3 +265,30 @@ async def test_deactivated_user_is_cut_off_at_once(
         json={"grant_type": "password", "username": "district_head", "password": PASSWORD},
     )
     assert login.status_code == 401
+
+
+async def test_a_remembered_token_still_expires_and_dies_with_its_key(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    people: dict[str, Person],
+    conn: asyncpg.Connection,
+) -> None:
+    ring = app.state.key_ring
+    settings = app.state.settings
+    admin = people["admin"]
+    # Issued so that it expires (leeway included) 1.5 to 2.5 seconds from now.
+    issued = time.time() - settings.access_token_ttl_s - settings.jwt_leeway_s + 2.5
+    token, _ = ring.issue({"sub": str(admin.id), "role": "admin", "area": "ID"}, now=issued)
+    assert (await get_me(client, token)).status_code == 200  # verified, now remembered
+    assert (await get_me(client, token)).status_code == 200
+    await asyncio.sleep(3.5)
+    assert (await get_me(client, token)).status_code == 401
+
+    other = token_for(app, people["province_head"])
+    assert (await get_me(client, other)).status_code == 200
+    await rotate_server_key(conn)
+    await conn.execute(
+        "DELETE FROM server_keys WHERE kid = $1", jwt.get_unverified_header(other)["kid"]
+    )
+    await ring.load(conn)
+    assert (await get_me(client, other)).status_code == 401

@@ -1,4 +1,4 @@
-"""Bearer-token authentication for every route that is not declared public.
+"""Bearer-token authentication and the permission check for every route.
 
 The token proves who the caller is; their role, scope and whether they are still
 active are read from the database on each request, so deactivating a user (or
@@ -16,7 +16,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.auth.principal import Principal
 from api.auth.tokens import KeyRing, TokenError
-from api.authz import PUBLIC
+from api.authz import PUBLIC, authorize, declared_permission
 from api.errors import Unauthorized
 from db.users import principal_row
 
@@ -61,14 +61,16 @@ async def authenticate(app_state: Any, token: str) -> Principal:
 def auth_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         handler = scope.get("route_handler")
-        permission = handler.opt.get("permission") if handler is not None else None
+        permission = declared_permission(handler) if handler is not None else None
         if scope["type"] == "http" and permission != PUBLIC and scope.get("method") != "OPTIONS":
             token = _bearer(scope)
+            principal = None
             if token is not None:
                 litestar_app = scope["litestar_app"]
                 await litestar_app.state.key_ring.maybe_refresh(litestar_app.state.pool)
-                scope["user"] = await authenticate(litestar_app.state, token)
-            # No token: the guard answers 401 for routes that need one.
+                principal = await authenticate(litestar_app.state, token)
+                scope["user"] = principal
+            authorize(principal, permission)  # no token: 401 where one is needed
         await app(scope, receive, send)
 
     return middleware

@@ -75,6 +75,8 @@ class KeyRing:
         self._jwks: list[dict[str, Any]] = []
         self._signing: tuple[str, ed25519.Ed25519PrivateKey] | None = None
         self._loaded_at = 0.0
+        # token → (kid, claims) of tokens that passed ``verify``, oldest first.
+        self._verified: dict[str, tuple[str, dict[str, Any]]] = {}
 
     async def load(self, conn: asyncpg.Connection) -> None:
         keys = await key_db.all_keys(conn)
@@ -85,6 +87,8 @@ class KeyRing:
             public[key.kid] = private.public_key()
             if key is keys[0]:
                 self._signing = (key.kid, private)
+        if public.keys() != self._public.keys():
+            self._verified.clear()
         self._public = public
         self._jwks = [k.public_jwk for k in keys]
         self._loaded_at = time.monotonic()
@@ -123,7 +127,27 @@ class KeyRing:
         return token, ttl
 
     def verify(self, token: str) -> dict[str, Any]:
-        """Return the claims of a valid token, or raise ``TokenError``."""
+        """Return the claims of a valid token, or raise ``TokenError``.
+
+        A token that verified before is answered from memory while it has not expired
+        and its key is still in the ring: the signature and claims cannot have changed,
+        and an EdDSA check per request was the largest cost of a cached report.
+        """
+        known = self._verified.get(token)
+        if known is not None:
+            kid, claims = known
+            if kid in self._public and claims["exp"] > time.time() - self.settings.jwt_leeway_s:
+                return claims
+            del self._verified[token]
+        kid, claims = self._verify(token)
+        limit = self.settings.token_cache_entries
+        if limit:
+            while len(self._verified) >= limit:
+                del self._verified[next(iter(self._verified))]
+            self._verified[token] = (kid, claims)
+        return claims
+
+    def _verify(self, token: str) -> tuple[str, dict[str, Any]]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -132,11 +156,12 @@ class KeyRing:
             raise TokenError("unexpected algorithm")
         if header.get("typ") != TOKEN_TYPE:
             raise TokenError("unexpected token type")
-        key = self._public.get(str(header.get("kid")))
+        kid = str(header.get("kid"))
+        key = self._public.get(kid)
         if key is None:
             raise TokenError("unknown key id")
         try:
-            return jwt.decode(
+            return kid, jwt.decode(
                 token,
                 key,
                 algorithms=[ALGORITHM],
