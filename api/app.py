@@ -12,7 +12,7 @@ from litestar.plugins.problem_details import ProblemDetailsPlugin
 
 from api.auth.middleware import auth_middleware
 from api.authz import PUBLIC
-from api.database import lifespan_for, provide_connection, provide_read_connection
+from api.database import lifespan_for, provide_connection
 from api.errors import problem_details_config
 from api.observability import configure_logging, request_id_middleware
 from api.representation import ReportCache
@@ -68,13 +68,16 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         route_handlers=route_handlers(settings),
         dependencies={
             "db": Provide(provide_connection),
-            "read_db": Provide(provide_read_connection),
         },
         middleware=[auth_middleware],
         plugins=[ProblemDetailsPlugin(problem_details_config())],
         lifespan=[lifespan_for(settings)],
         state=State(
-            {"settings": settings, "report_cache": ReportCache(settings.report_cache_entries)}
+            {
+                "settings": settings,
+                "report_cache": ReportCache(settings.report_cache_entries),
+                "change_feed": None,
+            }
         ),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

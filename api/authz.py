@@ -138,7 +138,9 @@ def is_national(principal: Principal) -> bool:
     return principal.role in ("admin", "ministry_monitor")
 
 
-async def area_in_scope(conn: asyncpg.Connection, principal: Principal, area_code: str) -> bool:
+async def area_in_scope(
+    conn: asyncpg.Connection | asyncpg.Pool, principal: Principal, area_code: str
+) -> bool:
     """Whether ``area_code`` (a province or district) lies inside the caller's scope."""
     if is_national(principal):
         return True
@@ -209,7 +211,7 @@ def submission_list_scope(principal: Principal) -> ListScope | None:
 
 
 async def province_report_visible(
-    conn: asyncpg.Connection, principal: Principal, province: str
+    conn: asyncpg.Connection | asyncpg.Pool, principal: Principal, province: str
 ) -> bool:
     """Province documents: national roles, the province's own roles, integrations granted it."""
     if is_national(principal):
@@ -221,7 +223,7 @@ async def province_report_visible(
     return False
 
 
-async def national_reports(conn: asyncpg.Connection, principal: Principal) -> bool:
+async def national_reports(conn: asyncpg.Connection | asyncpg.Pool, principal: Principal) -> bool:
     """Nationwide documents: national roles and integrations granted the whole country."""
     return is_national(principal) or (principal.role == "integration" and "ID" in principal.areas)
 

@@ -19,10 +19,13 @@ from litestar import Litestar
 from litestar.datastructures import State
 
 from api.auth.tokens import KeyRing, ensure_server_key
+from api.change_feed import ChangeFeed
 from api.settings import Settings
+from db import changes
 from db.areas import load_areas
 from db.migrate import migrate
 from db.pool import create_pool
+from db.scope import area_tree
 
 log = logging.getLogger("kinerja.db")
 
@@ -51,26 +54,45 @@ def lifespan_for(settings: Settings) -> Any:
             settings.database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
         )
         app.state.pool = pool
+        feed: ChangeFeed | None = None
         try:
             if settings.migrate_on_start:
                 await prepare_database(pool)
             ring = KeyRing(settings)
             async with pool.acquire() as conn:
                 await ring.load(conn)
+                parents = await area_tree(conn)
             app.state.key_ring = ring
+            if settings.change_feed:
+                feed = ChangeFeed(
+                    settings.database_url,
+                    parents,
+                    principal_entries=settings.principal_cache_entries,
+                    heartbeat_s=settings.change_feed_heartbeat_s,
+                )
+                await feed.start()
+            app.state.change_feed = feed
             # Everything allocated so far lives as long as the worker: keep the cyclic
             # collector from rescanning it on every full collection under load.
             gc.freeze()
             yield
         finally:
+            if feed is not None:
+                await feed.stop()
             await pool.close()
 
     return lifespan
 
 
 async def provide_connection(state: State) -> AsyncGenerator[asyncpg.Connection, None]:
-    """One pooled connection per request, in a transaction that ends with the handler."""
+    """One pooled connection per request, in a transaction that ends with the handler.
+
+    The data versions and users it wrote are applied to this worker's change feed right
+    after the commit, so the caller's next request sees them (other workers hear of them
+    through PostgreSQL notifications).
+    """
     pool: asyncpg.Pool = state.pool
+    written = changes.record_writes()
     async with pool.acquire() as conn:
         tx = conn.transaction()
         await tx.start()
@@ -81,12 +103,6 @@ async def provide_connection(state: State) -> AsyncGenerator[asyncpg.Connection,
             raise
         else:
             await tx.commit()
-
-
-async def provide_read_connection(state: State) -> AsyncGenerator[asyncpg.Connection, None]:
-    """A pooled connection without an explicit transaction, for read-only reports: each
-    query sees committed data, and the request saves the BEGIN and COMMIT round trips.
-    """
-    pool: asyncpg.Pool = state.pool
-    async with pool.acquire() as conn:
-        yield conn
+    feed: ChangeFeed | None = state.change_feed
+    if feed is not None and written:
+        feed.committed(written)

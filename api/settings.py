@@ -70,6 +70,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     bench_routes: bool = False
     # Rendered scorecards and rankings kept per worker, keyed by data version.
     report_cache_entries: int = 512
+    # Keep data versions and authenticated users per worker, current through PostgreSQL
+    # LISTEN/NOTIFY (false: read both from PostgreSQL on every request). The listening
+    # connection is pinged this often so a silent loss is noticed.
+    change_feed: bool = True
+    change_feed_heartbeat_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    principal_cache_entries: Annotated[int, msgspec.Meta(ge=0)] = 10_000
 
     @property
     def data_path(self) -> Path:

@@ -14,14 +14,32 @@ import asyncpg
 _PARENTS: dict[str, str | None] = {}
 
 
-async def _parents(conn: asyncpg.Connection) -> dict[str, str | None]:
+async def _parents(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, str | None]:
     if not _PARENTS:
         rows = await conn.fetch("SELECT code, parent_code FROM areas")
         _PARENTS.update({r["code"]: r["parent_code"] for r in rows})
     return _PARENTS
 
 
-async def area_within(conn: asyncpg.Connection, area_code: str, container: str) -> bool:
+async def area_tree(conn: asyncpg.Connection) -> dict[str, str | None]:
+    """Every area's parent (None for the country), read once per process."""
+    return await _parents(conn)
+
+
+async def area_kind(conn: asyncpg.Connection | asyncpg.Pool, code: str) -> str | None:
+    """'country', 'province' or 'district' (the tree has three levels), None if unknown."""
+    parents = await _parents(conn)
+    if code not in parents:
+        return None
+    parent = parents[code]
+    if parent is None:
+        return "country"
+    return "province" if parents.get(parent) is None else "district"
+
+
+async def area_within(
+    conn: asyncpg.Connection | asyncpg.Pool, area_code: str, container: str
+) -> bool:
     """True when ``area_code`` is ``container`` or lies below it (country → province →
     district)."""
     parents = await _parents(conn)
@@ -35,7 +53,9 @@ async def area_within(conn: asyncpg.Connection, area_code: str, container: str) 
     return False
 
 
-async def district_coordinated_by(conn: asyncpg.Connection, area_code: str, user_id: UUID) -> bool:
+async def district_coordinated_by(
+    conn: asyncpg.Connection | asyncpg.Pool, area_code: str, user_id: UUID
+) -> bool:
     """True when the user coordinates the district's most recent region: a coordinator
     whose district moved to another region (or whose region was dropped) loses it."""
     return bool(

@@ -246,6 +246,25 @@ async def active_targets(
     ]
 
 
+async def district(conn: asyncpg.Connection, code: str) -> asyncpg.Record:
+    """One district's (code, name, parent_code, population)."""
+    row = await conn.fetchrow(
+        "SELECT code, name, parent_code, coalesce(population, 0) AS population FROM areas "
+        "WHERE code = $1 AND kind = 'district'",
+        code,
+    )
+    assert row is not None, code  # callers checked it against the area tree
+    return row
+
+
+async def province(conn: asyncpg.Connection, code: str) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        "SELECT code, name FROM areas WHERE code = $1 AND kind = 'province'", code
+    )
+    assert row is not None, code
+    return row
+
+
 async def districts(conn: asyncpg.Connection, province: str | None) -> list[asyncpg.Record]:
     """Districts (code, name, parent_code, population), of one province or all."""
     return await conn.fetch(

@@ -9,6 +9,8 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from db import changes as change_feed
+
 
 class UserRow(msgspec.Struct, frozen=True, kw_only=True):
     id: UUID
@@ -142,6 +144,7 @@ async def update_user(
         user_id,
         *changes.values(),
     )
+    change_feed.wrote_user(user_id)
     return _user(row)
 
 

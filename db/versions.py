@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import asyncpg
 
+from db import changes
+
 
 async def bump(conn: asyncpg.Connection, area_code: str) -> None:
-    await conn.execute(
+    version = await conn.fetchval(
         """
         INSERT INTO data_versions AS v (area_code, version, changed_at) VALUES ($1, 1, now())
         ON CONFLICT (area_code) DO UPDATE SET version = v.version + 1, changed_at = now()
+        RETURNING version
         """,
         area_code,
     )
+    changes.wrote_version(area_code, int(version))
 
 
-async def scope_versions(conn: asyncpg.Connection, areas: list[str]) -> list[int]:
+async def scope_versions(conn: asyncpg.Connection | asyncpg.Pool, areas: list[str]) -> list[int]:
     """The version of each scope in ``areas`` (the area plus everything below it)."""
     rows = await conn.fetch(
         """

@@ -9,19 +9,19 @@ import asyncpg
 import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
-from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
 from api import authz
 from api import reports as service
 from api.auth.principal import Principal
+from api.change_feed import scope_versions
 from api.errors import NotFound
 from api.representation import ReportCache, respond, rows_of, wants_csv
 from api.routes.users import caller
 from api.schemas.scorecards import Basis, DistrictScorecard, ProvinceScorecard, Ranking
 from api.settings import Settings
+from db import scope as scope_db
 from db import scorecards as data
-from db.versions import scope_versions
 
 Format = Literal["json", "csv"]
 YearQ = Annotated[int | None, QueryParameter(ge=2000, le=2100, description="default: as_of's year")]
@@ -45,6 +45,10 @@ def cache_of(state: State) -> ReportCache:
     return state.report_cache  # type: ignore[no-any-return]
 
 
+async def versions_of(state: State, areas: list[str]) -> list[int]:
+    return await scope_versions(state.change_feed, state.pool, areas)
+
+
 def view_key(principal: Principal) -> list[Any]:
     """What of the caller changes the document: role, scope, and who they are where the
     view is personal (a coordinator's regions, a division head's division)."""
@@ -57,24 +61,23 @@ def view_key(principal: Principal) -> list[Any]:
     ]
 
 
-async def _district(db: asyncpg.Connection, principal: Principal, code: str) -> asyncpg.Record:
-    row = await db.fetchrow(
-        "SELECT code, name, parent_code, coalesce(population, 0) AS population FROM areas "
-        "WHERE code = $1 AND kind = 'district'",
-        code,
-    )
-    if row is None or not await authz.area_in_scope(db, principal, code):
+# Scope checks and versions come from memory (the area tree, the change feed), with the
+# pool only for what memory cannot answer (a coordinator's regions): a 304 or a cached
+# report takes no connection at all. Rendering acquires one.
+
+
+async def _check_district(pool: asyncpg.Pool, principal: Principal, code: str) -> None:
+    if await scope_db.area_kind(pool, code) != "district" or not await authz.area_in_scope(
+        pool, principal, code
+    ):
         raise NotFound(f"No district {code!r} in your scope.")
-    return row
 
 
-async def _province(db: asyncpg.Connection, principal: Principal, code: str) -> asyncpg.Record:
-    row = await db.fetchrow(
-        "SELECT code, name FROM areas WHERE code = $1 AND kind = 'province'", code
-    )
-    if row is None or not await authz.province_report_visible(db, principal, code):
+async def _check_province(pool: asyncpg.Pool, principal: Principal, code: str) -> None:
+    if await scope_db.area_kind(
+        pool, code
+    ) != "province" or not await authz.province_report_visible(pool, principal, code):
         raise NotFound(f"No province {code!r} in your scope.")
-    return row
 
 
 class ScorecardController(Controller):
@@ -90,7 +93,6 @@ class ScorecardController(Controller):
     async def district(
         self,
         request: Request[Any, Any, Any],
-        read_db: NamedDependency[asyncpg.Connection],
         state: State,
         code: FromPath[str],
         year: YearQ = None,
@@ -101,17 +103,20 @@ class ScorecardController(Controller):
         """Per indicator: counts, coverage, the applying target, raw and capped
         achievement, band, trend, projection, flags and provenance; a card per division."""
         me = caller(request)
-        district = await _district(read_db, me, code)
+        await _check_district(state.pool, me, code)
         period = service.resolve_period(year, as_of, today(state.settings))
-        versions = await scope_versions(read_db, [code, district["parent_code"]])
+        parent = (await scope_db.area_tree(state.pool))[code]
+        versions = await versions_of(state, [code, str(parent)])
         key = ["district", code, period.as_of, period.year, basis, view_key(me), versions]
 
         async def render() -> tuple[Any, list[dict[str, Any]]]:
-            ctx = await service.context_for(
-                read_db, state.settings, period, basis, service.COMPOSITE
-            )
-            only = me.division_id if me.role == "division_head" else None
-            card = await service.district_card(read_db, ctx, district, only_division=only)
+            async with state.pool.acquire() as db:
+                ctx = await service.context_for(
+                    db, state.settings, period, basis, service.COMPOSITE
+                )
+                district = await data.district(db, code)
+                only = me.division_id if me.role == "division_head" else None
+                card = await service.district_card(db, ctx, district, only_division=only)
             rows = rows_of(card.indicators, district=code, division=None)
             for division in card.divisions:
                 rows += rows_of(division.indicators, district=code, division=division.code)
@@ -128,7 +133,6 @@ class ScorecardController(Controller):
     async def province(
         self,
         request: Request[Any, Any, Any],
-        read_db: NamedDependency[asyncpg.Connection],
         state: State,
         code: FromPath[str],
         year: YearQ = None,
@@ -138,16 +142,18 @@ class ScorecardController(Controller):
     ) -> Response[Any]:
         """The population-weighted province aggregate, its districts and its regions."""
         me = caller(request)
-        province = await _province(read_db, me, code)
+        await _check_province(state.pool, me, code)
         period = service.resolve_period(year, as_of, today(state.settings))
-        versions = await scope_versions(read_db, [code])
+        versions = await versions_of(state, [code])
         key = ["province", code, period.as_of, period.year, basis, view_key(me), versions]
 
         async def render() -> tuple[Any, list[dict[str, Any]]]:
-            ctx = await service.context_for(
-                read_db, state.settings, period, basis, service.COMPOSITE
-            )
-            card = await service.province_card(read_db, ctx, province)
+            async with state.pool.acquire() as db:
+                ctx = await service.context_for(
+                    db, state.settings, period, basis, service.COMPOSITE
+                )
+                province = await data.province(db, code)
+                card = await service.province_card(db, ctx, province)
             rows = rows_of(card.districts, kind="district") + rows_of(card.regions, kind="region")
             return card, rows
 
@@ -167,7 +173,6 @@ class RankingController(Controller):
     async def districts(
         self,
         request: Request[Any, Any, Any],
-        read_db: NamedDependency[asyncpg.Connection],
         state: State,
         province: Annotated[str | None, QueryParameter(max_length=8)] = None,
         year: YearQ = None,
@@ -181,12 +186,12 @@ class RankingController(Controller):
         me = caller(request)
         province = province or _default_province(me)
         if province is None:
-            if not await authz.national_reports(read_db, me):
+            if not await authz.national_reports(state.pool, me):
                 raise NotFound("Nationwide rankings are outside your scope; pass ?province=.")
         else:
-            await _ranking_province(read_db, me, province)
+            await _ranking_province(state.pool, me, province)
         period = service.resolve_period(year, as_of, today(state.settings))
-        versions = await scope_versions(read_db, [province or "ID"])
+        versions = await versions_of(state, [province or "ID"])
         key = [
             "rank-d",
             province,
@@ -199,12 +204,13 @@ class RankingController(Controller):
         ]
 
         async def render() -> tuple[Any, list[dict[str, Any]]]:
-            ctx = await service.context_for(read_db, state.settings, period, basis, indicator)
-            districts = await data.districts(read_db, province)
-            if me.role == "region_coordinator":
-                mine = await authz.coordinated_districts(read_db, me, period.year)
-                districts = [d for d in districts if d["code"] in mine]
-            rows, counts = await service.rank_districts(read_db, ctx, districts, indicator)
+            async with state.pool.acquire() as db:
+                ctx = await service.context_for(db, state.settings, period, basis, indicator)
+                districts = await data.districts(db, province)
+                if me.role == "region_coordinator":
+                    mine = await authz.coordinated_districts(db, me, period.year)
+                    districts = [d for d in districts if d["code"] in mine]
+                rows, counts = await service.rank_districts(db, ctx, districts, indicator)
             doc = Ranking(
                 kind="districts",
                 province=province,
@@ -220,7 +226,6 @@ class RankingController(Controller):
     async def regions(
         self,
         request: Request[Any, Any, Any],
-        read_db: NamedDependency[asyncpg.Connection],
         state: State,
         province: Annotated[str | None, QueryParameter(max_length=8)] = None,
         year: YearQ = None,
@@ -234,9 +239,9 @@ class RankingController(Controller):
         province = province or _default_province(me)
         if province is None:
             raise NotFound("Pass ?province= (regions belong to a province).")
-        await _ranking_province(read_db, me, province)
+        await _ranking_province(state.pool, me, province)
         period = service.resolve_period(year, as_of, today(state.settings))
-        versions = await scope_versions(read_db, [province])
+        versions = await versions_of(state, [province])
         key = [
             "rank-r",
             province,
@@ -249,12 +254,13 @@ class RankingController(Controller):
         ]
 
         async def render() -> tuple[Any, list[dict[str, Any]]]:
-            ctx = await service.context_for(read_db, state.settings, period, basis, indicator)
-            only = me.id if me.role == "region_coordinator" else None
-            now = await service.region_results(read_db, ctx, province, only_coordinator=only)
-            before = await service.region_results(
-                read_db, ctx, province, as_of=period.previous_as_of, only_coordinator=only
-            )
+            async with state.pool.acquire() as db:
+                ctx = await service.context_for(db, state.settings, period, basis, indicator)
+                only = me.id if me.role == "region_coordinator" else None
+                now = await service.region_results(db, ctx, province, only_coordinator=only)
+                before = await service.region_results(
+                    db, ctx, province, as_of=period.previous_as_of, only_coordinator=only
+                )
             rows, counts = await service.rank_areas(now, before, indicator)
             doc = Ranking(
                 kind="regions",
@@ -271,7 +277,6 @@ class RankingController(Controller):
     async def provinces(
         self,
         request: Request[Any, Any, Any],
-        read_db: NamedDependency[asyncpg.Connection],
         state: State,
         year: YearQ = None,
         as_of: AsOfQ = None,
@@ -281,16 +286,17 @@ class RankingController(Controller):
     ) -> Response[Any]:
         """Provinces aggregated over their districts by population weight."""
         me = caller(request)
-        if not await authz.national_reports(read_db, me):
+        if not await authz.national_reports(state.pool, me):
             raise NotFound("Nationwide rankings are outside your scope.")
         period = service.resolve_period(year, as_of, today(state.settings))
-        versions = await scope_versions(read_db, ["ID"])
+        versions = await versions_of(state, ["ID"])
         key = ["rank-p", period.as_of, period.year, indicator, basis, view_key(me), versions]
 
         async def render() -> tuple[Any, list[dict[str, Any]]]:
-            ctx = await service.context_for(read_db, state.settings, period, basis, indicator)
-            now = await service.province_results(read_db, ctx)
-            before = await service.province_results(read_db, ctx, as_of=period.previous_as_of)
+            async with state.pool.acquire() as db:
+                ctx = await service.context_for(db, state.settings, period, basis, indicator)
+                now = await service.province_results(db, ctx)
+                before = await service.province_results(db, ctx, as_of=period.previous_as_of)
             rows, counts = await service.rank_areas(now, before, indicator)
             doc = Ranking(
                 kind="provinces",
@@ -310,10 +316,10 @@ def _default_province(principal: Principal) -> str | None:
     return None
 
 
-async def _ranking_province(db: asyncpg.Connection, principal: Principal, province: str) -> None:
-    kind = await db.fetchval("SELECT kind FROM areas WHERE code = $1", province)
+async def _ranking_province(pool: asyncpg.Pool, principal: Principal, province: str) -> None:
+    kind = await scope_db.area_kind(pool, province)
     visible = kind == "province" and (
-        await authz.province_report_visible(db, principal, province)
+        await authz.province_report_visible(pool, principal, province)
         or (principal.role == "region_coordinator" and principal.area_code == province)
     )
     if not visible:

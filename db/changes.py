@@ -1,0 +1,75 @@
+"""The change feed's database side: channels, the version snapshot, and what a request
+changed (so its own worker can apply it the moment the transaction commits).
+
+Triggers (migration 0006) notify ``kinerja_versions`` with ``"<area> <version>"`` for
+every data-version write and ``kinerja_users`` with a user id for every user update;
+``"*"`` on either channel means "reload everything".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+#: How the listening connection shows in ``pg_stat_activity``.
+LISTENER_NAME = "kinerja change feed"
+VERSIONS = "kinerja_versions"
+USERS = "kinerja_users"
+RESET = "*"
+
+#: (area, version) pairs and user ids written by the current request's transaction.
+_written: ContextVar[list[tuple[str, int] | UUID] | None] = ContextVar(
+    "kinerja_written", default=None
+)
+
+
+def record_writes() -> list[tuple[str, int] | UUID]:
+    """Start collecting this request's version and user writes; returns the list."""
+    written: list[tuple[str, int] | UUID] = []
+    _written.set(written)
+    return written
+
+
+def wrote_version(area_code: str, version: int) -> None:
+    written = _written.get()
+    if written is not None:
+        written.append((area_code, version))
+
+
+def wrote_user(user_id: UUID) -> None:
+    written = _written.get()
+    if written is not None:
+        written.append(user_id)
+
+
+async def connect_listener(dsn: str) -> asyncpg.Connection:
+    return await asyncpg.connect(dsn, server_settings={"application_name": LISTENER_NAME})
+
+
+async def all_versions(conn: asyncpg.Connection) -> dict[str, int]:
+    rows = await conn.fetch("SELECT area_code, version FROM data_versions")
+    return {r["area_code"]: int(r["version"]) for r in rows}
+
+
+async def listen(
+    conn: asyncpg.Connection,
+    on_version: Callable[[str], None],
+    on_user: Callable[[str], None],
+) -> None:
+    def versions(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        on_version(payload)
+
+    def users(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        on_user(payload)
+
+    await conn.add_listener(VERSIONS, versions)
+    await conn.add_listener(USERS, users)
+
+
+async def ping(conn: asyncpg.Connection, limit_s: float) -> None:
+    """A round trip; every notification committed before it is delivered before it ends."""
+    await conn.fetchval("SELECT 1", timeout=limit_s)

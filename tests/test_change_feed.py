@@ -1,0 +1,174 @@
+"""The per-worker change feed: replicas converge on the same versions and ETags, user
+changes reach every replica, a lost connection falls back to PostgreSQL and recovers.
+
+Two apps on one database stand for two replicas (or two workers); each has its own
+listening connection and its own copies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import httpx
+import msgspec
+
+from api.change_feed import ChangeFeed
+from api.settings import Settings
+from db.changes import LISTENER_NAME
+from db.versions import scope_versions
+from tests.people import Person, bearer
+from tests.submitting import register_key, served
+
+RANKING = "/v1/rankings/districts"
+PARAMS = {"year": 2021, "as_of": "2021-05-15", "province": "16"}
+SCOPES = ["ID", "16", "16.71", "16.72", "31", "31.71"]
+
+
+def feed_of(app: Any) -> ChangeFeed:
+    feed = app.state.change_feed
+    assert isinstance(feed, ChangeFeed)
+    return feed
+
+
+async def wait_until(predicate: Any, seconds: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def bump(conn: asyncpg.Connection, area: str) -> None:
+    """A data-version write made outside the API (another tool, a script)."""
+    await conn.execute(
+        "INSERT INTO data_versions (area_code, version) VALUES ($1, 1) "
+        "ON CONFLICT (area_code) DO UPDATE SET version = data_versions.version + 1",
+        area,
+    )
+
+
+async def etag(http: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    response = await http.get(RANKING, params=PARAMS, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.headers["etag"]
+
+
+async def test_replicas_agree_on_versions_and_etags(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
+) -> None:
+    signer = await register_key(conn, people["district_head"])
+    async with served(settings) as (a, http_a), served(settings) as (b, http_b):
+        monitor = bearer(a, people["province_monitor"])
+        first = await etag(http_a, monitor)
+        assert await etag(http_b, monitor) == first
+        posted = await http_a.post(
+            "/v1/submissions",
+            content=signer.sign(as_of=None).encode(),
+            headers={**bearer(a, signer.person), "Content-Type": "application/jose"},
+        )
+        assert posted.status_code == 201, posted.text
+        # The writer sees its own change at once; the other replica once notified.
+        changed = await etag(http_a, monitor)
+        assert changed != first
+        await feed_of(b).sync()
+        assert await etag(http_b, monitor) == changed
+        # A write made outside the API (another tool, a migration) reaches both.
+        await bump(conn, "16")
+        for app in (a, b):
+            await feed_of(app).sync()
+        assert await etag(http_a, monitor) == await etag(http_b, monitor) != changed
+        truth = await scope_versions(conn, SCOPES)
+        assert feed_of(a).versions(SCOPES) == feed_of(b).versions(SCOPES) == truth
+        assert truth[0] > 0
+
+
+async def test_a_reset_reloads_the_versions(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
+) -> None:
+    async with served(settings) as (app, _http):
+        await conn.execute(
+            "INSERT INTO data_versions (area_code, version) VALUES ('16.71', 7), ('31', 3)"
+        )
+        feed = feed_of(app)
+        await feed.sync()
+        assert feed.versions(["ID", "16", "16.71"]) == [10, 7, 7]
+        await conn.execute("TRUNCATE data_versions")
+        await conn.execute("INSERT INTO data_versions (area_code, version) VALUES ('16.72', 2)")
+        await feed.sync()
+        await wait_until(lambda: feed.versions(["ID"]) is not None)
+        assert feed.versions(SCOPES) == await scope_versions(conn, SCOPES) == [2, 2, 0, 2, 0, 0]
+
+
+async def test_user_changes_reach_every_replica(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
+) -> None:
+    head = people["district_head"]
+    async with served(settings) as (a, http_a), served(settings) as (b, http_b):
+        token = bearer(a, head)
+        for http in (http_a, http_b):  # both replicas now remember the caller
+            assert (await http.get("/v1/me", headers=token)).status_code == 200
+        assert feed_of(b).principal(head.id) is not None
+        off = await http_a.patch(
+            f"/v1/users/{head.id}", json={"active": False}, headers=bearer(a, people["admin"])
+        )
+        assert off.status_code == 200, off.text
+        assert (await http_a.get("/v1/me", headers=token)).status_code == 401
+        await feed_of(b).sync()
+        assert (await http_b.get("/v1/me", headers=token)).status_code == 401
+        # Changed directly in the database: the same.
+        await conn.execute("UPDATE users SET active = true WHERE id = $1", head.id)
+        await feed_of(b).sync()
+        assert (await http_b.get("/v1/me", headers=token)).status_code == 200
+        await conn.execute("UPDATE users SET role = 'province_monitor' WHERE id = $1", head.id)
+        await feed_of(b).sync()
+        me = await http_b.get("/v1/me", headers=token)
+        assert me.status_code == 200 and me.json()["role"] == "province_monitor"
+
+
+async def test_a_lost_connection_falls_back_to_postgres_and_recovers(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
+) -> None:
+    quick = msgspec.structs.replace(settings, change_feed_heartbeat_s=0.2)
+    async with served(quick) as (app, http):
+        feed = feed_of(app)
+        monitor = bearer(app, people["province_monitor"])
+        head = people["district_head"]
+        first = await etag(http, monitor)
+        assert (await http.get("/v1/me", headers=bearer(app, head))).status_code == 200
+        killed = await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = $1 AND datname = current_database()",
+            LISTENER_NAME,
+        )
+        assert killed == 1
+        await wait_until(lambda: not feed.live)
+        assert feed.versions(["16"]) is None and feed.principal(head.id) is None
+        # Meanwhile changes are read from PostgreSQL: nothing stale is served.
+        await bump(conn, "16")
+        await bump(conn, "16.71")
+        during = await etag(http, monitor)
+        assert during != first
+        await conn.execute("UPDATE users SET active = false WHERE id = $1", head.id)
+        assert (await http.get("/v1/me", headers=bearer(app, head))).status_code == 401
+        await conn.execute("UPDATE users SET active = true WHERE id = $1", head.id)
+        await wait_until(lambda: feed.live)
+        assert feed.versions(SCOPES) == await scope_versions(conn, SCOPES)
+        assert await etag(http, monitor) == during
+
+
+async def test_without_the_feed_every_request_reads_postgres(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
+) -> None:
+    plain = msgspec.structs.replace(settings, change_feed=False)
+    async with served(plain) as (app, http):
+        assert app.state.change_feed is None
+        monitor = bearer(app, people["province_monitor"])
+        first = await etag(http, monitor)
+        again = await http.get(RANKING, params=PARAMS, headers={**monitor, "If-None-Match": first})
+        assert again.status_code == 304
+        await bump(conn, "16.72")
+        assert await etag(http, monitor) != first
+        head = people["district_head"]
+        await conn.execute("UPDATE users SET active = false WHERE id = $1", head.id)
+        assert (await http.get("/v1/me", headers=bearer(app, head))).status_code == 401
