@@ -10,6 +10,7 @@ population-weighted sums of counts, never means of percentages.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -248,6 +249,7 @@ class DistrictResult:
     composite: Any = None
     has_data: bool = False
     has_target: bool = False
+    brief: dict[str, IndicatorBrief] | None = None  # made once, when first ranked
 
 
 def score_district(
@@ -313,7 +315,65 @@ async def score_districts(
     if values is None:
         values = await values_on(conn, ctx, districts, when)
     shifted = ctx if when == ctx.period.as_of else _at(ctx, when)
-    return {d["code"]: score_district(shifted, d, values, targets[d["code"]]) for d in districts}
+    memo = _Memo(ctx)
+    out = {}
+    for d in districts:
+        key = ("card", when, *memo.key(d, values, targets[d["code"]]))
+        result = _SCORES.get(key)
+        if result is None:
+            result = score_district(shifted, d, values, targets[d["code"]])
+            _remember(key, result)
+        out[d["code"]] = result
+    return out
+
+
+# District scores by everything they are computed from (the district, the date, the
+# catalogue, its targets and its values), kept per worker: after one district reports,
+# a national ranking rescores that district instead of all 514. The values are compared
+# whole (submission, counts, status, flags), so a review or a correction is a new key.
+# Results are shared between requests and never modified after they are made (but for
+# the ``brief`` they carry for rankings, made from them once).
+_SCORES: dict[tuple[Any, ...], Any] = {}
+_SCORES_MAX = 16_384
+
+
+def _remember(key: tuple[Any, ...], result: Any) -> None:
+    if len(_SCORES) >= _SCORES_MAX:
+        for old in list(itertools.islice(_SCORES, _SCORES_MAX // 8)):
+            del _SCORES[old]
+    _SCORES[key] = result
+
+
+class _Memo:
+    """Builds memo keys for one request (the catalogue and each target set once)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.indicators = tuple(ctx.indicators)
+        self.catalogue = (ctx.basis, tuple(ctx.indicators.values()))
+        self._targets: dict[int, tuple[Any, ...]] = {}
+
+    def key(
+        self,
+        district: asyncpg.Record,
+        values: dict[tuple[str, str], data.Value],
+        targets: TargetSet,
+    ) -> tuple[Any, ...]:
+        code = district["code"]
+        target_key = self._targets.get(id(targets.targets))
+        if target_key is None:  # ids are stable here: the sets live as long as the request
+            target_key = tuple(sorted(targets.targets.items()))
+            self._targets[id(targets.targets)] = target_key
+        return (
+            code,
+            district["name"],
+            district["population"],
+            district["parent_code"],
+            self.catalogue,
+            targets.source,
+            targets.agreement_id,
+            target_key,
+            tuple(values.get((code, i)) for i in self.indicators),
+        )
 
 
 async def values_on(
@@ -521,10 +581,14 @@ def _has_data(result: DistrictResult, indicator: str) -> bool:
 
 
 def district_scored(results: Iterable[DistrictResult], indicator: str) -> list[Scored]:
-    return [
-        Scored(r.code, r.name, district_score(r, indicator), _has_data(r, indicator), _brief(r))
-        for r in results
-    ]
+    scored = []
+    for r in results:
+        if r.brief is None:  # results are remembered across requests: build it once
+            r.brief = _brief(r)
+        scored.append(
+            Scored(r.code, r.name, district_score(r, indicator), _has_data(r, indicator), r.brief)
+        )
+    return scored
 
 
 # -- aggregates ----------------------------------------------------------------------------
@@ -745,9 +809,14 @@ async def rank_districts(
     now = await score_districts(conn, ctx, districts, targets=targets, values=now_values)
     before = ctx.period.previous_as_of
     prev_values = await values_on(conn, ctx, districts, before, current)
-    previous = {
-        code: score_only(ctx, code, prev_values, targets[code], indicator, before) for code in codes
-    }
+    memo = _Memo(ctx)
+    previous = {}
+    for d in districts:
+        code = d["code"]
+        key = ("score", before, indicator, *memo.key(d, prev_values, targets[code]))
+        if key not in _SCORES:
+            _remember(key, score_only(ctx, code, prev_values, targets[code], indicator, before))
+        previous[code] = _SCORES[key]
     return ranking_rows(district_scored(now.values(), indicator), previous)
 
 

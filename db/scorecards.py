@@ -30,7 +30,7 @@ class Value(msgspec.Struct, frozen=True, kw_only=True):
     as_of: date
     numerator: int
     denominator: int
-    flags: list[str]
+    flags: tuple[str, ...]
     status: str
 
 
@@ -93,7 +93,7 @@ def _value(row: asyncpg.Record) -> Value:
         as_of=row["as_of"],
         numerator=row["numerator"],
         denominator=row["denominator"],
-        flags=row["flags"],
+        flags=tuple(row["flags"]),
         status=row["status"],
     )
 
