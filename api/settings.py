@@ -53,6 +53,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # How long an Idempotency-Key is remembered: at least a day, and by default longer than
     # a signed report stays acceptable, so a retry from an outbox always gets its answer.
     idempotency_ttl_s: Annotated[int, msgspec.Meta(ge=24 * 3600)] = 8 * 24 * 3600
+    # Expired keys are deleted in batches, at most this often per worker.
+    idempotency_purge_s: Annotated[float, msgspec.Meta(ge=0)] = 10.0
     # Flags: a denominator moving by more than this share; the day of the next month a
     # report is due; how far (percentage points) a stated percentage may be from the counts.
     denominator_jump_share: Annotated[float, msgspec.Meta(ge=0)] = 0.10

@@ -6,6 +6,10 @@ an ``alg: none`` or HS256 header simply does not match and is refused.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -27,21 +31,62 @@ class SignatureError(ApiError):
 
 
 class Verified:
-    """A verified JWS: its payload bytes, header and the key that signed it."""
+    """A verified JWS: its payload bytes, header, the key that signed it, and the
+    database clock read once that key was locked (see ``lock_for_signing``)."""
 
-    __slots__ = ("header", "key", "payload")
+    __slots__ = ("header", "key", "now", "payload")
 
-    def __init__(self, payload: bytes, header: dict[str, Any], key: key_db.SigningKey) -> None:
+    def __init__(
+        self,
+        payload: bytes,
+        header: dict[str, Any],
+        key: key_db.SigningKey,
+        now: datetime,
+    ) -> None:
         self.payload = payload
         self.header = header
         self.key = key
+        self.now = now
 
 
-def verify_with_key(token: str, key: key_db.SigningKey) -> tuple[bytes, dict[str, Any]]:
+def unverified_header(token: str) -> dict[str, Any]:
+    """The protected header, read to pick the key; the signature check reads it again.
+
+    Read here rather than with PyJWT, whose header helper decodes and checks the whole
+    token (payload and signature too), a cost paid again by the verification itself.
+    """
+    try:
+        segment = token.split(".", 1)[0]
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise SignatureError("The JWS header is unreadable.") from None
+    if not isinstance(header, dict):
+        raise SignatureError("The JWS header is unreadable.")
+    return header
+
+
+# Parsed public keys by kid: a kid is the RFC 7638 thumbprint of its key, so the same kid
+# always parses to the same key.
+_PUBLIC: dict[tuple[str, str], Any] = {}
+
+
+def _public_key(key: key_db.SigningKey) -> Any:
+    cached = _PUBLIC.get((key.kid, key.alg))
+    if cached is None:
+        cached = parse_public_jwk({k: v for k, v in key.jwk.items() if k != "kid"}).key
+        if len(_PUBLIC) >= 4096:
+            _PUBLIC.pop(next(iter(_PUBLIC)))
+        _PUBLIC[(key.kid, key.alg)] = cached
+    return cached
+
+
+def verify_with_key(
+    token: str, key: key_db.SigningKey, header: dict[str, Any] | None = None
+) -> tuple[bytes, dict[str, Any]]:
     """Check ``token`` against one stored key (no ownership or revocation checks)."""
     try:
-        public = parse_public_jwk({k: v for k, v in key.jwk.items() if k != "kid"}).key
-        header = _JWS.get_unverified_header(token)
+        public = _public_key(key)
+        header = header if header is not None else unverified_header(token)
         if header.get("alg") != key.alg:
             raise SignatureError(f"The JWS must use {key.alg} for this key.")
         payload = _JWS.decode(token, key=public, algorithms=[key.alg])
@@ -53,22 +98,21 @@ def verify_with_key(token: str, key: key_db.SigningKey) -> tuple[bytes, dict[str
 async def verify_signed_by(
     conn: asyncpg.Connection, token: str, caller: Principal, *, typ: str
 ) -> Verified:
-    """Verify a JWS the caller made now with one of their own active keys."""
+    """Verify a JWS the caller made now with one of their own active keys; the key stays
+    share-locked until commit, so it cannot be revoked under this transaction."""
     if not isinstance(token, str) or token.count(".") != 2:
         raise SignatureError("Expected a compact JWS (header.payload.signature).")
-    try:
-        header = _JWS.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
-        raise SignatureError(f"The JWS header is unreadable: {exc}") from None
+    header = unverified_header(token)
     if header.get("typ") != typ:
         raise SignatureError(f"The JWS typ must be {typ!r}.", extra={"typ": header.get("typ")})
     if header.get("alg") not in ("EdDSA", "ES256"):
         raise SignatureError("The JWS must use EdDSA or ES256.", extra={"alg": header.get("alg")})
     kid = header.get("kid")
-    key = await key_db.get_key(conn, kid) if isinstance(kid, str) else None
-    if key is None or key.owner_id != caller.id:
+    found = await key_db.lock_for_signing(conn, kid) if isinstance(kid, str) else None
+    if found is None or found[0].owner_id != caller.id:
         raise SignatureError("The JWS kid is not one of your registered keys.", extra={"kid": kid})
+    key, now = found
     if key.revoked_at is not None:
         raise SignatureError("That key has been revoked.", extra={"kid": kid})
-    payload, header = verify_with_key(token, key)
-    return Verified(payload, header, key)
+    payload, header = verify_with_key(token, key, header)
+    return Verified(payload, header, key, now)

@@ -14,9 +14,11 @@ import base64
 import binascii
 import calendar
 import hashlib
+import math
 import re
 import uuid
 from datetime import UTC, date, datetime, time, timedelta, timezone
+from time import monotonic
 from typing import Any
 from uuid import UUID
 
@@ -41,7 +43,7 @@ from api.schemas.submissions import (
     ValueOut,
 )
 from api.settings import Settings
-from api.signatures import SignatureError, verify_signed_by
+from api.signatures import verify_signed_by
 from db import idempotency as idem_db
 from db import ledger as ledger_db
 from db import submissions as sub_db
@@ -486,12 +488,10 @@ async def submit(
             )
 
     token = _compact(body)
+    # The key stays locked until commit; received_at is the database clock read after
+    # that lock, so a revocation is either refused here or comes after this entry.
     verified = await verify_signed_by(conn, token, caller, typ=SUBMISSION_TYP)
-    # Hold the key until commit: a revocation either committed first (refused here) or
-    # waits for this entry, whose received_at is read only now, after the lock.
-    if not await sub_db.lock_active_key(conn, verified.key.kid):
-        raise SignatureError("That key has been revoked.", extra={"kid": verified.key.kid})
-    now = now or await sub_db.clock(conn)
+    now = now or verified.now
     payload, signed = _decode(verified.payload)
     await _check_submitter(conn, caller, payload)
     check_times(payload, now, settings)
@@ -548,30 +548,40 @@ async def submit(
         supersede_reason=payload.supersedes.reason if payload.supersedes else None,
         values=values,
     )
+    response = msgspec.json.encode(_new_detail(new))
+    answer = (
+        None
+        if idempotency_key is None
+        else sub_db.IdempotentAnswer(
+            key=idempotency_key, request_sha256=fingerprint, status_code=201, response=response
+        )
+    )
     try:
-        await sub_db.insert_submission(conn, new)
+        # The entry, its values, the ledger head, the answer and the data version.
+        await sub_db.append_submission(conn, new, answer)
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name == "submissions_jti_key":
             raise JtiReplayed("A submission with this jti was already received.") from None
         raise
-    await ledger_db.advance_head(conn, payload.district, seq, digest)
     if target is not None:
         await sub_db.mark_superseded(conn, target.id, submission_id)
-
-    response = msgspec.json.encode(_new_detail(new))
-    if idempotency_key is not None:
-        await idem_db.save(
-            conn,
-            caller.id,
-            idempotency_key,
-            request_sha256=fingerprint,
-            status_code=201,
-            response=response,
+    if idempotency_key is not None and monotonic() - _last_purge >= settings.idempotency_purge_s:
+        _purged(
+            await idem_db.purge_expired(conn, ttl_s=settings.idempotency_ttl_s, limit=_PURGE_BATCH)
         )
-        await idem_db.purge_expired(conn, ttl_s=settings.idempotency_ttl_s)
-    # Last, so the (shared, province- and country-wide) version rows are held briefly.
-    await versions.bump(conn, payload.district)
     return SubmitResult(status_code=201, body=response, submission_id=submission_id, replayed=False)
+
+
+# Expired Idempotency-Key records are deleted in batches by keyed submissions, at most
+# every ``idempotency_purge_s`` per worker rather than on every request, and again at
+# once while batches come back full.
+_PURGE_BATCH = 500
+_last_purge = -math.inf
+
+
+def _purged(count: int) -> None:
+    global _last_purge
+    _last_purge = -math.inf if count >= _PURGE_BATCH else monotonic()
 
 
 # -- reviewing -------------------------------------------------------------------------

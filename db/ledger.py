@@ -65,15 +65,6 @@ async def lock_head(conn: asyncpg.Connection, district_code: str) -> Head:
     return Head(district_code=row["district_code"], seq=row["seq"], hash=row["hash"])
 
 
-async def advance_head(conn: asyncpg.Connection, district_code: str, seq: int, hash_: str) -> None:
-    await conn.execute(
-        "UPDATE ledger_heads SET seq = $2, hash = $3, updated_at = now() WHERE district_code = $1",
-        district_code,
-        seq,
-        hash_,
-    )
-
-
 async def share_head(conn: asyncpg.Connection, district_code: str) -> Head | None:
     """Read the head and hold appends off until the transaction ends, for a stable chain."""
     row = await conn.fetchrow(

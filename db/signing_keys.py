@@ -52,6 +52,26 @@ async def insert_key(
     return msgspec.convert(dict(row), SigningKey) if row else None
 
 
+async def lock_for_signing(
+    conn: asyncpg.Connection, kid: str
+) -> tuple[SigningKey, datetime] | None:
+    """The key, share-locked until commit, and the database clock, in one round trip.
+
+    A revocation either committed before (and shows here, re-read after waiting for its
+    lock) or waits for this transaction, so it can never fall between the check and an
+    entry received under the key; its ``revoked_at`` then comes after our clock.
+    """
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS}, clock_timestamp() AS now FROM signing_keys WHERE kid = $1 FOR SHARE",
+        kid,
+    )
+    if row is None:
+        return None
+    found = dict(row)
+    now: datetime = found.pop("now")
+    return msgspec.convert(found, SigningKey), now
+
+
 async def get_key(conn: asyncpg.Connection, kid: str) -> SigningKey | None:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM signing_keys WHERE kid = $1", kid)
     return msgspec.convert(dict(row), SigningKey) if row else None

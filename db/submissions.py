@@ -8,12 +8,13 @@ scorecards read only ``submission_values`` and must never see them disagree.
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
 import msgspec
+
+from db import changes
 
 Status = Literal["received", "accepted", "returned"]
 
@@ -134,21 +135,6 @@ _HEAD_COLUMNS = (
 )
 
 
-async def lock_active_key(conn: asyncpg.Connection, kid: str) -> bool:
-    """Share-lock a signing key until commit; False when it is (by now) revoked."""
-    return bool(
-        await conn.fetchval(
-            "SELECT revoked_at IS NULL FROM signing_keys WHERE kid = $1 FOR SHARE", kid
-        )
-    )
-
-
-async def clock(conn: asyncpg.Connection) -> datetime:
-    """The database's clock: one time source for every replica's received_at."""
-    value: datetime = await conn.fetchval("SELECT clock_timestamp()")
-    return value
-
-
 _KNOWN_INDICATORS: set[str] = set()
 
 
@@ -196,15 +182,53 @@ async def previous_values(
     return {row["indicator_code"]: msgspec.convert(dict(row), Previous) for row in rows}
 
 
-async def insert_submission(conn: asyncpg.Connection, new: NewSubmission) -> None:
-    """Insert the entry and its values (the caller holds the district's ledger head)."""
-    await conn.execute(
-        """
-        INSERT INTO submissions (id, district_code, division_id, seq, prev_hash, hash, jws,
-            payload, jti, iat, as_of, submitter_id, kid, received_at, flags, note,
-            supersedes_id, supersede_reason)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-        """,
+class IdempotentAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """The response to remember for (submitter, Idempotency-Key)."""
+
+    key: str
+    request_sha256: str
+    status_code: int
+    response: bytes
+
+
+# Everything an accepted submission writes, in one statement (one round trip): the entry,
+# its values (the latest-values trigger runs per value), the district's ledger head, the
+# Idempotency-Key answer if any, and the district's data version, returned for the
+# change feed. The caller holds the ledger head (``db.ledger.lock_head``).
+_APPEND = """
+WITH entry AS (
+    INSERT INTO submissions (id, district_code, division_id, seq, prev_hash, hash, jws,
+        payload, jti, iat, as_of, submitter_id, kid, received_at, flags, note,
+        supersedes_id, supersede_reason)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+), vals AS (
+    INSERT INTO submission_values (submission_id, indicator_code, district_code, division_id,
+        as_of, seq, numerator, denominator, stated_pct, channels, flags)
+    SELECT $1, v.indicator_code, $2, $3, $11, $4, v.numerator, v.denominator, v.stated_pct,
+           v.channels, v.flags
+    FROM jsonb_to_recordset($19::jsonb) AS v(indicator_code text, numerator bigint,
+        denominator bigint, stated_pct numeric, channels jsonb, flags text[])
+), head AS (
+    UPDATE ledger_heads SET seq = $4, hash = $6, updated_at = now() WHERE district_code = $2
+), answer AS (
+    INSERT INTO idempotency_keys (user_id, key, request_sha256, status_code, response)
+    SELECT $12, $20, $21, $22, $23 WHERE $20::text IS NOT NULL
+    ON CONFLICT (user_id, key) DO UPDATE SET
+        request_sha256 = EXCLUDED.request_sha256, status_code = EXCLUDED.status_code,
+        response = EXCLUDED.response, created_at = now()
+)
+INSERT INTO data_versions AS dv (area_code, version, changed_at) VALUES ($2, 1, now())
+ON CONFLICT (area_code) DO UPDATE SET version = dv.version + 1, changed_at = now()
+RETURNING version
+"""
+
+
+async def append_submission(
+    conn: asyncpg.Connection, new: NewSubmission, answer: IdempotentAnswer | None
+) -> None:
+    """Write an accepted submission and everything that goes with it (see ``_APPEND``)."""
+    version = await conn.fetchval(
+        _APPEND,
         new.id,
         new.district_code,
         new.division_id,
@@ -223,30 +247,13 @@ async def insert_submission(conn: asyncpg.Connection, new: NewSubmission) -> Non
         new.note,
         new.supersedes_id,
         new.supersede_reason,
+        [msgspec.to_builtins(v) for v in new.values],
+        None if answer is None else answer.key,
+        None if answer is None else answer.request_sha256,
+        None if answer is None else answer.status_code,
+        None if answer is None else answer.response,
     )
-    await conn.executemany(
-        """
-        INSERT INTO submission_values (submission_id, indicator_code, district_code, division_id,
-            as_of, seq, numerator, denominator, stated_pct, channels, flags)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-        """,
-        [
-            (
-                new.id,
-                v.indicator_code,
-                new.district_code,
-                new.division_id,
-                new.as_of,
-                new.seq,
-                v.numerator,
-                v.denominator,
-                None if v.stated_pct is None else Decimal(repr(v.stated_pct)),
-                v.channels,
-                v.flags,
-            )
-            for v in new.values
-        ],
-    )
+    changes.wrote_version(new.district_code, int(version))
 
 
 async def get_submission(

@@ -495,14 +495,21 @@ async def test_a_failure_after_the_insert_leaves_no_partial_row(
     await submit(client, app, signer)
     before = await stored_counts(conn)
 
+    from db import submissions as sub_db
+
+    written = sub_db.append_submission
+
     async def crash(*args: Any, **kwargs: Any) -> None:
+        await written(*args, **kwargs)
         raise RuntimeError("the server died mid-request")
 
-    # The last write of a submission fails: the entry, values and head must all vanish.
-    monkeypatch.setattr("api.submissions.versions.bump", crash)
+    # Everything is written, then the request fails before its commit: the entry, its
+    # values, the head, the Idempotency-Key answer and the version must all vanish.
+    monkeypatch.setattr("api.submissions.sub_db.append_submission", crash)
     response = await post_jws(client, app, signer.person, signer.sign(), idempotency_key="k")
     assert response.status_code == 500
     assert await stored_counts(conn) == before
+    assert await conn.fetchval("SELECT sum(version) FROM data_versions") == 1
     monkeypatch.undo()
     again = await submit(client, app, signer)
     assert again["ledger"]["seq"] == 2
