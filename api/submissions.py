@@ -45,7 +45,6 @@ from api.schemas.submissions import (
 from api.settings import Settings
 from api.signatures import verify_signed_by
 from db import idempotency as idem_db
-from db import ledger as ledger_db
 from db import submissions as sub_db
 from db import users as user_db
 from db import versions
@@ -498,17 +497,24 @@ async def submit(
     await _check_indicators(conn, payload)
 
     # Appends for this district queue here; everything below sees a stable chain.
-    head = await ledger_db.lock_head(conn, payload.district)
-    # A replayed jti is refused by the unique index when the entry is inserted below.
-    target = await _superseded_target(conn, payload)
-    previous = await sub_db.previous_values(
+    head, previous = await sub_db.lock_head_and_previous(
         conn,
         district_code=payload.district,
         division_id=payload.division,
         codes=sorted(payload.values),
         as_of=payload.as_of,
-        excluding=target.id if target else None,
     )
+    # A replayed jti is refused by the unique index when the entry is inserted below.
+    target = await _superseded_target(conn, payload)
+    if previous is None or target is not None:  # read again, after the lock / without it
+        previous = await sub_db.previous_values(
+            conn,
+            district_code=payload.district,
+            division_id=payload.division,
+            codes=sorted(payload.values),
+            as_of=payload.as_of,
+            excluding=target.id if target else None,
+        )
     values = [
         sub_db.NewValue(
             indicator_code=code,

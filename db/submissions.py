@@ -15,6 +15,7 @@ import asyncpg
 import msgspec
 
 from db import changes
+from db import ledger as ledger_db
 
 Status = Literal["received", "accepted", "returned"]
 
@@ -150,6 +151,22 @@ async def known_indicators(conn: asyncpg.Connection, codes: list[str]) -> set[st
     return found
 
 
+def _previous_sql(division: bool, extra: str = "") -> str:
+    """Per indicator ($2), the latest counting value of the district ($1, and division $4)
+    as of a date ($3), one index probe each; ``extra`` narrows it further."""
+    division_match = "v.division_id IS NULL" if not division else "v.division_id = $4"
+    return f"""
+        SELECT c.code AS indicator_code, p.numerator, p.denominator
+        FROM unnest($2::text[]) AS c(code)
+        CROSS JOIN LATERAL (
+            SELECT v.numerator, v.denominator FROM submission_values v
+            WHERE v.district_code = $1 AND v.indicator_code = c.code
+              AND {division_match} AND v.as_of <= $3 AND v.counting {extra}
+            ORDER BY v.as_of DESC, v.seq DESC LIMIT 1
+        ) p
+    """
+
+
 async def previous_values(
     conn: asyncpg.Connection,
     *,
@@ -160,26 +177,63 @@ async def previous_values(
     excluding: UUID | None,
 ) -> dict[str, Previous]:
     """Per indicator, the latest counting value as of ``as_of`` (one index probe each)."""
-    division_match = "v.division_id IS NULL" if division_id is None else "v.division_id = $4"
     args: list[Any] = [district_code, codes, as_of]
     if division_id is not None:
         args.append(division_id)
     args.append(excluding)
-    rows = await conn.fetch(
-        f"""
-        SELECT c.code AS indicator_code, p.numerator, p.denominator
-        FROM unnest($2::text[]) AS c(code)
-        CROSS JOIN LATERAL (
-            SELECT v.numerator, v.denominator FROM submission_values v
-            WHERE v.district_code = $1 AND v.indicator_code = c.code AND {division_match}
-              AND v.as_of <= $3 AND v.counting
-              AND (${len(args)}::uuid IS NULL OR v.submission_id <> ${len(args)})
-            ORDER BY v.as_of DESC, v.seq DESC LIMIT 1
-        ) p
-        """,
-        *args,
-    )
+    n = len(args)
+    extra = f"AND (${n}::uuid IS NULL OR v.submission_id <> ${n})"
+    rows = await conn.fetch(_previous_sql(division_id is not None, extra), *args)
     return {row["indicator_code"]: msgspec.convert(dict(row), Previous) for row in rows}
+
+
+def _head_and_previous_sql(division: bool) -> str:
+    previous = _previous_sql(division)
+    return f"""
+    WITH head AS (
+        INSERT INTO ledger_heads AS h (district_code, seq, hash) VALUES ($1, 0, $5)
+        ON CONFLICT (district_code) DO UPDATE SET seq = h.seq
+        RETURNING seq, hash
+    )
+    SELECT head.seq, head.hash, $4::uuid AS division_id,
+           coalesce((SELECT seq FROM ledger_heads WHERE district_code = $1), 0) AS seen,
+           (SELECT coalesce(jsonb_agg(prev), '[]') FROM ({previous}) prev) AS previous
+    FROM head
+    """
+
+
+_HEAD_AND_PREVIOUS = {division: _head_and_previous_sql(division) for division in (False, True)}
+
+
+async def lock_head_and_previous(
+    conn: asyncpg.Connection,
+    *,
+    district_code: str,
+    division_id: UUID | None,
+    codes: list[str],
+    as_of: date,
+) -> tuple[ledger_db.Head, dict[str, Previous] | None]:
+    """``db.ledger.lock_head`` and ``previous_values`` in one round trip.
+
+    The statement reads previous values in the snapshot it started with, and may then
+    wait for another append to this district to commit before it gets the head. The
+    head as the snapshot saw it tells: when it is older than the locked one, the values
+    are ``None`` and the caller reads them again, now after the lock.
+    """
+    row = await conn.fetchrow(
+        _HEAD_AND_PREVIOUS[division_id is not None],
+        district_code,
+        codes,
+        as_of,
+        division_id,
+        ledger_db.GENESIS_HASH,
+    )
+    assert row is not None
+    head = ledger_db.Head(district_code=district_code, seq=row["seq"], hash=row["hash"])
+    if row["seen"] != row["seq"]:
+        return head, None
+    previous = msgspec.convert(row["previous"], list[Previous])
+    return head, {p.indicator_code: p for p in previous}
 
 
 class IdempotentAnswer(msgspec.Struct, frozen=True, kw_only=True):

@@ -6,8 +6,10 @@ import asyncio
 import base64
 import hashlib
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -18,7 +20,7 @@ from litestar.testing import AsyncTestClient
 
 from api.cli import main
 from api.settings import Settings
-from db import ledger as ledger_db
+from db import submissions as sub_db
 from tests.people import Person, bearer, make_user
 from tests.submitting import Signer, register_key, served, submit
 
@@ -56,17 +58,17 @@ async def test_fifty_concurrent_submissions_leave_a_contiguous_chain(
     signers = [head if i % 5 else division for i in range(50)]
     # Count requests waiting for the district's head at once: the lock must be contended.
     waiting = {"now": 0, "most": 0}
-    lock_head = ledger_db.lock_head
+    lock_head = sub_db.lock_head_and_previous
 
-    async def counted(connection: asyncpg.Connection, district: str) -> ledger_db.Head:
+    async def counted(connection: asyncpg.Connection, **kwargs: Any) -> Any:
         waiting["now"] += 1
         waiting["most"] = max(waiting["most"], waiting["now"])
         try:
-            return await lock_head(connection, district)
+            return await lock_head(connection, **kwargs)
         finally:
             waiting["now"] -= 1
 
-    monkeypatch.setattr(ledger_db, "lock_head", counted)
+    monkeypatch.setattr(sub_db, "lock_head_and_previous", counted)
 
     async with served(settings) as (app, http):
 
@@ -313,3 +315,72 @@ async def test_cli_verifies_every_ledger(
     }
     code, _, err = await asyncio.to_thread(run, "--district", "99.99")
     assert code == 2 and "no district" in err
+
+
+async def test_previous_values_read_before_waiting_for_the_head_are_read_again(
+    database_url: str, conn: asyncpg.Connection, head: Signer
+) -> None:
+    """The head lock and the previous values share one statement, whose snapshot may
+    predate the append it waited for: it must then say so rather than answer stale."""
+    from db.pool import connect
+
+    when = date(2021, 5, 15)
+    holder = await connect(database_url)
+    try:
+        # Another append holds the head and writes a value, not yet committed.
+        tx = holder.transaction()
+        await tx.start()
+        first, _ = await sub_db.lock_head_and_previous(
+            holder, district_code="16.71", division_id=None, codes=["ktp_el"], as_of=when
+        )
+        await holder.execute(
+            "INSERT INTO submissions (id, district_code, seq, prev_hash, hash, jws, payload, "
+            "jti, iat, as_of, submitter_id, kid, received_at) VALUES ($1, '16.71', 1, $2, "
+            "$3, 'x.y.z', '{}', $4, now(), $5, $6, $7, now())",
+            uuid.uuid4(),
+            first.hash,
+            "1" * 64,
+            uuid.uuid4(),
+            when,
+            head.person.id,
+            head.kid,
+        )
+        await holder.execute(
+            "INSERT INTO submission_values (submission_id, indicator_code, district_code, "
+            "as_of, seq, numerator, denominator) SELECT id, 'ktp_el', '16.71', as_of, 1, 7, 10 "
+            "FROM submissions WHERE seq = 1 AND district_code = '16.71'"
+        )
+        await holder.execute("UPDATE ledger_heads SET seq = 1 WHERE district_code = '16.71'")
+        waiter = await connect(database_url)
+        try:
+            wtx = waiter.transaction()
+            await wtx.start()
+            pending = asyncio.create_task(
+                sub_db.lock_head_and_previous(
+                    waiter, district_code="16.71", division_id=None, codes=["ktp_el"], as_of=when
+                )
+            )
+            await asyncio.sleep(0.3)
+            assert not pending.done()  # waiting for the head
+            await tx.commit()
+            locked, previous = await pending
+            assert locked.seq == 1 and previous is None  # stale snapshot: read again
+            fresh = await sub_db.previous_values(
+                waiter,
+                district_code="16.71",
+                division_id=None,
+                codes=["ktp_el"],
+                as_of=when,
+                excluding=None,
+            )
+            assert fresh["ktp_el"].numerator == 7
+            await wtx.rollback()
+            # Uncontended, the same statement answers the values itself.
+            _, direct = await sub_db.lock_head_and_previous(
+                waiter, district_code="16.71", division_id=None, codes=["ktp_el"], as_of=when
+            )
+            assert direct is not None and direct["ktp_el"].denominator == 10
+        finally:
+            await waiter.close()
+    finally:
+        await holder.close()
