@@ -212,13 +212,20 @@ class Bench:
         headers.update(extra or {})
         return http_request("GET", path, headers)
 
-    async def bump(self) -> None:
+    async def change(self) -> None:
+        """A real change before each cold sample: Kota Palembang (16.71) reports new
+        counts, written the way the API writes them (head lock, one append statement).
+        Its data version moves (so its scorecard, its province's and the national
+        ranking must be recomputed) and its own scores change."""
+        self.changes = getattr(self, "changes", 0) + 1
+        head = self.data.heads["16.71"]
+        jws, payload = dataset.signed_submission(
+            head, self.today, dataset.values_for(head, 100 + self.changes)
+        )
         conn = await connect(self.dsn)
         try:
-            await conn.execute(
-                "UPDATE data_versions SET version = version + 1 "
-                "WHERE area_code IN ('ID', '16', '16.71')"
-            )
+            async with conn.transaction():
+                await append_directly(conn, head, jws, payload, self.today)
         finally:
             await conn.close()
 
@@ -228,7 +235,7 @@ class Bench:
         for _ in range(self.mode.runs):
             latencies: list[dict[str, Any]] = []
             for _ in range(max(1, self.mode.cold_samples // max(1, concurrency // 4))):
-                await self.bump()
+                await self.change()
                 latencies.append(
                     drive(self.port, [request] * concurrency, concurrency, self.workdir)
                 )
@@ -339,43 +346,7 @@ class Bench:
             async def worker(conn: Any, share: list[Any]) -> None:
                 for head, jws, payload in share:
                     async with conn.transaction():
-                        current = await ledger_db.lock_head(conn, head.district)
-                        new_hash = entry_hash(current.hash, jws)
-                        await append_submission(
-                            conn,
-                            NewSubmission(
-                                id=uuid.uuid4(),
-                                district_code=head.district,
-                                division_id=None,
-                                seq=current.seq + 1,
-                                prev_hash=current.hash,
-                                hash=new_hash,
-                                jws=jws,
-                                payload=payload,
-                                jti=uuid.UUID(payload["jti"]),
-                                iat=datetime.fromtimestamp(payload["iat"], UTC),
-                                as_of=self.today,
-                                submitter_id=head.user_id,
-                                kid=head.kid,
-                                received_at=datetime.now(UTC),
-                                flags=[],
-                                note=None,
-                                supersedes_id=None,
-                                supersede_reason=None,
-                                values=[
-                                    NewValue(
-                                        indicator_code=c,
-                                        numerator=n,
-                                        denominator=d,
-                                        stated_pct=None,
-                                        channels=None,
-                                        flags=[],
-                                    )
-                                    for c, (n, d) in payload_values(payload).items()
-                                ],
-                            ),
-                            None,
-                        )
+                        await append_directly(conn, head, jws, payload, self.today)
 
             await asyncio.gather(*(worker(c, jobs[i::4]) for i, c in enumerate(conns)))
             elapsed = time.perf_counter() - started
@@ -395,6 +366,52 @@ class Bench:
             self.figures["dataset"]["history_build_s"] = round(time.monotonic() - started, 1)
         finally:
             await conn.close()
+
+
+async def append_directly(
+    conn: Any, head: dataset.Head, jws: str, payload: dict[str, Any], as_of: Any
+) -> None:
+    """One submission's rows as the API writes them, without the API: lock the head,
+    then the one append statement (the caller holds the transaction). The dataset's
+    copy of the head follows, so history added later continues the chain."""
+    current = await ledger_db.lock_head(conn, head.district)
+    new_hash = entry_hash(current.hash, jws)
+    head.seq, head.hash = current.seq + 1, new_hash
+    await append_submission(
+        conn,
+        NewSubmission(
+            id=uuid.uuid4(),
+            district_code=head.district,
+            division_id=None,
+            seq=current.seq + 1,
+            prev_hash=current.hash,
+            hash=new_hash,
+            jws=jws,
+            payload=payload,
+            jti=uuid.UUID(payload["jti"]),
+            iat=datetime.fromtimestamp(payload["iat"], UTC),
+            as_of=as_of,
+            submitter_id=head.user_id,
+            kid=head.kid,
+            received_at=datetime.now(UTC),
+            flags=[],
+            note=None,
+            supersedes_id=None,
+            supersede_reason=None,
+            values=[
+                NewValue(
+                    indicator_code=c,
+                    numerator=n,
+                    denominator=d,
+                    stated_pct=None,
+                    channels=None,
+                    flags=[],
+                )
+                for c, (n, d) in payload_values(payload).items()
+            ],
+        ),
+        None,
+    )
 
 
 def payload_values(payload: dict[str, Any]) -> dict[str, tuple[int, int]]:
@@ -485,6 +502,10 @@ async def main_async(args: argparse.Namespace) -> int:
         bench.repeated("ingest_signed_c64", lambda: bench.ingest_requests(mode.ingest_requests), 64)
         bench.repeated(
             "ingest_signed_c8", lambda: bench.ingest_requests(mode.ingest_requests // 3), 8
+        )
+        # Below saturation: two clients, the latency a district head actually sees.
+        bench.repeated(
+            "ingest_signed_c2", lambda: bench.ingest_requests(mode.ingest_requests // 6), 2
         )
         await bench.direct_inserts()
         figures = bench.figures
