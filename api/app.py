@@ -12,7 +12,7 @@ from litestar.plugins.problem_details import ProblemDetailsPlugin
 
 from api.auth.middleware import auth_middleware
 from api.authz import PUBLIC
-from api.database import lifespan_for, provide_connection
+from api.database import lifespan_for, provide_connection, record_writes_middleware
 from api.errors import problem_details_config
 from api.observability import configure_logging, request_id_middleware
 from api.representation import ReportCache
@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         dependencies={
             "db": Provide(provide_connection),
         },
-        middleware=[auth_middleware],
+        middleware=[record_writes_middleware, auth_middleware],
         plugins=[ProblemDetailsPlugin(problem_details_config())],
         lifespan=[lifespan_for(settings)],
         state=State(

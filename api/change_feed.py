@@ -6,7 +6,9 @@ what version their scope is at) on top of the work it saved. Here a worker liste
 one dedicated connection: the triggers of migration 0006 notify every data-version write
 and every user change at commit, in commit order, so every replica converges on the same
 versions (and the same ETags) within milliseconds. The worker that made a change
-applies it itself right after its commit, so a client reads its own writes.
+applies it itself right after its commit, so the next request it serves sees it; a
+request reaching another worker or replica in the milliseconds before the notification
+does may still get the previous version.
 
 While the listening connection is down, nothing here is trusted: ``versions`` and
 ``principal`` answer None and callers read PostgreSQL, until a reconnect has reloaded
@@ -73,11 +75,19 @@ class ChangeFeed:
 
     async def stop(self) -> None:
         self._closing = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._drop()
+        for task in (self._task, self._reload):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        conn = self._conn
+        self._forget()
+        if conn is not None and not conn.is_closed():
+            conn.remove_termination_listener(self._lost)
+            try:
+                await conn.close(timeout=self._heartbeat_s)
+            except (OSError, asyncpg.InterfaceError, TimeoutError):
+                conn.terminate()
 
     async def sync(self) -> None:
         """Return once every change committed before the call has been applied here."""
@@ -91,20 +101,26 @@ class ChangeFeed:
     async def _connect(self) -> None:
         conn = await db.connect_listener(self._dsn)
         try:
-            conn.add_termination_listener(self._lost)
             await db.listen(conn, self._on_version, self._on_user)
             snapshot = await db.all_versions(conn)
         except BaseException:
-            await conn.close()
+            conn.terminate()
             raise
         # Notifications that arrived while the snapshot was read are newer or equal.
         for area, version in snapshot.items():
             self._set_version(area, version)
+        # A principal read while no one listened may predate a change nobody heard of:
+        # nothing read before this point may be remembered.
+        self._principals.clear()
+        self._user_generation += 1
+        conn.add_termination_listener(self._lost)
         self._conn = conn
         log.info("change feed listening")
 
-    def _lost(self, _conn: object) -> None:
-        if self._conn is not None and not self._closing:
+    def _lost(self, conn: object) -> None:
+        if conn is not self._conn:
+            return  # an older connection, already dropped
+        if not self._closing:
             log.warning("change feed connection lost, reading versions from PostgreSQL")
         self._forget()
 
@@ -115,12 +131,14 @@ class ChangeFeed:
         self._principals.clear()
         self._user_generation += 1
 
-    async def _drop(self) -> None:
-        conn = self._conn
+    def _drop(self, conn: asyncpg.Connection | None) -> None:
+        """Stop trusting ``conn`` (if it is still the current one) and cut it off: a
+        connection that failed a ping may not answer a polite close either."""
+        if conn is None or conn is not self._conn:
+            return
         self._forget()
-        if conn is not None and not conn.is_closed():
-            conn.remove_termination_listener(self._lost)
-            await conn.close()
+        conn.remove_termination_listener(self._lost)
+        conn.terminate()
 
     async def _watch(self) -> None:
         """Reconnect when the connection is gone; ping it so a silent loss is noticed."""
@@ -134,7 +152,7 @@ class ChangeFeed:
                 raise
             except Exception as exc:  # any failure: distrust the copies, retry shortly
                 log.warning("change feed down, reading versions from PostgreSQL: %s", exc)
-                await self._drop()
+                self._drop(self._conn)
                 await asyncio.sleep(self._retry_s)
 
     # -- versions ------------------------------------------------------------------------
@@ -157,15 +175,15 @@ class ChangeFeed:
 
     async def _reload_versions(self) -> None:
         """After a reset, read everything again; until then callers read PostgreSQL."""
+        conn = self._conn
         try:
-            conn = self._conn
             if conn is not None:
                 async with self._lock:
                     snapshot = await db.all_versions(conn)
                 for area, version in snapshot.items():
                     self._set_version(area, version)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-            await self._drop()
+            self._drop(conn)
         finally:
             self._reload = None
 

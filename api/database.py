@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 from litestar import Litestar
 from litestar.datastructures import State
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.auth.tokens import KeyRing, ensure_server_key
 from api.change_feed import ChangeFeed
@@ -92,7 +93,8 @@ async def provide_connection(state: State) -> AsyncGenerator[asyncpg.Connection,
     through PostgreSQL notifications).
     """
     pool: asyncpg.Pool = state.pool
-    written = changes.record_writes()
+    written = changes.recorded_writes()
+    del written[:]  # from this transaction only
     async with pool.acquire() as conn:
         tx = conn.transaction()
         await tx.start()
@@ -106,3 +108,19 @@ async def provide_connection(state: State) -> AsyncGenerator[asyncpg.Connection,
     feed: ChangeFeed | None = state.change_feed
     if feed is not None and written:
         feed.committed(written)
+
+
+def record_writes_middleware(app: ASGIApp) -> ASGIApp:
+    """Start each request's record of the data versions and users it writes.
+
+    Started here, in the request's own task, rather than in ``provide_connection``:
+    Litestar may resolve dependencies in tasks of their own (with copies of the context),
+    and the handler must add to the same list the dependency applies after its commit.
+    """
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            changes.record_writes()
+        await app(scope, receive, send)
+
+    return middleware

@@ -58,7 +58,7 @@ def unverified_header(token: str) -> dict[str, Any]:
     try:
         segment = token.split(".", 1)[0]
         header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise SignatureError("The JWS header is unreadable.") from None
     if not isinstance(header, dict):
         raise SignatureError("The JWS header is unreadable.")

@@ -497,15 +497,20 @@ async def submit(
     await _check_indicators(conn, payload)
 
     # Appends for this district queue here; everything below sees a stable chain.
+    # Lock order, as reviews take it: the head, a corrected submission, the district's
+    # latest values, then (in the append) its data version.
     head, previous = await sub_db.lock_head_and_previous(
         conn,
         district_code=payload.district,
         division_id=payload.division,
         codes=sorted(payload.values),
         as_of=payload.as_of,
+        hold_latest=payload.supersedes is None,
     )
     # A replayed jti is refused by the unique index when the entry is inserted below.
     target = await _superseded_target(conn, payload)
+    if payload.supersedes is not None:
+        await sub_db.hold_latest(conn, payload.district)
     if previous is None or target is not None:  # read again, after the lock / without it
         previous = await sub_db.previous_values(
             conn,
@@ -562,8 +567,13 @@ async def submit(
             key=idempotency_key, request_sha256=fingerprint, status_code=201, response=response
         )
     )
+    if idempotency_key is not None and monotonic() - _last_purge >= settings.idempotency_purge_s:
+        _purged(
+            await idem_db.purge_expired(conn, ttl_s=settings.idempotency_ttl_s, limit=_PURGE_BATCH)
+        )
     try:
-        # The entry, its values, the ledger head, the answer and the data version.
+        # The entry, its values, the ledger head, the answer and the data version (whose
+        # row stays locked until commit: nothing slow comes after this).
         await sub_db.append_submission(conn, new, answer)
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name == "submissions_jti_key":
@@ -571,10 +581,6 @@ async def submit(
         raise
     if target is not None:
         await sub_db.mark_superseded(conn, target.id, submission_id)
-    if idempotency_key is not None and monotonic() - _last_purge >= settings.idempotency_purge_s:
-        _purged(
-            await idem_db.purge_expired(conn, ttl_s=settings.idempotency_ttl_s, limit=_PURGE_BATCH)
-        )
     return SubmitResult(status_code=201, body=response, submission_id=submission_id, replayed=False)
 
 

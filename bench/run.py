@@ -37,12 +37,11 @@ from api.auth.tokens import KeyRing, ensure_server_key
 from api.ledger import entry_hash
 from api.settings import settings_from_env
 from bench import dataset
-from db import ledger as ledger_db
 from db.areas import load_areas
 from db.embedded import EmbeddedPostgres
 from db.migrate import migrate
 from db.pool import connect
-from db.submissions import NewSubmission, NewValue, append_submission
+from db.submissions import NewSubmission, NewValue, append_submission, lock_head_and_previous
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -371,10 +370,17 @@ class Bench:
 async def append_directly(
     conn: Any, head: dataset.Head, jws: str, payload: dict[str, Any], as_of: Any
 ) -> None:
-    """One submission's rows as the API writes them, without the API: lock the head,
-    then the one append statement (the caller holds the transaction). The dataset's
+    """One submission's rows as the API writes them, without the API: the API's head
+    statement, then its append statement (the caller holds the transaction). The dataset's
     copy of the head follows, so history added later continues the chain."""
-    current = await ledger_db.lock_head(conn, head.district)
+    current, _ = await lock_head_and_previous(
+        conn,
+        district_code=head.district,
+        division_id=None,
+        codes=sorted(payload["values"]),
+        as_of=as_of,
+        hold_latest=True,
+    )
     new_hash = entry_hash(current.hash, jws)
     head.seq, head.hash = current.seq + 1, new_hash
     await append_submission(

@@ -27,11 +27,15 @@ _written: ContextVar[list[tuple[str, int] | UUID] | None] = ContextVar(
 )
 
 
-def record_writes() -> list[tuple[str, int] | UUID]:
-    """Start collecting this request's version and user writes; returns the list."""
-    written: list[tuple[str, int] | UUID] = []
-    _written.set(written)
-    return written
+def record_writes() -> None:
+    """Start collecting the version and user writes of the current task and the tasks it
+    starts from now on (they share the list; each request sets its own)."""
+    _written.set([])
+
+
+def recorded_writes() -> list[tuple[str, int] | UUID]:
+    """What has been collected since ``record_writes`` (empty if it was not called)."""
+    return _written.get() or []
 
 
 def wrote_version(area_code: str, version: int) -> None:

@@ -48,23 +48,6 @@ class ChainEntry(msgspec.Struct, frozen=True, kw_only=True):
     stored_values: dict[str, Any]
 
 
-async def lock_head(conn: asyncpg.Connection, district_code: str) -> Head:
-    """Lock (creating at genesis if needed) the district's head until the transaction ends.
-
-    One statement: the no-op ``DO UPDATE`` takes the row lock (waiting for any other
-    append to this district) and returns the head as that append left it.
-    """
-    row = await conn.fetchrow(
-        "INSERT INTO ledger_heads AS h (district_code, seq, hash) VALUES ($1, 0, $2) "
-        "ON CONFLICT (district_code) DO UPDATE SET seq = h.seq "
-        "RETURNING district_code, seq, hash",
-        district_code,
-        GENESIS_HASH,
-    )
-    assert row is not None
-    return Head(district_code=row["district_code"], seq=row["seq"], hash=row["hash"])
-
-
 async def share_head(conn: asyncpg.Connection, district_code: str) -> Head | None:
     """Read the head and hold appends off until the transaction ends, for a stable chain."""
     row = await conn.fetchrow(

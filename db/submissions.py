@@ -187,22 +187,33 @@ async def previous_values(
     return {row["indicator_code"]: msgspec.convert(dict(row), Previous) for row in rows}
 
 
-def _head_and_previous_sql(division: bool) -> str:
+# The lock ``submission_values`` triggers take to keep a district's latest values (see
+# migration 0005); a transaction that will also bump the district's data version must
+# take it first, as reviews do, or the two could deadlock.
+_HOLD_LATEST = "pg_advisory_xact_lock(hashtext('kinerja.latest:' || $1::text))"
+
+
+def _head_and_previous_sql(division: bool, hold_latest: bool) -> str:
     previous = _previous_sql(division)
+    hold = f"{_HOLD_LATEST} AS held," if hold_latest else ""
     return f"""
     WITH head AS (
         INSERT INTO ledger_heads AS h (district_code, seq, hash) VALUES ($1, 0, $5)
         ON CONFLICT (district_code) DO UPDATE SET seq = h.seq
         RETURNING seq, hash
     )
-    SELECT head.seq, head.hash, $4::uuid AS division_id,
+    SELECT head.seq, head.hash, $4::uuid AS division_id, {hold}
            coalesce((SELECT seq FROM ledger_heads WHERE district_code = $1), 0) AS seen,
            (SELECT coalesce(jsonb_agg(prev), '[]') FROM ({previous}) prev) AS previous
     FROM head
     """
 
 
-_HEAD_AND_PREVIOUS = {division: _head_and_previous_sql(division) for division in (False, True)}
+_HEAD_AND_PREVIOUS = {
+    (division, hold): _head_and_previous_sql(division, hold)
+    for division in (False, True)
+    for hold in (False, True)
+}
 
 
 async def lock_head_and_previous(
@@ -212,8 +223,11 @@ async def lock_head_and_previous(
     division_id: UUID | None,
     codes: list[str],
     as_of: date,
+    hold_latest: bool,
 ) -> tuple[ledger_db.Head, dict[str, Previous] | None]:
-    """``db.ledger.lock_head`` and ``previous_values`` in one round trip.
+    """Lock the district's ledger head (creating it at genesis) and read the previous
+    values, in one round trip; with ``hold_latest``, also take the latest-values lock
+    (``_HOLD_LATEST``) right after the head.
 
     The statement reads previous values in the snapshot it started with, and may then
     wait for another append to this district to commit before it gets the head. The
@@ -221,7 +235,7 @@ async def lock_head_and_previous(
     are ``None`` and the caller reads them again, now after the lock.
     """
     row = await conn.fetchrow(
-        _HEAD_AND_PREVIOUS[division_id is not None],
+        _HEAD_AND_PREVIOUS[(division_id is not None, hold_latest)],
         district_code,
         codes,
         as_of,
@@ -236,6 +250,15 @@ async def lock_head_and_previous(
     return head, {p.indicator_code: p for p in previous}
 
 
+async def hold_latest(conn: asyncpg.Connection, district_code: str) -> None:
+    """Take the latest-values lock of a district until commit (see ``_HOLD_LATEST``).
+
+    An append takes it after the rows it must lock first (a corrected submission, which a
+    reviewer locks before this lock), and before the district's data version.
+    """
+    await conn.execute(f"SELECT {_HOLD_LATEST}", district_code)
+
+
 class IdempotentAnswer(msgspec.Struct, frozen=True, kw_only=True):
     """The response to remember for (submitter, Idempotency-Key)."""
 
@@ -248,7 +271,9 @@ class IdempotentAnswer(msgspec.Struct, frozen=True, kw_only=True):
 # Everything an accepted submission writes, in one statement (one round trip): the entry,
 # its values (the latest-values trigger runs per value), the district's ledger head, the
 # Idempotency-Key answer if any, and the district's data version, returned for the
-# change feed. The caller holds the ledger head (``db.ledger.lock_head``).
+# change feed. The caller holds the ledger head and the latest-values lock
+# (``lock_head_and_previous``, ``hold_latest``): the version row is locked here, before
+# the triggers run at the end of the statement, so that lock must already be held.
 _APPEND = """
 WITH entry AS (
     INSERT INTO submissions (id, district_code, division_id, seq, prev_hash, hash, jws,

@@ -513,3 +513,19 @@ async def test_a_failure_after_the_insert_leaves_no_partial_row(
     monkeypatch.undo()
     again = await submit(client, app, signer)
     assert again["ledger"]["seq"] == 2
+
+
+async def test_a_deeply_nested_jws_header_is_refused_not_a_crash(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    signer = await register_key(conn, people["district_head"])
+    before = await stored_counts(conn)
+    header = base64.urlsafe_b64encode(b"[" * 30_000).rstrip(b"=").decode()
+    good = signer.sign().split(".")
+    response = await post_jws(client, app, signer.person, f"{header}.{good[1]}.{good[2]}")
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert await stored_counts(conn) == before

@@ -331,7 +331,12 @@ async def test_previous_values_read_before_waiting_for_the_head_are_read_again(
         tx = holder.transaction()
         await tx.start()
         first, _ = await sub_db.lock_head_and_previous(
-            holder, district_code="16.71", division_id=None, codes=["ktp_el"], as_of=when
+            holder,
+            district_code="16.71",
+            division_id=None,
+            codes=["ktp_el"],
+            as_of=when,
+            hold_latest=True,
         )
         await holder.execute(
             "INSERT INTO submissions (id, district_code, seq, prev_hash, hash, jws, payload, "
@@ -357,7 +362,12 @@ async def test_previous_values_read_before_waiting_for_the_head_are_read_again(
             await wtx.start()
             pending = asyncio.create_task(
                 sub_db.lock_head_and_previous(
-                    waiter, district_code="16.71", division_id=None, codes=["ktp_el"], as_of=when
+                    waiter,
+                    district_code="16.71",
+                    division_id=None,
+                    codes=["ktp_el"],
+                    as_of=when,
+                    hold_latest=True,
                 )
             )
             await asyncio.sleep(0.3)
@@ -377,7 +387,12 @@ async def test_previous_values_read_before_waiting_for_the_head_are_read_again(
             await wtx.rollback()
             # Uncontended, the same statement answers the values itself.
             _, direct = await sub_db.lock_head_and_previous(
-                waiter, district_code="16.71", division_id=None, codes=["ktp_el"], as_of=when
+                waiter,
+                district_code="16.71",
+                division_id=None,
+                codes=["ktp_el"],
+                as_of=when,
+                hold_latest=True,
             )
             assert direct is not None and direct["ktp_el"].denominator == 10
         finally:

@@ -213,3 +213,46 @@ async def test_what_may_be_superseded(
         )
         assert response.status_code == 422, response.text
     assert await conn.fetchval("SELECT count(*) FROM submissions") == 2
+
+
+async def test_reviews_and_new_reports_of_one_district_never_deadlock(
+    settings: Any, conn: asyncpg.Connection, head: Signer, people: dict[str, Person]
+) -> None:
+    """A review locks the district's latest values, then its data version; an append must
+    take them in the same order (the version row is written in the append statement)."""
+    import asyncio
+
+    from tests.submitting import served
+
+    reviewer = people["province_head"]
+    async with served(settings) as (app, http):
+        jose = {**bearer(app, head.person), "Content-Type": "application/jose"}
+        first = [
+            (await http.post("/v1/submissions", content=head.sign(), headers=jose)).json()["id"]
+            for _ in range(12)
+        ]
+        corrected = first.pop()
+
+        async def accept(submission_id: str) -> httpx.Response:
+            return await http.post(
+                f"/v1/submissions/{submission_id}/review",
+                json={"decision": "accept"},
+                headers=bearer(app, reviewer),
+            )
+
+        async def report() -> httpx.Response:
+            return await http.post("/v1/submissions", content=head.sign(), headers=jose)
+
+        async def correct() -> httpx.Response:
+            body = head.sign(supersedes={"id": corrected, "reason": "recount"})
+            return await http.post("/v1/submissions", content=body, headers=jose)
+
+        responses = await asyncio.gather(
+            *(accept(s) for s in first),
+            *(report() for _ in range(11)),
+            correct(),
+            accept(corrected),
+        )
+    statuses = sorted(r.status_code for r in responses)
+    assert all(s < 500 for s in statuses), [r.text for r in responses if r.status_code >= 500]
+    assert statuses.count(201) >= 12  # every new report and the correction were stored

@@ -31,7 +31,8 @@ ROLES: tuple[Role, ...] = (
 
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
-    """Loaded from the database on every request, so role and scope changes apply at once."""
+    """Read from the database, and kept per worker only while the change feed is live:
+    every user change is notified at commit, so role and scope changes apply at once."""
 
     id: UUID
     username: str
