@@ -370,16 +370,12 @@ class Bench:
 async def append_directly(
     conn: Any, head: dataset.Head, jws: str, payload: dict[str, Any], as_of: Any
 ) -> None:
-    """One submission's rows as the API writes them, without the API: the API's head
-    statement, then its append statement (the caller holds the transaction). The dataset's
+    """One submission's rows as the API writes them, without the API: the API's locks
+    (ledger head, latest values), then its append statement (the caller holds the
+    transaction). The dataset's
     copy of the head follows, so history added later continues the chain."""
-    current, _ = await lock_head_and_previous(
-        conn,
-        district_code=head.district,
-        division_id=None,
-        codes=sorted(payload["values"]),
-        as_of=as_of,
-        hold_latest=True,
+    current, _ = await lock_head_and_previous(  # no indicators: the locks, no reads
+        conn, district_code=head.district, division_id=None, codes=[], as_of=as_of, hold_latest=True
     )
     new_hash = entry_hash(current.hash, jws)
     head.seq, head.hash = current.seq + 1, new_hash

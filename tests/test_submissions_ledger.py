@@ -325,19 +325,23 @@ async def test_previous_values_read_before_waiting_for_the_head_are_read_again(
     from db.pool import connect
 
     when = date(2021, 5, 15)
-    holder = await connect(database_url)
-    try:
-        # Another append holds the head and writes a value, not yet committed.
-        tx = holder.transaction()
-        await tx.start()
-        first, _ = await sub_db.lock_head_and_previous(
-            holder,
+
+    def lock(c: asyncpg.Connection) -> Any:
+        return sub_db.lock_head_and_previous(
+            c,
             district_code="16.71",
             division_id=None,
             codes=["ktp_el"],
             as_of=when,
             hold_latest=True,
         )
+
+    holder = await connect(database_url)
+    try:
+        # Another append holds the head and writes a value, not yet committed.
+        tx = holder.transaction()
+        await tx.start()
+        first, _ = await lock(holder)
         await holder.execute(
             "INSERT INTO submissions (id, district_code, seq, prev_hash, hash, jws, payload, "
             "jti, iat, as_of, submitter_id, kid, received_at) VALUES ($1, '16.71', 1, $2, "
@@ -360,16 +364,7 @@ async def test_previous_values_read_before_waiting_for_the_head_are_read_again(
         try:
             wtx = waiter.transaction()
             await wtx.start()
-            pending = asyncio.create_task(
-                sub_db.lock_head_and_previous(
-                    waiter,
-                    district_code="16.71",
-                    division_id=None,
-                    codes=["ktp_el"],
-                    as_of=when,
-                    hold_latest=True,
-                )
-            )
+            pending = asyncio.create_task(lock(waiter))
             await asyncio.sleep(0.3)
             assert not pending.done()  # waiting for the head
             await tx.commit()
@@ -386,14 +381,7 @@ async def test_previous_values_read_before_waiting_for_the_head_are_read_again(
             assert fresh["ktp_el"].numerator == 7
             await wtx.rollback()
             # Uncontended, the same statement answers the values itself.
-            _, direct = await sub_db.lock_head_and_previous(
-                waiter,
-                district_code="16.71",
-                division_id=None,
-                codes=["ktp_el"],
-                as_of=when,
-                hold_latest=True,
-            )
+            _, direct = await lock(waiter)
             assert direct is not None and direct["ktp_el"].denominator == 10
         finally:
             await waiter.close()
