@@ -194,13 +194,13 @@ _HOLD_LATEST = "pg_advisory_xact_lock(hashtext('kinerja.latest:' || $1::text))"
 
 
 def _head_and_previous_sql(division: bool, hold_latest: bool) -> str:
+    # FOR UPDATE rather than a no-op upsert: the append's update is then the first new
+    # version of the head row in the transaction (no dead tuple, no foreign-key recheck).
     previous = _previous_sql(division)
     hold = f"{_HOLD_LATEST} AS held," if hold_latest else ""
     return f"""
     WITH head AS (
-        INSERT INTO ledger_heads AS h (district_code, seq, hash) VALUES ($1, 0, $5)
-        ON CONFLICT (district_code) DO UPDATE SET seq = h.seq
-        RETURNING seq, hash
+        SELECT seq, hash FROM ledger_heads WHERE district_code = $1 FOR UPDATE
     )
     SELECT head.seq, head.hash, $4::uuid AS division_id, {hold}
            coalesce((SELECT seq FROM ledger_heads WHERE district_code = $1), 0) AS seen,
@@ -225,8 +225,8 @@ async def lock_head_and_previous(
     as_of: date,
     hold_latest: bool,
 ) -> tuple[ledger_db.Head, dict[str, Previous] | None]:
-    """Lock the district's ledger head (creating it at genesis) and read the previous
-    values, in one round trip; with ``hold_latest``, also take the latest-values lock
+    """Lock the district's ledger head (created at genesis) and read the previous values,
+    in one round trip; with ``hold_latest``, also take the latest-values lock
     (``_HOLD_LATEST``) right after the head.
 
     The statement reads previous values in the snapshot it started with, and may then
@@ -234,15 +234,17 @@ async def lock_head_and_previous(
     head as the snapshot saw it tells: when it is older than the locked one, the values
     are ``None`` and the caller reads them again, now after the lock.
     """
-    row = await conn.fetchrow(
-        _HEAD_AND_PREVIOUS[(division_id is not None, hold_latest)],
-        district_code,
-        codes,
-        as_of,
-        division_id,
-        ledger_db.GENESIS_HASH,
-    )
-    assert row is not None
+    query = _HEAD_AND_PREVIOUS[(division_id is not None, hold_latest)]
+    row = await conn.fetchrow(query, district_code, codes, as_of, division_id)
+    if row is None:  # the district's first entry: its genesis head, then lock it
+        await conn.execute(
+            "INSERT INTO ledger_heads (district_code, seq, hash) VALUES ($1, 0, $2) "
+            "ON CONFLICT (district_code) DO NOTHING",
+            district_code,
+            ledger_db.GENESIS_HASH,
+        )
+        row = await conn.fetchrow(query, district_code, codes, as_of, division_id)
+        assert row is not None
     head = ledger_db.Head(district_code=district_code, seq=row["seq"], hash=row["hash"])
     if row["seen"] != row["seq"]:
         return head, None

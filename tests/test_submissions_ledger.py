@@ -20,6 +20,7 @@ from litestar.testing import AsyncTestClient
 
 from api.cli import main
 from api.settings import Settings
+from db import ledger as ledger_db
 from db import submissions as sub_db
 from tests.people import Person, bearer, make_user
 from tests.submitting import Signer, register_key, served, submit
@@ -336,6 +337,10 @@ async def test_previous_values_read_before_waiting_for_the_head_are_read_again(
             hold_latest=True,
         )
 
+    await conn.execute(
+        "INSERT INTO ledger_heads (district_code, seq, hash) VALUES ('16.71', 0, $1)",
+        ledger_db.GENESIS_HASH,
+    )
     holder = await connect(database_url)
     try:
         # Another append holds the head and writes a value, not yet committed.
