@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Iterable, Mapping
 from uuid import UUID
 
@@ -55,6 +56,7 @@ class ChangeFeed:
         self._user_generation = 0
         self._conn: asyncpg.Connection | None = None
         self._lock = asyncio.Lock()  # one query at a time on the listening connection
+        self._marks: dict[str, asyncio.Future[None]] = {}  # sync() calls awaiting their mark
         self._task: asyncio.Task[None] | None = None
         self._reload: asyncio.Task[None] | None = None
         self._closing = False
@@ -90,18 +92,35 @@ class ChangeFeed:
                 conn.terminate()
 
     async def sync(self) -> None:
-        """Return once every change committed before the call has been applied here."""
+        """Return once every change committed before the call has been applied here.
+
+        The listener notifies a marker of its own and waits to hear it back: delivery is
+        in commit order, so everything committed earlier has been applied by then (a
+        plain round trip is not enough: a notification signalled while the query runs is
+        sent after its reply). The heartbeat uses it too, so it checks the whole path.
+        """
         conn = self._conn
         if conn is None:
             return
-        async with self._lock:
-            await db.ping(conn, self._heartbeat_s)
-        await asyncio.sleep(0)  # let the notification callbacks queued before the reply run
+        token = uuid.uuid4().hex
+        heard = asyncio.get_running_loop().create_future()
+        self._marks[token] = heard
+        try:
+            async with self._lock:
+                await db.mark(conn, token, self._heartbeat_s)
+            await asyncio.wait_for(heard, self._heartbeat_s)
+        finally:
+            self._marks.pop(token, None)
+
+    def _on_mark(self, token: str) -> None:
+        heard = self._marks.get(token)
+        if heard is not None and not heard.done():
+            heard.set_result(None)
 
     async def _connect(self) -> None:
         conn = await db.connect_listener(self._dsn)
         try:
-            await db.listen(conn, self._on_version, self._on_user)
+            await db.listen(conn, self._on_version, self._on_user, self._on_mark)
             snapshot = await db.all_versions(conn)
         except BaseException:
             conn.terminate()

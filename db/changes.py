@@ -19,6 +19,8 @@ import asyncpg
 LISTENER_NAME = "kinerja change feed"
 VERSIONS = "kinerja_versions"
 USERS = "kinerja_users"
+#: A worker's own markers, to know when everything committed before has arrived.
+MARKS = "kinerja_marks"
 RESET = "*"
 
 #: (area, version) pairs and user ids written by the current request's transaction.
@@ -35,7 +37,8 @@ def record_writes() -> None:
 
 def recorded_writes() -> list[tuple[str, int] | UUID]:
     """What has been collected since ``record_writes`` (empty if it was not called)."""
-    return _written.get() or []
+    written = _written.get()
+    return written if written is not None else []
 
 
 def wrote_version(area_code: str, version: int) -> None:
@@ -63,6 +66,7 @@ async def listen(
     conn: asyncpg.Connection,
     on_version: Callable[[str], None],
     on_user: Callable[[str], None],
+    on_mark: Callable[[str], None],
 ) -> None:
     def versions(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
         on_version(payload)
@@ -70,10 +74,15 @@ async def listen(
     def users(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
         on_user(payload)
 
+    def marks(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        on_mark(payload)
+
     await conn.add_listener(VERSIONS, versions)
     await conn.add_listener(USERS, users)
+    await conn.add_listener(MARKS, marks)
 
 
-async def ping(conn: asyncpg.Connection, limit_s: float) -> None:
-    """A round trip; every notification committed before it is delivered before it ends."""
-    await conn.fetchval("SELECT 1", timeout=limit_s)
+async def mark(conn: asyncpg.Connection, token: str, limit_s: float) -> None:
+    """Notify ``token`` on the marks channel. Notifications are delivered in commit order,
+    so once the listener hears it back, it has heard everything committed before."""
+    await conn.execute("SELECT pg_notify($1, $2)", MARKS, token, timeout=limit_s)

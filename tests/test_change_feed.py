@@ -172,3 +172,39 @@ async def test_without_the_feed_every_request_reads_postgres(
         head = people["district_head"]
         await conn.execute("UPDATE users SET active = false WHERE id = $1", head.id)
         assert (await http.get("/v1/me", headers=bearer(app, head))).status_code == 401
+
+
+async def test_the_writing_worker_applies_its_own_writes_at_commit(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
+) -> None:
+    """Read-your-writes must not wait for the notification: the request's own record of
+    what it wrote reaches the feed right after its commit (and only after a commit)."""
+    signer = await register_key(conn, people["district_head"])
+    async with served(settings) as (app, http):
+        feed = feed_of(app)
+        applied: list[Any] = []
+        apply = feed.committed
+
+        def spy(written: Any) -> None:
+            applied.append(list(written))
+            apply(written)
+
+        feed.committed = spy  # type: ignore[method-assign]
+        head = people["district_head"]
+        admin = bearer(app, people["admin"])
+        renamed = await http.patch(f"/v1/users/{head.id}", json={"full_name": "X"}, headers=admin)
+        assert renamed.status_code == 200, renamed.text
+        posted = await http.post(
+            "/v1/submissions",
+            content=signer.sign().encode(),
+            headers={**bearer(app, head), "Content-Type": "application/jose"},
+        )
+        assert posted.status_code == 201, posted.text
+        refused = await http.post(
+            "/v1/submissions",
+            content=b"not a jws",
+            headers={**bearer(app, head), "Content-Type": "application/jose"},
+        )
+        assert refused.status_code == 422
+    version = await conn.fetchval("SELECT version FROM data_versions WHERE area_code = '16.71'")
+    assert applied == [[head.id], [("16.71", version)]]
