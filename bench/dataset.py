@@ -332,10 +332,12 @@ async def add_history(
         "INSERT INTO data_versions AS v (area_code, version) SELECT code, 1 FROM areas "
         "ON CONFLICT (area_code) DO UPDATE SET version = v.version + 1"
     )
-    # Vacuum now, so autovacuum does not wake up in the middle of the next measurement.
+    # Vacuum now, so autovacuum does not wake up in the middle of the next measurement, and
+    # checkpoint, so the bulk load's dirty pages are not written out during it either.
     await conn.execute(
         "VACUUM (ANALYZE) submissions, submission_values, latest_values, ledger_heads, "
         "data_versions"
     )
+    await conn.execute("CHECKPOINT")
     data.submissions += len(subs)
     return len(subs)
