@@ -307,6 +307,7 @@ async def score_districts(
     as_of: date | None = None,
     targets: dict[str, TargetSet] | None = None,
     values: dict[tuple[str, str], data.Value] | None = None,
+    memo: _Memo | None = None,
 ) -> dict[str, DistrictResult]:
     """Score every district at ``as_of`` (default: the context's)."""
     when = as_of or ctx.period.as_of
@@ -315,7 +316,7 @@ async def score_districts(
     if values is None:
         values = await values_on(conn, ctx, districts, when)
     shifted = ctx if when == ctx.period.as_of else _at(ctx, when)
-    memo = _Memo(ctx)
+    memo = memo or _Memo(ctx)
     out = {}
     for d in districts:
         key = ("card", when, *memo.key(d, values, targets[d["code"]]))
@@ -329,8 +330,8 @@ async def score_districts(
 
 # District scores by everything they are computed from (the district, the date, the
 # catalogue, its targets and its values), kept per worker: after one district reports,
-# a national ranking rescores that district instead of all 514. The values are compared
-# whole (submission, counts, status, flags), so a review or a correction is a new key.
+# a national ranking rescores that district instead of all 514. A value stands in the
+# key as its submission, status and flags, so a review or a correction is a new key.
 # Results are shared between requests and never modified after they are made (but for
 # the ``brief`` they carry for rankings, made from them once).
 _SCORES: dict[tuple[Any, ...], Any] = {}
@@ -344,13 +345,31 @@ def _remember(key: tuple[Any, ...], result: Any) -> None:
     _SCORES[key] = result
 
 
+# Catalogues and target sets stand in keys as small numbers, so a key hashes quickly.
+# Numbers are never reused (a cleared table hands out new ones), so a remembered score
+# can never be found under the number of something else.
+_INTERNED: dict[Any, int] = {}
+_NUMBERS = itertools.count()
+
+
+def _number(value: Any) -> int:
+    found = _INTERNED.get(value)
+    if found is None:
+        if len(_INTERNED) >= 4096:
+            _INTERNED.clear()
+        found = _INTERNED[value] = next(_NUMBERS)
+    return found
+
+
 class _Memo:
-    """Builds memo keys for one request (the catalogue and each target set once)."""
+    """Builds memo keys for one request: the catalogue and each target set are numbered
+    once, each district's part of the key is made once for both periods."""
 
     def __init__(self, ctx: Context) -> None:
         self.indicators = tuple(ctx.indicators)
-        self.catalogue = (ctx.basis, tuple(ctx.indicators.values()))
-        self._targets: dict[int, tuple[Any, ...]] = {}
+        self.catalogue = _number((ctx.basis, tuple(ctx.indicators.values())))
+        self._targets: dict[int, int] = {}
+        self._districts: dict[str, tuple[Any, ...]] = {}
 
     def key(
         self,
@@ -359,21 +378,32 @@ class _Memo:
         targets: TargetSet,
     ) -> tuple[Any, ...]:
         code = district["code"]
-        target_key = self._targets.get(id(targets.targets))
-        if target_key is None:  # ids are stable here: the sets live as long as the request
-            target_key = tuple(sorted(targets.targets.items()))
-            self._targets[id(targets.targets)] = target_key
-        return (
-            code,
-            district["name"],
-            district["population"],
-            district["parent_code"],
-            self.catalogue,
-            targets.source,
-            targets.agreement_id,
-            target_key,
-            tuple(values.get((code, i)) for i in self.indicators),
-        )
+        prefix = self._districts.get(code)
+        if prefix is None:
+            target_number = self._targets.get(id(targets.targets))
+            if target_number is None:  # ids are stable here: the sets outlive the request
+                target_number = _number(
+                    (targets.source, targets.agreement_id, tuple(sorted(targets.targets.items())))
+                )
+                self._targets[id(targets.targets)] = target_number
+            prefix = (
+                code,
+                district["name"],
+                district["population"],
+                district["parent_code"],
+                self.catalogue,
+                target_number,
+            )
+            self._districts[code] = prefix
+        # A stored value's counts never change (they are signed); its status and flags
+        # do (reviews, corrections), so those stand for it with its submission.
+        found = []
+        for indicator in self.indicators:
+            value = values.get((code, indicator))
+            found.append(
+                None if value is None else (value.submission_id, value.status, value.flags)
+            )
+        return (*prefix, *found)
 
 
 async def values_on(
@@ -806,10 +836,10 @@ async def rank_districts(
     codes = [d["code"] for d in districts]
     current = await data.current_values(conn, codes, list(ctx.indicators), basis=ctx.basis)
     now_values = await values_on(conn, ctx, districts, ctx.period.as_of, current)
-    now = await score_districts(conn, ctx, districts, targets=targets, values=now_values)
+    memo = _Memo(ctx)
+    now = await score_districts(conn, ctx, districts, targets=targets, values=now_values, memo=memo)
     before = ctx.period.previous_as_of
     prev_values = await values_on(conn, ctx, districts, before, current)
-    memo = _Memo(ctx)
     previous = {}
     for d in districts:
         code = d["code"]
