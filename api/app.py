@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
                 "settings": settings,
                 "report_cache": ReportCache(settings.report_cache_entries),
                 "change_feed": None,
+                "kept_values": None,
             }
         ),
         request_max_body_size=settings.max_body_bytes,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
@@ -31,6 +32,10 @@ from db import changes as db
 from db import versions as versions_db
 
 log = logging.getLogger("kinerja.change_feed")
+
+# Epochs are numbered across every feed of the process, so an (epoch, version) tag names
+# one state of one database's area even where tests run several apps side by side.
+_EPOCHS = itertools.count(1)
 
 
 class ChangeFeed:
@@ -54,6 +59,9 @@ class ChangeFeed:
         #: Bumped on every user change: a principal read from PostgreSQL before a change
         #: was applied must not be remembered after it.
         self._user_generation = 0
+        #: Bumped whenever versions are cleared (a lost connection, a reset): a version
+        #: number heard in one epoch says nothing about data in another.
+        self._epoch = next(_EPOCHS)
         self._conn: asyncpg.Connection | None = None
         self._lock = asyncio.Lock()  # one query at a time on the listening connection
         self._marks: dict[str, asyncio.Future[None]] = {}  # sync() calls awaiting their mark
@@ -126,6 +134,7 @@ class ChangeFeed:
             conn.terminate()
             raise
         # Notifications that arrived while the snapshot was read are newer or equal.
+        self._epoch = next(_EPOCHS)
         for area, version in snapshot.items():
             self._set_version(area, version)
         # A principal read while no one listened may predate a change nobody heard of:
@@ -145,6 +154,7 @@ class ChangeFeed:
 
     def _forget(self) -> None:
         self._conn = None
+        self._epoch = next(_EPOCHS)
         self._versions.clear()
         self._scopes.clear()
         self._principals.clear()
@@ -182,8 +192,16 @@ class ChangeFeed:
             return None
         return [self._scopes.get(area, 0) for area in areas]
 
+    def own_versions(self, areas: Iterable[str]) -> tuple[int, list[int]] | None:
+        """(epoch, each area's own version), or None if not live: a tag for data of
+        those areas read after this call, valid while both numbers stay the same."""
+        if self._conn is None or self._reload is not None:
+            return None
+        return self._epoch, [self._versions.get(area, 0) for area in areas]
+
     def _on_version(self, payload: str) -> None:
         if payload == db.RESET:
+            self._epoch = next(_EPOCHS)
             self._versions.clear()
             self._scopes.clear()
             if self._reload is None:

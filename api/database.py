@@ -21,6 +21,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.auth.tokens import KeyRing, ensure_server_key
 from api.change_feed import ChangeFeed
+from api.kept_values import KeptValues
 from api.settings import Settings
 from db import changes
 from db.areas import load_areas
@@ -73,6 +74,7 @@ def lifespan_for(settings: Settings) -> Any:
                 )
                 await feed.start()
             app.state.change_feed = feed
+            app.state.kept_values = KeptValues(feed, settings.kept_value_views)
             # Everything allocated so far lives as long as the worker: keep the cyclic
             # collector from rescanning it on every full collection under load.
             gc.freeze()

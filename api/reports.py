@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from api.errors import ApiError
+from api.kept_values import KeptValues, read_values_at
 from api.schemas.scorecards import (
     AggregateRow,
     AreaAggregate,
@@ -113,6 +114,7 @@ class Context:
     basis: Basis
     indicators: dict[str, Indicator]
     settings: Settings
+    kept: KeptValues | None = None  # the worker's copy of kept values, if it has one
 
     def method(self, indicator: str) -> Method:
         return Method(
@@ -135,6 +137,7 @@ async def context(
     basis: Basis,
     indicator: str,
     today: date,
+    kept: KeptValues | None = None,
 ) -> Context:
     catalogue = {
         row.code: Indicator(code=row.code, polarity=row.polarity, cap=row.cap, unit=row.unit)  # type: ignore[arg-type]
@@ -145,11 +148,16 @@ async def context(
             f"indicator must be 'composite' or one of {', '.join(sorted(catalogue))}.",
             extra={"indicator": indicator},
         )
-    return Context(resolve_period(year, as_of, today), basis, catalogue, settings)
+    return Context(resolve_period(year, as_of, today), basis, catalogue, settings, kept)
 
 
 async def context_for(
-    conn: asyncpg.Connection, settings: Settings, period: Period, basis: Basis, indicator: str
+    conn: asyncpg.Connection,
+    settings: Settings,
+    period: Period,
+    basis: Basis,
+    indicator: str,
+    kept: KeptValues | None = None,
 ) -> Context:
     """The context for an already resolved period (what every report route builds)."""
     return await context(
@@ -160,17 +168,19 @@ async def context_for(
         basis=basis,
         indicator=indicator,
         today=period.as_of,
+        kept=kept,
     )
 
 
 # -- targets -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class TargetSet:
     source: str | None  # "district", "province" or None
     agreement_id: Any
     targets: dict[str, Target]
+    number: int | None = None  # what stands for it in memo keys, given once (see _Memo)
 
 
 def _target(row: data.TargetRow) -> Target:
@@ -190,13 +200,13 @@ _TARGETS: dict[int, tuple[tuple[int, Any], dict[str, tuple[Any, dict[str, Target
 
 async def _year_targets(
     conn: asyncpg.Connection, year: int
-) -> dict[str, tuple[Any, dict[str, Target]]]:
+) -> tuple[tuple[int, Any], dict[str, tuple[Any, dict[str, Target]]]]:
     """Active province and district targets of a year, reread only when agreements of
     that year changed (any insert or status change moves the fingerprint)."""
     fingerprint = await data.agreements_fingerprint(conn, year)
     cached = _TARGETS.get(year)
     if cached is not None and cached[0] == fingerprint:
-        return cached[1]
+        return cached
     rows = await data.active_targets(conn, year, None, ["province_district", "national_province"])
     by_area: dict[str, tuple[Any, dict[str, Target]]] = {}
     for row in rows:
@@ -205,14 +215,23 @@ async def _year_targets(
     if len(_TARGETS) >= 8:
         _TARGETS.pop(next(iter(_TARGETS)))
     _TARGETS[year] = (fingerprint, by_area)
-    return by_area
+    return fingerprint, by_area
+
+
+#: Per worker: (year, agreements fingerprint, districts) → each district's target set,
+#: shared by every request until an agreement of the year changes (never modified).
+_DISTRICT_TARGETS: dict[tuple[int, Any, tuple[str, ...]], dict[str, TargetSet]] = {}
 
 
 async def district_targets(
     conn: asyncpg.Connection, year: int, districts: Sequence[asyncpg.Record]
 ) -> dict[str, TargetSet]:
     """Each district's targets: its own active agreement, else its province's."""
-    by_area = await _year_targets(conn, year)
+    fingerprint, by_area = await _year_targets(conn, year)
+    key = (year, fingerprint, tuple(d["code"] for d in districts))
+    found = _DISTRICT_TARGETS.get(key)
+    if found is not None:
+        return found
     out = {}
     for d in districts:
         own = by_area.get(d["code"])
@@ -223,6 +242,9 @@ async def district_targets(
             out[d["code"]] = TargetSet("province", parent[0], parent[1])
         else:
             out[d["code"]] = TargetSet(None, None, {})
+    if len(_DISTRICT_TARGETS) >= 16:
+        del _DISTRICT_TARGETS[next(iter(_DISTRICT_TARGETS))]
+    _DISTRICT_TARGETS[key] = out
     return out
 
 
@@ -311,12 +333,12 @@ async def score_districts(
 ) -> dict[str, DistrictResult]:
     """Score every district at ``as_of`` (default: the context's)."""
     when = as_of or ctx.period.as_of
+    memo = memo or _Memo(ctx, districts)  # before the values are read
     if targets is None:
         targets = await district_targets(conn, ctx.period.year, districts)
     if values is None:
         values = await values_on(conn, ctx, districts, when)
     shifted = ctx if when == ctx.period.as_of else _at(ctx, when)
-    memo = memo or _Memo(ctx)
     out = {}
     for d in districts:
         key = ("card", when, *memo.key(d, values, targets[d["code"]]))
@@ -363,13 +385,25 @@ def _number(value: Any) -> int:
 
 class _Memo:
     """Builds memo keys for one request: the catalogue and each target set are numbered
-    once, each district's part of the key is made once for both periods."""
+    once, each district's part of the key is made once for both periods.
 
-    def __init__(self, ctx: Context) -> None:
+    While the worker's change feed is live, a district's values stand in the key as its
+    data version, taken before the values are read (see ``api.kept_values``): cheaper
+    than naming each value. Make the memo before reading the values it keys."""
+
+    def __init__(self, ctx: Context, districts: Sequence[asyncpg.Record]) -> None:
         self.indicators = tuple(ctx.indicators)
         self.catalogue = _number((ctx.basis, tuple(ctx.indicators.values())))
-        self._targets: dict[int, int] = {}
         self._districts: dict[str, tuple[Any, ...]] = {}
+        codes = [d["code"] for d in districts]
+        tags = None if ctx.kept is None else ctx.kept.tags(codes)
+        self._versions: dict[str, tuple[Any, ...]] | None = None
+        if tags is not None:
+            epoch, versions = tags
+            since = ctx.period.since
+            self._versions = {
+                code: (since, epoch, version) for code, version in zip(codes, versions, strict=True)
+            }
 
     def key(
         self,
@@ -380,12 +414,11 @@ class _Memo:
         code = district["code"]
         prefix = self._districts.get(code)
         if prefix is None:
-            target_number = self._targets.get(id(targets.targets))
-            if target_number is None:  # ids are stable here: the sets outlive the request
-                target_number = _number(
+            target_number = targets.number
+            if target_number is None:  # the same set serves later requests: number it once
+                target_number = targets.number = _number(
                     (targets.source, targets.agreement_id, tuple(sorted(targets.targets.items())))
                 )
-                self._targets[id(targets.targets)] = target_number
             prefix = (
                 code,
                 district["name"],
@@ -395,6 +428,8 @@ class _Memo:
                 target_number,
             )
             self._districts[code] = prefix
+        if self._versions is not None:
+            return (*prefix, *self._versions[code])
         # A stored value's counts never change (they are signed); its status and flags
         # do (reviews, corrections), so those stand for it with its submission.
         found = []
@@ -406,22 +441,40 @@ class _Memo:
         return (*prefix, *found)
 
 
-async def values_on(
+async def districts_of(
+    conn: asyncpg.Connection, ctx: Context, province: str | None
+) -> list[asyncpg.Record]:
+    """Districts of a province (or all), from the worker's copy where it has one."""
+    if ctx.kept is not None:
+        return await ctx.kept.districts(conn, province)
+    return await data.districts(conn, province)
+
+
+async def values_on_days(
     conn: asyncpg.Connection,
     ctx: Context,
     districts: Sequence[asyncpg.Record],
-    when: date,
-    current: list[data.Value] | None = None,
-) -> dict[tuple[str, str], data.Value]:
-    """Latest counting values at ``when`` (reusing ``current`` kept rows when given)."""
-    if when < ctx.period.since:
-        return {}
+    days: Sequence[date],
+) -> list[dict[tuple[str, str], data.Value]]:
+    """Latest counting values at each day (none before the period's year began), from
+    the worker's copy where it has one."""
     codes = [d["code"] for d in districts]
-    if current is None:
-        current = await data.current_values(conn, codes, list(ctx.indicators), basis=ctx.basis)
-    return await data.values_at(
-        conn, current, list(ctx.indicators), as_of=when, since=ctx.period.since, basis=ctx.basis
-    )
+    live = [day for day in days if day >= ctx.period.since]
+    args = (conn, codes, list(ctx.indicators))
+    options: dict[str, Any] = {"basis": ctx.basis, "since": ctx.period.since, "days": live}
+    if ctx.kept is not None:
+        found = await ctx.kept.values_at(*args, **options)
+    else:
+        found = await read_values_at(*args, **options)
+    by_day = dict(zip(live, found, strict=True))
+    return [by_day.get(day, {}) for day in days]
+
+
+async def values_on(
+    conn: asyncpg.Connection, ctx: Context, districts: Sequence[asyncpg.Record], when: date
+) -> dict[tuple[str, str], data.Value]:
+    """Latest counting values at ``when``."""
+    return (await values_on_days(conn, ctx, districts, [when]))[0]
 
 
 def score_only(
@@ -833,13 +886,10 @@ async def rank_districts(
     indicator: str,
 ) -> tuple[list[RankingRow], Counts]:
     targets = await district_targets(conn, ctx.period.year, districts)
-    codes = [d["code"] for d in districts]
-    current = await data.current_values(conn, codes, list(ctx.indicators), basis=ctx.basis)
-    now_values = await values_on(conn, ctx, districts, ctx.period.as_of, current)
-    memo = _Memo(ctx)
-    now = await score_districts(conn, ctx, districts, targets=targets, values=now_values, memo=memo)
     before = ctx.period.previous_as_of
-    prev_values = await values_on(conn, ctx, districts, before, current)
+    memo = _Memo(ctx, districts)  # before the values are read
+    now_values, prev_values = await values_on_days(conn, ctx, districts, [ctx.period.as_of, before])
+    now = await score_districts(conn, ctx, districts, targets=targets, values=now_values, memo=memo)
     previous = {}
     for d in districts:
         code = d["code"]
@@ -865,7 +915,7 @@ async def region_results(
     only_coordinator: Any = None,
 ) -> list[AreaResult]:
     """Each region of the province-year, aggregated over its member districts."""
-    districts = await data.districts(conn, province)
+    districts = await districts_of(conn, ctx, province)
     results = await score_districts(conn, ctx, districts, as_of=as_of)
     out = []
     for region in await data.region_members(conn, province, ctx.period.year):
@@ -880,7 +930,7 @@ async def province_results(
     conn: asyncpg.Connection, ctx: Context, *, as_of: date | None = None
 ) -> list[AreaResult]:
     """Every province, aggregated over all its districts."""
-    districts = await data.districts(conn, None)
+    districts = await districts_of(conn, ctx, None)
     results = await score_districts(conn, ctx, districts, as_of=as_of)
     names = dict(await conn.fetch("SELECT code, name FROM areas WHERE kind = 'province'"))
     by_province: dict[str, list[DistrictResult]] = {}
@@ -901,7 +951,7 @@ async def rank_areas(
 async def province_card(
     conn: asyncpg.Connection, ctx: Context, province: asyncpg.Record
 ) -> ProvinceScorecard:
-    districts = await data.districts(conn, province["code"])
+    districts = await districts_of(conn, ctx, province["code"])
     targets = await district_targets(conn, ctx.period.year, districts)
     now = await score_districts(conn, ctx, districts, targets=targets)
     before = await score_districts(

@@ -104,14 +104,19 @@ def _matches(header: str | None, etag: str) -> bool:
     return "*" in candidates or etag in candidates or f"W/{etag}" in candidates
 
 
+#: The rows of a document's CSV, made only when CSV is asked for.
+CsvRows = Callable[[], list[dict[str, Any]]]
+
+
 async def respond(
     request: Request[Any, Any, Any],
     cache: ReportCache,
     key_parts: Sequence[Any],
     as_csv: bool,
-    render: Callable[[], Awaitable[tuple[Any, list[dict[str, Any]]]]],
+    render: Callable[[], Awaitable[tuple[Any, CsvRows]]],
 ) -> Response[Any]:
-    """304, a cached body, or render (document, csv rows) and cache it."""
+    """304, a cached body, or render (document, its CSV rows when asked for) and cache
+    it."""
     etag = etag_for([*key_parts, "csv" if as_csv else "json"])
     headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "Accept, Authorization"}
     if _matches(_header(request, b"if-none-match"), etag):
@@ -127,7 +132,7 @@ async def respond(
             try:
                 document, rows = await render()
                 if as_csv:
-                    cached = (to_csv(rows), CSV_MEDIA_TYPE)
+                    cached = (to_csv(rows()), CSV_MEDIA_TYPE)
                 else:
                     cached = (msgspec.json.encode(document), "application/json")
                 cache.put(etag, *cached)

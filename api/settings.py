@@ -78,6 +78,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     change_feed: bool = True
     change_feed_heartbeat_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     principal_cache_entries: Annotated[int, msgspec.Meta(ge=0)] = 10_000
+    # Counting values of a report's districts at a date, kept per worker while the change
+    # feed is live; a district is read again only when its data version moves (0: off).
+    kept_value_views: Annotated[int, msgspec.Meta(ge=0)] = 64
 
     @property
     def data_path(self) -> Path:

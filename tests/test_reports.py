@@ -404,9 +404,11 @@ async def test_remembered_district_scores_equal_a_fresh_computation(
     people: dict[str, Person],
     world: dict[str, Any],
 ) -> None:
-    """Scores are remembered per district by their inputs; after each kind of change the
-    ranking must equal one computed with nothing remembered."""
+    """Scores are remembered per district by their inputs, and values kept per district
+    by data version; after each kind of change the ranking must equal one computed with
+    nothing remembered or kept."""
     from api import reports
+    from api.kept_values import KeptValues
 
     head = bearer(app, people["province_monitor"])
     reviewer = bearer(app, people["province_head"])
@@ -416,7 +418,12 @@ async def test_remembered_district_scores_equal_a_fresh_computation(
         kept = (await client.get("/v1/rankings/districts", params=params, headers=head)).json()
         reports._SCORES.clear()
         app.state.report_cache._items.clear()
-        fresh = (await client.get("/v1/rankings/districts", params=params, headers=head)).json()
+        keeping = app.state.kept_values
+        app.state.kept_values = KeptValues(None, 0)  # read everything from PostgreSQL
+        try:
+            fresh = (await client.get("/v1/rankings/districts", params=params, headers=head)).json()
+        finally:
+            app.state.kept_values = keeping
         for doc in (kept, fresh):
             doc["method"].pop("generated_at")
         return kept, fresh

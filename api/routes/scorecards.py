@@ -16,7 +16,8 @@ from api import reports as service
 from api.auth.principal import Principal
 from api.change_feed import scope_versions
 from api.errors import NotFound
-from api.representation import ReportCache, respond, rows_of, wants_csv
+from api.kept_values import KeptValues
+from api.representation import CsvRows, ReportCache, respond, rows_of, wants_csv
 from api.routes.users import caller
 from api.schemas.scorecards import Basis, DistrictScorecard, ProvinceScorecard, Ranking
 from api.settings import Settings
@@ -43,6 +44,10 @@ def today(settings: Settings) -> date:
 
 def cache_of(state: State) -> ReportCache:
     return state.report_cache  # type: ignore[no-any-return]
+
+
+def kept_of(state: State) -> KeptValues | None:
+    return state.kept_values  # type: ignore[no-any-return]
 
 
 async def versions_of(state: State, areas: list[str]) -> list[int]:
@@ -109,17 +114,21 @@ class ScorecardController(Controller):
         versions = await versions_of(state, [code, str(parent)])
         key = ["district", code, period.as_of, period.year, basis, view_key(me), versions]
 
-        async def render() -> tuple[Any, list[dict[str, Any]]]:
+        async def render() -> tuple[Any, CsvRows]:
             async with state.pool.acquire() as db:
                 ctx = await service.context_for(
-                    db, state.settings, period, basis, service.COMPOSITE
+                    db, state.settings, period, basis, service.COMPOSITE, kept_of(state)
                 )
                 district = await data.district(db, code)
                 only = me.division_id if me.role == "division_head" else None
                 card = await service.district_card(db, ctx, district, only_division=only)
-            rows = rows_of(card.indicators, district=code, division=None)
-            for division in card.divisions:
-                rows += rows_of(division.indicators, district=code, division=division.code)
+
+            def rows() -> list[dict[str, Any]]:
+                out = rows_of(card.indicators, district=code, division=None)
+                for division in card.divisions:
+                    out += rows_of(division.indicators, district=code, division=division.code)
+                return out
+
             return card, rows
 
         return await respond(request, cache_of(state), key, wants_csv(request, format), render)
@@ -147,15 +156,19 @@ class ScorecardController(Controller):
         versions = await versions_of(state, [code])
         key = ["province", code, period.as_of, period.year, basis, view_key(me), versions]
 
-        async def render() -> tuple[Any, list[dict[str, Any]]]:
+        async def render() -> tuple[Any, CsvRows]:
             async with state.pool.acquire() as db:
                 ctx = await service.context_for(
-                    db, state.settings, period, basis, service.COMPOSITE
+                    db, state.settings, period, basis, service.COMPOSITE, kept_of(state)
                 )
                 province = await data.province(db, code)
                 card = await service.province_card(db, ctx, province)
-            rows = rows_of(card.districts, kind="district") + rows_of(card.regions, kind="region")
-            return card, rows
+            return (
+                card,
+                lambda: (
+                    rows_of(card.districts, kind="district") + rows_of(card.regions, kind="region")
+                ),
+            )
 
         return await respond(request, cache_of(state), key, wants_csv(request, format), render)
 
@@ -203,10 +216,12 @@ class RankingController(Controller):
             versions,
         ]
 
-        async def render() -> tuple[Any, list[dict[str, Any]]]:
+        async def render() -> tuple[Any, CsvRows]:
             async with state.pool.acquire() as db:
-                ctx = await service.context_for(db, state.settings, period, basis, indicator)
-                districts = await data.districts(db, province)
+                ctx = await service.context_for(
+                    db, state.settings, period, basis, indicator, kept_of(state)
+                )
+                districts = await service.districts_of(db, ctx, province)
                 if me.role == "region_coordinator":
                     mine = await authz.coordinated_districts(db, me, period.year)
                     districts = [d for d in districts if d["code"] in mine]
@@ -218,7 +233,7 @@ class RankingController(Controller):
                 counts=counts,
                 rows=rows,
             )
-            return doc, rows_of(rows)
+            return doc, lambda: rows_of(rows)
 
         return await respond(request, cache_of(state), key, wants_csv(request, format), render)
 
@@ -253,9 +268,11 @@ class RankingController(Controller):
             versions,
         ]
 
-        async def render() -> tuple[Any, list[dict[str, Any]]]:
+        async def render() -> tuple[Any, CsvRows]:
             async with state.pool.acquire() as db:
-                ctx = await service.context_for(db, state.settings, period, basis, indicator)
+                ctx = await service.context_for(
+                    db, state.settings, period, basis, indicator, kept_of(state)
+                )
                 only = me.id if me.role == "region_coordinator" else None
                 now = await service.region_results(db, ctx, province, only_coordinator=only)
                 before = await service.region_results(
@@ -269,7 +286,7 @@ class RankingController(Controller):
                 counts=counts,
                 rows=rows,
             )
-            return doc, rows_of(rows)
+            return doc, lambda: rows_of(rows)
 
         return await respond(request, cache_of(state), key, wants_csv(request, format), render)
 
@@ -292,9 +309,11 @@ class RankingController(Controller):
         versions = await versions_of(state, ["ID"])
         key = ["rank-p", period.as_of, period.year, indicator, basis, view_key(me), versions]
 
-        async def render() -> tuple[Any, list[dict[str, Any]]]:
+        async def render() -> tuple[Any, CsvRows]:
             async with state.pool.acquire() as db:
-                ctx = await service.context_for(db, state.settings, period, basis, indicator)
+                ctx = await service.context_for(
+                    db, state.settings, period, basis, indicator, kept_of(state)
+                )
                 now = await service.province_results(db, ctx)
                 before = await service.province_results(db, ctx, as_of=period.previous_as_of)
             rows, counts = await service.rank_areas(now, before, indicator)
@@ -305,7 +324,7 @@ class RankingController(Controller):
                 counts=counts,
                 rows=rows,
             )
-            return doc, rows_of(rows)
+            return doc, lambda: rows_of(rows)
 
         return await respond(request, cache_of(state), key, wants_csv(request, format), render)
 
