@@ -157,6 +157,7 @@ class Bench:
         self.mode = mode
         self.workdir = workdir
         self.figures: dict[str, Any] = {}
+        self.turns: dict[str, list[float]] = {}  # req/s of each turn, for paired ratios
         self.settings = settings_from_env({})
         self.ring = KeyRing(self.settings)
         self.rng = random.Random(8)
@@ -306,6 +307,7 @@ class Bench:
                 runs[name].append(drive(self.port, requests, concurrency, self.workdir))
         for name, _, concurrency in specs:
             self.figures[name] = {"concurrency": concurrency, **summarise(runs[name])}
+            self.turns[name] = [run["rps"] for run in runs[name]]
 
     def ingest_requests(self, count: int) -> list[bytes]:
         heads = list(self.data.heads.values())
@@ -537,46 +539,46 @@ async def main_async(args: argparse.Namespace) -> int:
         figures = bench.figures
         figures["server_peak_memory_mib"] = round(server_memory_kib(server.pid) / 1024, 1)
         figures["ratios"] = {
-            "ingest_api_over_direct_insert": _safe_div(
-                figures, ("ingest_signed_c64", "rps"), ("direct_insert_asyncpg_4conn", "rows_per_s")
+            "ingest_api_over_direct_insert": _ratio(
+                bench, ("ingest_signed_c64", "rps"), ("direct_insert_asyncpg_4conn", "rows_per_s")
             ),
-            "ingest_over_plain_json": _safe_div(
-                figures, ("ingest_signed_c64", "rps"), ("plain_json_health_live", "rps")
+            "ingest_over_plain_json": _ratio(
+                bench, ("ingest_signed_c64", "rps"), ("plain_json_health_live", "rps")
             ),
-            "ranking_warm_c32_over_plain_json_c32": _safe_div(
-                figures, ("ranking_national_warm_c32", "rps"), ("plain_json_health_live_c32", "rps")
+            "ranking_warm_c32_over_plain_json_c32": _ratio(
+                bench, ("ranking_national_warm_c32", "rps"), ("plain_json_health_live_c32", "rps")
             ),
-            "ranking_304_c32_over_plain_json_c32": _safe_div(
-                figures, ("ranking_national_304_c32", "rps"), ("plain_json_health_live_c32", "rps")
+            "ranking_304_c32_over_plain_json_c32": _ratio(
+                bench, ("ranking_national_304_c32", "rps"), ("plain_json_health_live_c32", "rps")
             ),
-            "ranking_304_c32_over_plain_json_c64": _safe_div(
-                figures, ("ranking_national_304_c32", "rps"), ("plain_json_health_live", "rps")
+            "ranking_304_c32_over_plain_json_c64": _ratio(
+                bench, ("ranking_national_304_c32", "rps"), ("plain_json_health_live", "rps")
             ),
-            "ranking_warm_c32_over_same_bytes_from_memory": _safe_div(
-                figures,
+            "ranking_warm_c32_over_same_bytes_from_memory": _ratio(
+                bench,
                 ("ranking_national_warm_c32", "rps"),
                 ("ranking_national_same_bytes_from_memory_c32", "rps"),
             ),
-            "scorecard_warm_c32_over_same_bytes_from_memory": _safe_div(
-                figures,
+            "scorecard_warm_c32_over_same_bytes_from_memory": _ratio(
+                bench,
                 ("scorecard_district_warm_c32", "rps"),
                 ("scorecard_district_same_bytes_from_memory_c32", "rps"),
             ),
-            "scorecard_304_c32_over_plain_json_c32": _safe_div(
-                figures,
+            "scorecard_304_c32_over_plain_json_c32": _ratio(
+                bench,
                 ("scorecard_district_304_c32", "rps"),
                 ("plain_json_health_live_c32", "rps"),
             ),
             "ranking_cold_p50_ms": figures.get("ranking_national_cold_c1", {})
             .get("p50_ms", {})
             .get("median"),
-            f"ranking_cold_p50_{mode.years}y_over_1y": _safe_div(
-                figures,
+            f"ranking_cold_p50_{mode.years}y_over_1y": _ratio(
+                bench,
                 (f"ranking_national_cold_c1_{mode.years}y", "p50_ms"),
                 ("ranking_national_cold_c1", "p50_ms"),
             ),
-            f"scorecard_cold_p50_{mode.years}y_over_1y": _safe_div(
-                figures,
+            f"scorecard_cold_p50_{mode.years}y_over_1y": _ratio(
+                bench,
                 (f"scorecard_district_cold_c1_{mode.years}y", "p50_ms"),
                 ("scorecard_district_cold_c1", "p50_ms"),
             ),
@@ -614,8 +616,14 @@ async def main_async(args: argparse.Namespace) -> int:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _safe_div(figures: dict[str, Any], a: tuple[str, str], b: tuple[str, str]) -> float | None:
+def _ratio(bench: Bench, a: tuple[str, str], b: tuple[str, str]) -> float | None:
+    """a / b. For two throughputs measured in turns, the median of the ratios of each
+    turn: both halves of a ratio then share the same moment of the shared machine."""
+    paired = [bench.turns.get(a[0]), bench.turns.get(b[0])]
     try:
+        if a[1] == b[1] == "rps" and paired[0] and paired[1]:
+            return round(statistics.median(x / y for x, y in zip(*paired, strict=True)), 3)
+        figures = bench.figures
         return round(figures[a[0]][a[1]]["median"] / figures[b[0]][b[1]]["median"], 3)
     except (KeyError, ZeroDivisionError, TypeError):
         return None
