@@ -21,8 +21,10 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.auth.tokens import KeyRing, ensure_server_key
 from api.change_feed import ChangeFeed
+from api.ingest import Appender
 from api.kept_values import KeptValues
 from api.settings import Settings
+from api.transactions import transaction
 from db import changes
 from db.areas import load_areas
 from db.migrate import migrate
@@ -57,6 +59,7 @@ def lifespan_for(settings: Settings) -> Any:
         )
         app.state.pool = pool
         feed: ChangeFeed | None = None
+        appender: Appender | None = None
         try:
             if settings.migrate_on_start:
                 await prepare_database(pool)
@@ -75,11 +78,16 @@ def lifespan_for(settings: Settings) -> Any:
                 await feed.start()
             app.state.change_feed = feed
             app.state.kept_values = KeptValues(feed, settings.kept_value_views)
+            appender = Appender(pool, settings, feed, settings.ingest_batch_max)
+            appender.start()
+            app.state.appender = appender
             # Everything allocated so far lives as long as the worker: keep the cyclic
             # collector from rescanning it on every full collection under load.
             gc.freeze()
             yield
         finally:
+            if appender is not None:
+                await appender.close()
             if feed is not None:
                 await feed.stop()
             await pool.close()
@@ -88,28 +96,10 @@ def lifespan_for(settings: Settings) -> Any:
 
 
 async def provide_connection(state: State) -> AsyncGenerator[asyncpg.Connection, None]:
-    """One pooled connection per request, in a transaction that ends with the handler.
-
-    The data versions and users it wrote are applied to this worker's change feed right
-    after the commit, so the caller's next request sees them (other workers hear of them
-    through PostgreSQL notifications).
-    """
-    pool: asyncpg.Pool = state.pool
-    written = changes.recorded_writes()
-    del written[:]  # from this transaction only
-    async with pool.acquire() as conn:
-        tx = conn.transaction()
-        await tx.start()
-        try:
-            yield conn
-        except BaseException:
-            await tx.rollback()
-            raise
-        else:
-            await tx.commit()
-    feed: ChangeFeed | None = state.change_feed
-    if feed is not None and written:
-        feed.committed(written)
+    """One pooled connection per request, in a transaction that ends with the handler
+    (see ``api.transactions``)."""
+    async with transaction(state.pool, state.change_feed) as conn:
+        yield conn
 
 
 def record_writes_middleware(app: ASGIApp) -> ASGIApp:

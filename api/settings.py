@@ -81,6 +81,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Counting values of a report's districts at a date, kept per worker while the change
     # feed is live; a district is read again only when its data version moves (0: off).
     kept_value_views: Annotated[int, msgspec.Meta(ge=0)] = 64
+    # Signed submissions arriving while a worker writes a batch are written together in
+    # the next one, at most this many per transaction (0: one transaction each).
+    ingest_batch_max: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 64
 
     @property
     def data_path(self) -> Path:

@@ -11,6 +11,7 @@ import binascii
 import json
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import jwt
@@ -95,11 +96,8 @@ def verify_with_key(
     return payload, header
 
 
-async def verify_signed_by(
-    conn: asyncpg.Connection, token: str, caller: Principal, *, typ: str
-) -> Verified:
-    """Verify a JWS the caller made now with one of their own active keys; the key stays
-    share-locked until commit, so it cannot be revoked under this transaction."""
+def checked_header(token: str, typ: str) -> tuple[dict[str, Any], str | None]:
+    """The header of a compact JWS of the expected type and an allowed algorithm, and its kid."""
     if not isinstance(token, str) or token.count(".") != 2:
         raise SignatureError("Expected a compact JWS (header.payload.signature).")
     header = unverified_header(token)
@@ -108,11 +106,56 @@ async def verify_signed_by(
     if header.get("alg") not in ("EdDSA", "ES256"):
         raise SignatureError("The JWS must use EdDSA or ES256.", extra={"alg": header.get("alg")})
     kid = header.get("kid")
-    found = await key_db.lock_for_signing(conn, kid) if isinstance(kid, str) else None
-    if found is None or found[0].owner_id != caller.id:
+    return header, kid if isinstance(kid, str) else None
+
+
+def check_holder(
+    kid: str | None, owner_id: UUID | None, revoked_at: datetime | None, caller: Principal
+) -> None:
+    """The key must be the caller's own (``owner_id`` None: no such key) and not revoked."""
+    if owner_id is None or owner_id != caller.id:
         raise SignatureError("The JWS kid is not one of your registered keys.", extra={"kid": kid})
-    key, now = found
-    if key.revoked_at is not None:
+    if revoked_at is not None:
         raise SignatureError("That key has been revoked.", extra={"kid": kid})
+
+
+async def verify_signed_by(
+    conn: asyncpg.Connection, token: str, caller: Principal, *, typ: str
+) -> Verified:
+    """Verify a JWS the caller made now with one of their own active keys; the key stays
+    share-locked until commit, so it cannot be revoked under this transaction."""
+    header, kid = checked_header(token, typ)
+    found = await key_db.lock_for_signing(conn, kid) if kid is not None else None
+    key = found[0] if found else None
+    check_holder(kid, key.owner_id if key else None, key.revoked_at if key else None, caller)
+    assert found is not None
+    key, now = found
     payload, header = verify_with_key(token, key, header)
     return Verified(payload, header, key, now)
+
+
+# Registered keys by kid, per worker, for checks made before any lock is taken. A kid is
+# its key's thumbprint and a revocation is never undone, so a copy can only be behind on
+# a revocation, which the locked check that follows (``check_holder`` again) catches.
+_KNOWN_KEYS: dict[str, key_db.SigningKey] = {}
+
+
+async def verify_before_locking(
+    pool: asyncpg.Pool, token: str, caller: Principal, *, typ: str
+) -> tuple[bytes, key_db.SigningKey]:
+    """Verify a JWS with the worker's copy of the caller's key, without a transaction.
+
+    The caller must still lock the key and call ``check_holder`` before storing anything.
+    """
+    header, kid = checked_header(token, typ)
+    key = _KNOWN_KEYS.get(kid) if kid is not None else None
+    if key is None and kid is not None:
+        key = await key_db.get_key(pool, kid)
+        if key is not None:
+            if len(_KNOWN_KEYS) >= 4096:
+                _KNOWN_KEYS.pop(next(iter(_KNOWN_KEYS)))
+            _KNOWN_KEYS[kid] = key
+    check_holder(kid, key.owner_id if key else None, key.revoked_at if key else None, caller)
+    assert key is not None
+    payload, _ = verify_with_key(token, key, header)
+    return payload, key

@@ -43,8 +43,9 @@ from api.schemas.submissions import (
     ValueOut,
 )
 from api.settings import Settings
-from api.signatures import verify_signed_by
+from api.signatures import verify_before_locking, verify_signed_by
 from db import idempotency as idem_db
+from db import ledger as ledger_db
 from db import submissions as sub_db
 from db import users as user_db
 from db import versions
@@ -161,6 +162,18 @@ class SubmitResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # -- pure rules ------------------------------------------------------------------------
+
+
+def replay(stored_sha256: str, status_code: int, response: bytes, fingerprint: str) -> SubmitResult:
+    """The first response again for a retry with the same body; another body is refused."""
+    if stored_sha256 != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was used with another body; use a new key."
+        )
+    first = msgspec.json.decode(response)
+    return SubmitResult(
+        status_code=status_code, body=response, submission_id=UUID(first["id"]), replayed=True
+    )
 
 
 def check_media_type(content_type: str | None) -> None:
@@ -324,6 +337,11 @@ async def detail(conn: asyncpg.Connection, row: sub_db.SubmissionRow) -> Submiss
     )
 
 
+def created_response(new: sub_db.NewSubmission) -> bytes:
+    """The 201 body for a new entry, as ``GET /v1/submissions/{id}`` would answer."""
+    return msgspec.json.encode(_new_detail(new))
+
+
 def _new_detail(new: sub_db.NewSubmission) -> SubmissionDetail:
     """The stored submission as ``detail`` would read it back, built from what was just
     written (a new entry is received, counting, unreviewed and superseded by nothing)."""
@@ -394,7 +412,7 @@ def _decode(raw: bytes) -> tuple[SubmissionPayload, dict[str, Any]]:
 
 
 async def _check_submitter(
-    conn: asyncpg.Connection, caller: Principal, payload: SubmissionPayload
+    conn: asyncpg.Connection | asyncpg.Pool, caller: Principal, payload: SubmissionPayload
 ) -> None:
     """District heads report for their district (or a division of it); division heads for
     their own division. A district outside the caller's scope is not found."""
@@ -415,7 +433,9 @@ async def _check_submitter(
         raise Forbidden(f"The role {caller.role!r} may not submit progress.")
 
 
-async def _check_indicators(conn: asyncpg.Connection, payload: SubmissionPayload) -> None:
+async def _check_indicators(
+    conn: asyncpg.Connection | asyncpg.Pool, payload: SubmissionPayload
+) -> None:
     codes = sorted(payload.values)
     unknown = sorted(set(codes) - await sub_db.known_indicators(conn, codes))
     if unknown:
@@ -448,6 +468,122 @@ async def _superseded_target(
     return target
 
 
+def new_entry(
+    *,
+    caller: Principal,
+    payload: SubmissionPayload,
+    signed: dict[str, Any],
+    token: str,
+    kid: str,
+    head: ledger_db.Head,
+    previous: dict[str, sub_db.Previous],
+    now: datetime,
+    settings: Settings,
+    target: sub_db.SubmissionRow | None = None,
+) -> sub_db.NewSubmission:
+    """The ledger entry for a checked submission appended after ``head``, flagged against
+    ``previous`` (per indicator, the latest counting value it is compared with)."""
+    values = [
+        sub_db.NewValue(
+            indicator_code=code,
+            numerator=value.numerator,
+            denominator=value.denominator,
+            stated_pct=value.stated_pct,
+            channels=msgspec.to_builtins(value.channels),
+            flags=value_flags(value, previous.get(code), settings),
+        )
+        for code, value in sorted(payload.values.items())
+    ]
+    flags: set[str] = {f for v in values for f in v.flags}
+    if is_late(payload.as_of, now, settings.reporting_deadline_day):
+        flags.add("late")
+    return sub_db.NewSubmission(
+        id=uuid.uuid4(),
+        district_code=payload.district,
+        division_id=payload.division,
+        seq=head.seq + 1,
+        prev_hash=head.hash,
+        hash=entry_hash(head.hash, token),
+        jws=token,
+        payload=signed,
+        jti=payload.jti,
+        iat=datetime.fromtimestamp(payload.iat, UTC),
+        as_of=payload.as_of,
+        submitter_id=caller.id,
+        kid=kid,
+        received_at=now,
+        flags=ordered_flags(flags),
+        note=payload.note,
+        supersedes_id=target.id if target else None,
+        supersede_reason=payload.supersedes.reason if payload.supersedes else None,
+        values=values,
+    )
+
+
+class Prepared(msgspec.Struct, frozen=True, kw_only=True):
+    """A submission that passed every check needing no lock, with what a batch needs to
+    finish it, and the request itself, to append it on its own if the batch fails."""
+
+    caller: Principal
+    body: bytes
+    content_type: str | None
+    idempotency_key: str | None
+    fingerprint: str
+    token: str
+    kid: str
+    payload: SubmissionPayload
+    signed: dict[str, Any]
+
+
+async def prepare(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    caller: Principal,
+    body: bytes,
+    *,
+    content_type: str | None,
+    idempotency_key: str | None,
+) -> Prepared | SubmitResult:
+    """Check what can be checked before a batch takes its locks: the media type, the
+    signature (with the worker's copy of the key), the payload, the scope, the indicators.
+
+    When one of these fails for a request with an ``Idempotency-Key`` that was already
+    answered, the retry gets its first answer (as ``submit``, which looks first), so a
+    key revoked since then does not turn a stored report into an error.
+    """
+    check_media_type(content_type)
+    fingerprint = hashlib.sha256(body.strip()).hexdigest()
+    if idempotency_key is not None:
+        check_idempotency_key(idempotency_key)
+    try:
+        token = _compact(body)
+        raw, key = await verify_before_locking(pool, token, caller, typ=SUBMISSION_TYP)
+        payload, signed = _decode(raw)
+        await _check_submitter(pool, caller, payload)
+        await _check_indicators(pool, payload)
+    except ApiError:
+        if idempotency_key is not None:
+            record = await idem_db.find(
+                pool, caller.id, idempotency_key, ttl_s=settings.idempotency_ttl_s
+            )
+            if record is not None:
+                return replay(
+                    record.request_sha256, record.status_code, record.response, fingerprint
+                )
+        raise
+    return Prepared(
+        caller=caller,
+        body=body,
+        content_type=content_type,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
+        token=token,
+        kid=key.kid,
+        payload=payload,
+        signed=signed,
+    )
+
+
 async def submit(
     conn: asyncpg.Connection,
     settings: Settings,
@@ -474,17 +610,7 @@ async def submit(
             conn, caller.id, idempotency_key, ttl_s=settings.idempotency_ttl_s
         )
         if record is not None:
-            if record.request_sha256 != fingerprint:
-                raise IdempotencyKeyReused(
-                    "This Idempotency-Key was used with another body; use a new key."
-                )
-            first = msgspec.json.decode(record.response)
-            return SubmitResult(
-                status_code=record.status_code,
-                body=record.response,
-                submission_id=UUID(first["id"]),
-                replayed=True,
-            )
+            return replay(record.request_sha256, record.status_code, record.response, fingerprint)
 
     token = _compact(body)
     # The key stays locked until commit; received_at is the database clock read after
@@ -520,46 +646,19 @@ async def submit(
             as_of=payload.as_of,
             excluding=target.id if target else None,
         )
-    values = [
-        sub_db.NewValue(
-            indicator_code=code,
-            numerator=value.numerator,
-            denominator=value.denominator,
-            stated_pct=value.stated_pct,
-            channels=msgspec.to_builtins(value.channels),
-            flags=value_flags(value, previous.get(code), settings),
-        )
-        for code, value in sorted(payload.values.items())
-    ]
-    flags: set[str] = {f for v in values for f in v.flags}
-    if is_late(payload.as_of, now, settings.reporting_deadline_day):
-        flags.add("late")
-
-    submission_id = uuid.uuid4()
-    seq = head.seq + 1
-    digest = entry_hash(head.hash, token)
-    new = sub_db.NewSubmission(
-        id=submission_id,
-        district_code=payload.district,
-        division_id=payload.division,
-        seq=seq,
-        prev_hash=head.hash,
-        hash=digest,
-        jws=token,
-        payload=signed,
-        jti=payload.jti,
-        iat=datetime.fromtimestamp(payload.iat, UTC),
-        as_of=payload.as_of,
-        submitter_id=caller.id,
+    new = new_entry(
+        caller=caller,
+        payload=payload,
+        signed=signed,
+        token=token,
         kid=verified.key.kid,
-        received_at=now,
-        flags=ordered_flags(flags),
-        note=payload.note,
-        supersedes_id=target.id if target else None,
-        supersede_reason=payload.supersedes.reason if payload.supersedes else None,
-        values=values,
+        head=head,
+        previous=previous,
+        now=now,
+        settings=settings,
+        target=target,
     )
-    response = msgspec.json.encode(_new_detail(new))
+    response = created_response(new)
     answer = (
         None
         if idempotency_key is None
@@ -567,10 +666,8 @@ async def submit(
             key=idempotency_key, request_sha256=fingerprint, status_code=201, response=response
         )
     )
-    if idempotency_key is not None and monotonic() - _last_purge >= settings.idempotency_purge_s:
-        _purged(
-            await idem_db.purge_expired(conn, ttl_s=settings.idempotency_ttl_s, limit=_PURGE_BATCH)
-        )
+    if idempotency_key is not None:
+        await purge_if_due(conn, settings)
     try:
         # The entry, its values, the ledger head, the answer and the data version (whose
         # row stays locked until commit: nothing slow comes after this).
@@ -580,8 +677,8 @@ async def submit(
             raise JtiReplayed("A submission with this jti was already received.") from None
         raise
     if target is not None:
-        await sub_db.mark_superseded(conn, target.id, submission_id)
-    return SubmitResult(status_code=201, body=response, submission_id=submission_id, replayed=False)
+        await sub_db.mark_superseded(conn, target.id, new.id)
+    return SubmitResult(status_code=201, body=response, submission_id=new.id, replayed=False)
 
 
 # Expired Idempotency-Key records are deleted in batches by keyed submissions, at most
@@ -591,9 +688,13 @@ _PURGE_BATCH = 500
 _last_purge = -math.inf
 
 
-def _purged(count: int) -> None:
+async def purge_if_due(conn: asyncpg.Connection, settings: Settings) -> None:
     global _last_purge
-    _last_purge = -math.inf if count >= _PURGE_BATCH else monotonic()
+    if monotonic() - _last_purge >= settings.idempotency_purge_s:
+        count = await idem_db.purge_expired(
+            conn, ttl_s=settings.idempotency_ttl_s, limit=_PURGE_BATCH
+        )
+        _last_purge = -math.inf if count >= _PURGE_BATCH else monotonic()
 
 
 # -- reviewing -------------------------------------------------------------------------

@@ -29,7 +29,7 @@ async def lock(conn: asyncpg.Connection, user_id: UUID, key: str) -> None:
 
 
 async def find(
-    conn: asyncpg.Connection, user_id: UUID, key: str, *, ttl_s: int
+    conn: asyncpg.Connection | asyncpg.Pool, user_id: UUID, key: str, *, ttl_s: int
 ) -> IdempotencyRecord | None:
     """The live record for (user, key); one older than ``ttl_s`` no longer counts."""
     row = await conn.fetchrow(

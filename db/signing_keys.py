@@ -72,7 +72,7 @@ async def lock_for_signing(
     return msgspec.convert(found, SigningKey), now
 
 
-async def get_key(conn: asyncpg.Connection, kid: str) -> SigningKey | None:
+async def get_key(conn: asyncpg.Connection | asyncpg.Pool, kid: str) -> SigningKey | None:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM signing_keys WHERE kid = $1", kid)
     return msgspec.convert(dict(row), SigningKey) if row else None
 

@@ -139,7 +139,7 @@ _HEAD_COLUMNS = (
 _KNOWN_INDICATORS: set[str] = set()
 
 
-async def known_indicators(conn: asyncpg.Connection, codes: list[str]) -> set[str]:
+async def known_indicators(conn: asyncpg.Connection | asyncpg.Pool, codes: list[str]) -> set[str]:
     """The codes that are in the catalogue. Codes seen before are answered from memory
     (every report names the same few); an unseen code is looked up, so an indicator
     added a moment ago is accepted at once."""

@@ -148,5 +148,7 @@ async def update_user(
     return _user(row)
 
 
-async def division_district(conn: asyncpg.Connection, division_id: UUID) -> str | None:
+async def division_district(
+    conn: asyncpg.Connection | asyncpg.Pool, division_id: UUID
+) -> str | None:
     return await conn.fetchval("SELECT district_code FROM divisions WHERE id = $1", division_id)

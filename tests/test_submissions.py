@@ -495,17 +495,23 @@ async def test_a_failure_after_the_insert_leaves_no_partial_row(
     await submit(client, app, signer)
     before = await stored_counts(conn)
 
+    from db import appends
     from db import submissions as sub_db
 
-    written = sub_db.append_submission
+    def crashing(write: Any) -> Any:
+        async def crash(*args: Any, **kwargs: Any) -> None:
+            await write(*args, **kwargs)
+            raise RuntimeError("the server died mid-request")
 
-    async def crash(*args: Any, **kwargs: Any) -> None:
-        await written(*args, **kwargs)
-        raise RuntimeError("the server died mid-request")
+        return crash
 
     # Everything is written, then the request fails before its commit: the entry, its
-    # values, the head, the Idempotency-Key answer and the version must all vanish.
-    monkeypatch.setattr("api.submissions.sub_db.append_submission", crash)
+    # values, the head, the Idempotency-Key answer and the version must all vanish. The
+    # batch fails so, then the submission on its own (api.ingest falls back to that).
+    monkeypatch.setattr("api.ingest.appends.write", crashing(appends.write))
+    monkeypatch.setattr(
+        "api.submissions.sub_db.append_submission", crashing(sub_db.append_submission)
+    )
     response = await post_jws(client, app, signer.person, signer.sign(), idempotency_key="k")
     assert response.status_code == 500
     assert await stored_counts(conn) == before

@@ -23,6 +23,7 @@ from litestar.params import (
 )
 
 from api import submissions
+from api.ingest import Appender
 from api.ledger import verify_district
 from api.pagination import PageOutOfRange
 from api.routes.users import caller
@@ -77,7 +78,6 @@ class SubmissionController(Controller):
     async def submit(
         self,
         request: Request[Any, Any, Any],
-        db: NamedDependency[asyncpg.Connection],
         state: State,
         body: RawBody,
         idempotency_key: Annotated[
@@ -89,9 +89,8 @@ class SubmissionController(Controller):
         A retry with the same ``Idempotency-Key`` and body answers the first response
         again (header ``Idempotent-Replayed: true``) and stores nothing new.
         """
-        result = await submissions.submit(
-            db,
-            state.settings,
+        appender: Appender = state.appender
+        result = await appender.receive(
             caller(request),
             bytes(body),
             content_type=request.headers.get("content-type"),

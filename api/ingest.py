@@ -1,0 +1,358 @@
+"""Group commit for signed submissions: each worker appends, in one transaction, the
+submissions that arrived while its previous batch was being written.
+
+One transaction per submission spent most of its time, in PostgreSQL and in the
+worker, on round trips, statement starts and commits rather than on the rows. A batch
+takes the locks a single append takes (``db.appends``), then checks each submission in
+arrival order against the heads, keys, stored answers and values it holds, as
+``api.submissions.submit`` would, and writes all the accepted ones in one statement.
+A submission refused in the batch gets its own problem and writes nothing; the others
+are not affected. When the batch transaction fails as a whole, nothing of it was
+committed, and each submission is appended again on its own (``submit``), so one bad
+submission cannot fail its neighbours. Corrections (``supersedes``) always take the
+single path: they lock the submission they correct, which a batch does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from uuid import UUID
+
+import asyncpg
+
+from api.auth.principal import Principal
+from api.change_feed import ChangeFeed
+from api.errors import ApiError
+from api.settings import Settings
+from api.signatures import check_holder
+from api.submissions import (
+    JtiReplayed,
+    Prepared,
+    SubmitResult,
+    check_times,
+    created_response,
+    new_entry,
+    prepare,
+    purge_if_due,
+    replay,
+    submit,
+)
+from api.transactions import transaction
+from db import appends, changes
+from db import submissions as sub_db
+from db.idempotency import IdempotencyRecord
+from db.ledger import Head
+
+log = logging.getLogger("kinerja.ingest")
+
+
+class AppenderClosed(ApiError):
+    status_code = 503
+    slug = "shutting-down"
+    title = "The service is shutting down"
+
+
+@dataclass(eq=False, slots=True)
+class _Pending:
+    job: Prepared
+    future: asyncio.Future[SubmitResult]
+
+
+@dataclass(slots=True)
+class _Written:
+    """A value appended earlier in the same batch, for the flags of later ones."""
+
+    as_of: date
+    seq: int
+    numerator: int
+    denominator: int
+
+
+@dataclass
+class _Batch:
+    """What one batch holds and has decided so far; ``add`` mirrors ``submit``."""
+
+    settings: Settings
+    heads: dict[str, Head]
+    keys: dict[str, appends.KeyState]
+    now: datetime
+    jtis: set[UUID]
+    records: dict[tuple[UUID, str], IdempotencyRecord]
+    prior: dict[int, appends.PriorValue]
+    entries: list[sub_db.NewSubmission] = field(default_factory=list)
+    answers: list[tuple[UUID, sub_db.IdempotentAnswer]] = field(default_factory=list)
+    moved: set[str] = field(default_factory=set)
+    written: dict[tuple[str, UUID | None, str], list[_Written]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+
+    def add(self, job: Prepared, first_probe: int) -> SubmitResult:
+        caller, payload = job.caller, job.payload
+        key = (caller.id, job.idempotency_key or "")
+        if job.idempotency_key is not None:
+            record = self.records.get(key)
+            if record is not None:
+                return replay(
+                    record.request_sha256, record.status_code, record.response, job.fingerprint
+                )
+        held = self.keys.get(job.kid)
+        check_holder(
+            job.kid, held.owner_id if held else None, held.revoked_at if held else None, caller
+        )
+        check_times(payload, self.now, self.settings)
+        if payload.jti in self.jtis:
+            raise JtiReplayed("A submission with this jti was already received.")
+        new = new_entry(
+            caller=caller,
+            payload=payload,
+            signed=job.signed,
+            token=job.token,
+            kid=job.kid,
+            head=self.heads[payload.district],
+            previous=self._previous(job, first_probe),
+            now=self.now,
+            settings=self.settings,
+        )
+        response = created_response(new)
+        self.entries.append(new)
+        self.heads[new.district_code] = Head(
+            district_code=new.district_code, seq=new.seq, hash=new.hash
+        )
+        self.moved.add(new.district_code)
+        self.jtis.add(new.jti)
+        for v in new.values:
+            self.written[(new.district_code, new.division_id, v.indicator_code)].append(
+                _Written(new.as_of, new.seq, v.numerator, v.denominator)
+            )
+        if job.idempotency_key is not None:
+            answer = sub_db.IdempotentAnswer(
+                key=job.idempotency_key,
+                request_sha256=job.fingerprint,
+                status_code=201,
+                response=response,
+            )
+            self.answers.append((caller.id, answer))
+            # A later request of this batch with the same key is a retry of this one.
+            self.records[key] = IdempotencyRecord(
+                request_sha256=job.fingerprint,
+                status_code=201,
+                response=response,
+                created_at=self.now,
+            )
+        return SubmitResult(status_code=201, body=response, submission_id=new.id, replayed=False)
+
+    def _previous(self, job: Prepared, first_probe: int) -> dict[str, sub_db.Previous]:
+        """Per indicator, the latest counting value as of the report's date: the stored
+        one read after the locks, or one appended earlier in this batch (always later in
+        the chain, so it wins on the same date)."""
+        payload = job.payload
+        found: dict[str, sub_db.Previous] = {}
+        for offset, code in enumerate(sorted(payload.values)):
+            best: _Written | None = None
+            stored = self.prior.get(first_probe + offset)
+            if stored is not None:
+                best = _Written(stored.as_of, stored.seq, stored.numerator, stored.denominator)
+            for w in self.written.get((payload.district, payload.division, code), ()):
+                if w.as_of <= payload.as_of and (
+                    best is None or (w.as_of, w.seq) > (best.as_of, best.seq)
+                ):
+                    best = w
+            if best is not None:
+                found[code] = sub_db.Previous(
+                    indicator_code=code, numerator=best.numerator, denominator=best.denominator
+                )
+        return found
+
+
+async def settle(
+    conn: asyncpg.Connection, settings: Settings, jobs: list[Prepared]
+) -> tuple[list[SubmitResult | ApiError], dict[str, int]]:
+    """Check and write ``jobs`` in the caller's transaction: each one's outcome, in order,
+    and the data versions written."""
+    keyed = [j for j in jobs if j.idempotency_key is not None]
+    if keyed:
+        await appends.lock_idempotency(
+            conn,
+            [appends.idempotency_lock_name(j.caller.id, j.idempotency_key or "") for j in keyed],
+        )
+    heads, created = await appends.lock_heads(conn, sorted({j.payload.district for j in jobs}))
+    keys = await appends.lock_keys(conn, sorted({j.kid for j in jobs}))
+    probes: list[appends.Probe] = []
+    firsts: list[int] = []
+    for j in jobs:
+        firsts.append(len(probes))
+        p = j.payload
+        probes += [
+            appends.Probe(p.district, p.division, code, p.as_of) for code in sorted(p.values)
+        ]
+    now, seen, prior = await appends.read_after_locks(conn, [j.payload.jti for j in jobs], probes)
+    records = {}
+    if keyed:
+        pairs = sorted({(j.caller.id, j.idempotency_key or "") for j in keyed})
+        records = await appends.idempotency_records(conn, pairs, ttl_s=settings.idempotency_ttl_s)
+        await purge_if_due(conn, settings)
+    batch = _Batch(
+        settings=settings,
+        heads=heads,
+        keys=keys,
+        now=now,
+        jtis=seen,
+        records=records,
+        prior={p.index: p for p in prior},
+    )
+    outcomes: list[SubmitResult | ApiError] = []
+    for job, first in zip(jobs, firsts, strict=True):
+        try:
+            outcomes.append(batch.add(job, first))
+        except ApiError as exc:
+            outcomes.append(exc)
+    if unused := sorted(set(created) - batch.moved):
+        await appends.forget_heads(conn, unused)
+    if not batch.entries:
+        return outcomes, {}
+    moved = [batch.heads[d] for d in sorted(batch.moved)]
+    versions = await appends.write(conn, batch.entries, moved, batch.answers)
+    return outcomes, versions
+
+
+class Appender:
+    """A worker's queue of checked submissions and the task that writes them in batches
+    of at most ``batch_max``; one batch is written at a time, and whatever arrives
+    meanwhile makes the next one."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, settings: Settings, feed: ChangeFeed | None, batch_max: int
+    ) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._feed = feed
+        self._batch_max = batch_max
+        self._queue: list[_Pending] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        #: Counters for tests and diagnostics.
+        self.batches = 0
+        self.largest = 0
+        self.fallbacks = 0
+
+    def start(self) -> None:
+        if self._batch_max == 0:
+            return
+        # A context of its own: the writes a batch records must not land in the record
+        # of whichever request happened to start the task.
+        self._task = asyncio.get_running_loop().create_task(
+            self._loop(), context=contextvars.Context()
+        )
+
+    async def close(self) -> None:
+        """Write what is queued, then stop; later appends are refused (503)."""
+        self._closing = True
+        if self._task is not None:
+            self._wake.set()
+            await self._task
+
+    async def receive(
+        self,
+        caller: Principal,
+        body: bytes,
+        *,
+        content_type: str | None,
+        idempotency_key: str | None,
+    ) -> SubmitResult:
+        """Check a signed submission and append it, in a batch unless batching is off
+        (``batch_max`` 0) or it corrects another submission."""
+        if self._batch_max > 0:
+            prepared = await prepare(
+                self._pool,
+                self._settings,
+                caller,
+                body,
+                content_type=content_type,
+                idempotency_key=idempotency_key,
+            )
+            if isinstance(prepared, SubmitResult):
+                return prepared
+            if prepared.payload.supersedes is None:
+                return await self.append(prepared)
+        async with transaction(self._pool, self._feed) as conn:
+            return await submit(
+                conn,
+                self._settings,
+                caller,
+                body,
+                content_type=content_type,
+                idempotency_key=idempotency_key,
+            )
+
+    async def append(self, job: Prepared) -> SubmitResult:
+        if self._closing or self._task is None or self._task.done():  # off, or stopped
+            raise AppenderClosed("The service is shutting down; send the report again shortly.")
+        future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(job, future))
+        self._wake.set()
+        return await future
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                taken = self._queue[: self._batch_max]
+                del self._queue[: self._batch_max]
+                batch = [p for p in taken if not p.future.done()]  # cancelled: never sent
+                if batch:
+                    await self._run(batch)
+            if self._closing:
+                return
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        changes.record_writes()
+        try:
+            async with self._pool.acquire() as conn:
+                async with conn.transaction():
+                    outcomes, versions = await settle(conn, self._settings, [p.job for p in batch])
+        except Exception:
+            log.warning(
+                "an ingest batch of %d failed; appending each on its own", len(batch), exc_info=True
+            )
+            self.fallbacks += 1
+            for pending in batch:
+                await self._single(pending)
+            return
+        self.batches += 1
+        self.largest = max(self.largest, len(batch))
+        if self._feed is not None and versions:
+            self._feed.committed(versions.items())
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if pending.future.done():
+                continue
+            if isinstance(outcome, ApiError):
+                pending.future.set_exception(outcome)
+            else:
+                pending.future.set_result(outcome)
+
+    async def _single(self, pending: _Pending) -> None:
+        job = pending.job
+        changes.record_writes()
+        try:
+            async with transaction(self._pool, self._feed) as conn:
+                result = await submit(
+                    conn,
+                    self._settings,
+                    job.caller,
+                    job.body,
+                    content_type=job.content_type,
+                    idempotency_key=job.idempotency_key,
+                )
+        except Exception as exc:
+            if not pending.future.done():
+                pending.future.set_exception(exc)
+        else:
+            if not pending.future.done():
+                pending.future.set_result(result)

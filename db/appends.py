@@ -1,0 +1,292 @@
+"""Many submissions appended in one transaction: the SQL of the ingest batch.
+
+A batch takes, in this order, the locks a single append takes (``db.submissions``):
+Idempotency-Key locks, then ledger heads, then each district's latest-values lock,
+then (in the write) its data version; every set in sorted order, so two batches, or a
+batch and a single append or a review, always take shared locks in the same order and
+cannot deadlock. The values an append compares with are read only after the locks, in
+a statement of their own, so its snapshot already sees everything committed before.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from db import ledger as ledger_db
+from db.idempotency import IdempotencyRecord
+from db.submissions import IdempotentAnswer, NewSubmission
+
+
+class KeyState(msgspec.Struct, frozen=True, kw_only=True):
+    """What a batch re-checks of a signing key, once it holds it."""
+
+    kid: str
+    owner_id: UUID
+    revoked_at: datetime | None
+
+
+class PriorValue(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """The latest counting value for probe ``index``, with its place in time."""
+
+    index: int
+    numerator: int
+    denominator: int
+    as_of: date
+    seq: int
+
+
+class Probe(msgspec.Struct, frozen=True):
+    """Which counting value a new report is compared with."""
+
+    district_code: str
+    division_id: UUID | None
+    indicator_code: str
+    as_of: date
+
+
+def idempotency_lock_name(user_id: UUID, key: str) -> str:
+    """The advisory lock name ``db.idempotency.lock`` takes for (user, key)."""
+    return f"idempotency:{user_id}:{key}"
+
+
+async def lock_idempotency(conn: asyncpg.Connection, names: list[str]) -> None:
+    await conn.execute(
+        "SELECT count(pg_advisory_xact_lock(hashtextextended(n, 0))) "
+        "FROM (SELECT DISTINCT n FROM unnest($1::text[]) AS n ORDER BY n) s",
+        names,
+    )
+
+
+_LOCK_HEADS = """
+WITH heads AS MATERIALIZED (
+    SELECT district_code, seq, hash FROM ledger_heads
+    WHERE district_code = ANY($1::text[]) ORDER BY district_code FOR UPDATE
+)
+SELECT district_code, seq, hash,
+       pg_advisory_xact_lock(hashtext('kinerja.latest:' || district_code)) IS NULL AS held
+FROM heads ORDER BY district_code
+"""
+
+
+async def lock_heads(
+    conn: asyncpg.Connection, districts: list[str]
+) -> tuple[dict[str, ledger_db.Head], list[str]]:
+    """Lock the districts' ledger heads, then their latest-values locks, all in district
+    order; heads missing are made at genesis first, and their districts returned too."""
+    rows = await conn.fetch(_LOCK_HEADS, districts)
+    created: list[str] = []
+    if len(rows) < len(districts):
+        created = await conn.fetchval(
+            "WITH made AS (INSERT INTO ledger_heads (district_code, seq, hash) "
+            "SELECT d, 0, $2 FROM unnest($1::text[]) AS d ORDER BY d "
+            "ON CONFLICT (district_code) DO NOTHING RETURNING district_code) "
+            "SELECT coalesce(array_agg(district_code), '{}') FROM made",
+            districts,
+            ledger_db.GENESIS_HASH,
+        )
+        rows = await conn.fetch(_LOCK_HEADS, districts)
+    heads = {
+        r["district_code"]: ledger_db.Head(
+            district_code=r["district_code"], seq=r["seq"], hash=r["hash"]
+        )
+        for r in rows
+    }
+    return heads, list(created)
+
+
+async def forget_heads(conn: asyncpg.Connection, districts: list[str]) -> None:
+    """Remove genesis heads this transaction made for districts it then wrote nothing to,
+    so a batch whose submissions were all refused leaves nothing behind."""
+    await conn.execute(
+        "DELETE FROM ledger_heads WHERE district_code = ANY($1::text[]) AND seq = 0", districts
+    )
+
+
+async def lock_keys(conn: asyncpg.Connection, kids: list[str]) -> dict[str, KeyState]:
+    """Share-lock the signing keys until commit, so none is revoked under the batch."""
+    rows = await conn.fetch(
+        "SELECT kid, owner_id, revoked_at FROM signing_keys "
+        "WHERE kid = ANY($1::text[]) ORDER BY kid FOR SHARE",
+        kids,
+    )
+    return {
+        r["kid"]: KeyState(kid=r["kid"], owner_id=r["owner_id"], revoked_at=r["revoked_at"])
+        for r in rows
+    }
+
+
+# Per probe, the latest counting value (one index probe: district-level and division
+# reports are separate branches, so each uses the partial index on equality).
+_READ = """
+SELECT clock_timestamp() AS now,
+       (SELECT coalesce(array_agg(jti), '{}') FROM submissions WHERE jti = ANY($1::uuid[]))
+           AS seen,
+       (SELECT coalesce(jsonb_agg(jsonb_build_array(q.i - 1, p.numerator, p.denominator,
+                                                    p.as_of, p.seq)), '[]')
+        FROM unnest($2::text[], $3::uuid[], $4::text[], $5::date[]) WITH ORDINALITY
+             AS q(district_code, division_id, indicator_code, as_of, i)
+        CROSS JOIN LATERAL (
+            (SELECT v.numerator, v.denominator, v.as_of, v.seq FROM submission_values v
+             WHERE q.division_id IS NULL AND v.district_code = q.district_code
+               AND v.indicator_code = q.indicator_code AND v.division_id IS NULL
+               AND v.as_of <= q.as_of AND v.counting
+             ORDER BY v.as_of DESC, v.seq DESC LIMIT 1)
+            UNION ALL
+            (SELECT v.numerator, v.denominator, v.as_of, v.seq FROM submission_values v
+             WHERE q.division_id IS NOT NULL AND v.district_code = q.district_code
+               AND v.indicator_code = q.indicator_code AND v.division_id = q.division_id
+               AND v.as_of <= q.as_of AND v.counting
+             ORDER BY v.as_of DESC, v.seq DESC LIMIT 1)
+        ) p) AS previous
+"""
+
+
+async def read_after_locks(
+    conn: asyncpg.Connection, jtis: list[UUID], probes: list[Probe]
+) -> tuple[datetime, set[UUID], list[PriorValue]]:
+    """The database clock (after every lock is held), which of ``jtis`` are stored
+    already, and the latest counting value for each probe that has one."""
+    row = await conn.fetchrow(
+        _READ,
+        jtis,
+        [p.district_code for p in probes],
+        [p.division_id for p in probes],
+        [p.indicator_code for p in probes],
+        [p.as_of for p in probes],
+    )
+    assert row is not None
+    return row["now"], set(row["seen"]), msgspec.convert(row["previous"], list[PriorValue])
+
+
+async def idempotency_records(
+    conn: asyncpg.Connection, pairs: list[tuple[UUID, str]], *, ttl_s: int
+) -> dict[tuple[UUID, str], IdempotencyRecord]:
+    """The live records among (user, key) pairs (see ``db.idempotency.find``)."""
+    rows = await conn.fetch(
+        "SELECT i.user_id, i.key, i.request_sha256, i.status_code, i.response, i.created_at "
+        "FROM idempotency_keys i JOIN unnest($1::uuid[], $2::text[]) AS p(user_id, key) "
+        "ON i.user_id = p.user_id AND i.key = p.key "
+        "WHERE i.created_at > now() - make_interval(secs => $3)",
+        [u for u, _ in pairs],
+        [k for _, k in pairs],
+        float(ttl_s),
+    )
+    found = {}
+    for r in rows:
+        record = dict(r)
+        pair = (record.pop("user_id"), record.pop("key"))
+        found[pair] = msgspec.convert(record, IdempotencyRecord)
+    return found
+
+
+# Everything the batch's accepted submissions write, in one statement: the entries, their
+# values (the latest-values trigger runs once for all of them), each district's ledger
+# head, the Idempotency-Key answers, and each district's data version (in district
+# order, after the heads and latest-values locks the batch already holds).
+_WRITE = """
+WITH entry AS (
+    INSERT INTO submissions (id, district_code, division_id, seq, prev_hash, hash, jws,
+        payload, jti, iat, as_of, submitter_id, kid, received_at, flags, note,
+        supersedes_id, supersede_reason)
+    SELECT e.id, e.district_code, e.division_id, e.seq, e.prev_hash, e.hash, e.jws,
+           e.payload, e.jti, e.iat, e.as_of, e.submitter_id, e.kid, e.received_at,
+           string_to_array(e.flags, ','), e.note, NULL, NULL
+    FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[], $5::text[], $6::text[],
+                $7::text[], $8::jsonb[], $9::uuid[], $10::timestamptz[], $11::date[],
+                $12::uuid[], $13::text[], $14::timestamptz[], $15::text[], $16::text[])
+         AS e(id, district_code, division_id, seq, prev_hash, hash, jws, payload, jti, iat,
+              as_of, submitter_id, kid, received_at, flags, note)
+), vals AS (
+    INSERT INTO submission_values (submission_id, indicator_code, district_code, division_id,
+        as_of, seq, numerator, denominator, stated_pct, channels, flags)
+    SELECT v.submission_id, v.indicator_code, v.district_code, v.division_id, v.as_of, v.seq,
+           v.numerator, v.denominator, v.stated_pct, v.channels, string_to_array(v.flags, ',')
+    FROM unnest($17::uuid[], $18::text[], $19::text[], $20::uuid[], $21::date[], $22::bigint[],
+                $23::bigint[], $24::bigint[], $25::numeric[], $26::jsonb[], $27::text[])
+         AS v(submission_id, indicator_code, district_code, division_id, as_of, seq,
+              numerator, denominator, stated_pct, channels, flags)
+), head AS (
+    UPDATE ledger_heads h SET seq = n.seq, hash = n.hash, updated_at = now()
+    FROM unnest($28::text[], $29::bigint[], $30::text[]) AS n(district_code, seq, hash)
+    WHERE h.district_code = n.district_code
+), answer AS (
+    INSERT INTO idempotency_keys (user_id, key, request_sha256, status_code, response)
+    SELECT * FROM unnest($31::uuid[], $32::text[], $33::text[], $34::int[], $35::bytea[])
+    ON CONFLICT (user_id, key) DO UPDATE SET
+        request_sha256 = EXCLUDED.request_sha256, status_code = EXCLUDED.status_code,
+        response = EXCLUDED.response, created_at = now()
+)
+INSERT INTO data_versions AS dv (area_code, version, changed_at)
+SELECT d, 1, now() FROM unnest($28::text[]) AS d ORDER BY d
+ON CONFLICT (area_code) DO UPDATE SET version = dv.version + 1, changed_at = now()
+RETURNING area_code, version
+"""
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+async def write(
+    conn: asyncpg.Connection,
+    entries: list[NewSubmission],
+    heads: list[ledger_db.Head],
+    answers: list[tuple[UUID, IdempotentAnswer]],
+) -> dict[str, int]:
+    """Write the entries (none superseding another), move ``heads`` (one per district,
+    sorted) and store ``answers`` (one per user and key); the new data versions."""
+    entry_rows = [
+        (
+            e.id,
+            e.district_code,
+            e.division_id,
+            e.seq,
+            e.prev_hash,
+            e.hash,
+            e.jws,
+            e.payload,
+            e.jti,
+            e.iat,
+            e.as_of,
+            e.submitter_id,
+            e.kid,
+            e.received_at,
+            ",".join(e.flags),
+            e.note,
+        )
+        for e in entries
+    ]
+    value_rows = [
+        (
+            e.id,
+            v.indicator_code,
+            e.district_code,
+            e.division_id,
+            e.as_of,
+            e.seq,
+            v.numerator,
+            v.denominator,
+            v.stated_pct,
+            v.channels,
+            ",".join(v.flags),
+        )
+        for e in entries
+        for v in e.values
+    ]
+    head_rows = [(h.district_code, h.seq, h.hash) for h in heads]
+    answer_rows = [
+        (user_id, a.key, a.request_sha256, a.status_code, a.response) for user_id, a in answers
+    ]
+    rows = await conn.fetch(
+        _WRITE,
+        *_columns(entry_rows, 16),
+        *_columns(value_rows, 11),
+        *_columns(head_rows, 3),
+        *_columns(answer_rows, 5),
+    )
+    return {r["area_code"]: int(r["version"]) for r in rows}

@@ -1,0 +1,369 @@
+"""Group commit (api.ingest): submissions that arrive together are appended in one
+transaction, each checked as if it came alone: refusals stay with their own request,
+later ones compare with earlier ones of the same batch, a batch that fails as a whole
+falls back to one transaction each, and nothing a refused batch touched is left."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import msgspec
+import pytest
+from litestar import Litestar
+
+from api.auth.middleware import authenticate
+from api.auth.principal import Principal
+from api.errors import ApiError
+from api.ingest import Appender
+from api.settings import Settings
+from api.submissions import Prepared, SubmitResult, prepare, submit
+from client.signing import sign_submission
+from tests.people import Person, bearer, make_user
+from tests.submitting import JOSE, Signer, register_key, served, stored_counts, today
+
+
+async def principal_of(app: Litestar, person: Person) -> Principal:
+    return await authenticate(app.state, bearer(app, person)["Authorization"].split()[1])
+
+
+@dataclass
+class Request:
+    """One POST /v1/submissions as the appender receives it."""
+
+    signer: Signer
+    body: bytes
+    key: str | None = None
+
+
+def request(signer: Signer, payload: dict[str, Any], key: str | None = None) -> Request:
+    return Request(signer, sign_submission(payload, signer.key, signer.kid).encode(), key)
+
+
+async def prepared(app: Litestar, r: Request) -> Prepared:
+    ready = await prepare(
+        app.state.pool,
+        app.state.settings,
+        await principal_of(app, r.signer.person),
+        r.body,
+        content_type=JOSE,
+        idempotency_key=r.key,
+    )
+    assert isinstance(ready, Prepared)
+    return ready
+
+
+async def one_batch(app: Litestar, requests: list[Request]) -> list[SubmitResult | ApiError]:
+    """Prepare every request first, then queue them all at once: the appender's task
+    wakes after the last is queued, so they make one batch."""
+    appender: Appender = app.state.appender
+    jobs = [await prepared(app, r) for r in requests]
+    before = appender.batches
+    outcomes = await asyncio.gather(*(appender.append(j) for j in jobs), return_exceptions=True)
+    assert appender.batches == before + 1
+    assert all(isinstance(o, SubmitResult | ApiError) for o in outcomes), outcomes
+    return list(outcomes)  # type: ignore[arg-type]
+
+
+def slug(outcome: SubmitResult | ApiError) -> str:
+    if isinstance(outcome, SubmitResult):
+        return str(outcome.status_code)
+    return f"{outcome.status_code} {outcome.slug}"
+
+
+def body(outcome: SubmitResult | ApiError) -> dict[str, Any]:
+    assert isinstance(outcome, SubmitResult), outcome
+    document: dict[str, Any] = msgspec.json.decode(outcome.body)
+    return document
+
+
+@pytest.fixture
+async def other(conn: asyncpg.Connection) -> Signer:
+    """A district head of Kota Jambi (15.71), which has no ledger yet."""
+    person = await make_user(conn, "district_head", username="kadis_jambi", area_code="15.71")
+    return await register_key(conn, person)
+
+
+async def test_one_batch_keeps_each_outcome_with_its_own_request(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person], other: Signer
+) -> None:
+    head = await register_key(conn, people["district_head"])
+    first = head.payload({"ktp_el": (1000, 2000)})
+    replayed_jti = {**first, "note": "the same jti, signed again"}
+    lower = head.payload({"ktp_el": (900, 2000)})
+    requests = [
+        request(head, first, key="k1"),
+        request(head, first, key="k1"),  # a retry of the first, in the same batch
+        request(head, lower, key="k1"),  # the same key with another body
+        request(head, replayed_jti),
+        request(other, other.payload({"ktp_el": (10, 20)})),
+        request(head, lower),
+    ]
+    async with served(settings) as (app, _):
+        outcomes = await one_batch(app, requests)
+        feed = app.state.change_feed
+        seen = feed.versions(["16.71", "15.71"])
+    assert [slug(o) for o in outcomes] == [
+        "201",
+        "201",
+        "422 idempotency-key-reused",
+        "409 jti-replayed",
+        "201",
+        "201",
+    ]
+    assert isinstance(outcomes[1], SubmitResult) and outcomes[1].replayed
+    assert outcomes[1].submission_id == outcomes[0].submission_id  # type: ignore[union-attr]
+    assert outcomes[1].body == outcomes[0].body  # type: ignore[union-attr]
+    stored = body(outcomes[0])
+    later = body(outcomes[5])
+    assert (stored["ledger"]["seq"], later["ledger"]["seq"]) == (1, 2)
+    assert later["ledger"]["prev_hash"] == stored["ledger"]["hash"]
+    # The second report of the batch is compared with the first.
+    assert later["flags"] == ["numerator_decreased"]
+    assert body(outcomes[4])["ledger"]["seq"] == 1
+    counts = await stored_counts(conn)
+    assert counts["submissions"] == 3
+    assert counts["idempotency_keys"] == 1
+    assert await conn.fetchval("SELECT seq FROM ledger_heads WHERE district_code = '16.71'") == 2
+    # The worker's change feed heard of both districts before the answers went out.
+    assert seen == await conn.fetchval(
+        "SELECT array_agg(version ORDER BY array_position(ARRAY['16.71','15.71'], area_code)) "
+        "FROM data_versions WHERE area_code IN ('16.71', '15.71')"
+    )
+
+
+async def test_a_key_revoked_after_its_first_check_is_refused_in_the_batch(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
+) -> None:
+    head = await register_key(conn, people["district_head"])
+    async with served(settings) as (app, _):
+        job = await prepared(app, request(head, head.payload()))
+        await conn.execute("UPDATE signing_keys SET revoked_at = now() WHERE kid = $1", head.kid)
+        before = await stored_counts(conn)
+        with pytest.raises(ApiError) as refused:
+            await app.state.appender.append(job)
+    assert refused.value.slug == "invalid-signature"
+    assert "revoked" in refused.value.detail
+    assert await stored_counts(conn) == before
+
+
+async def test_a_batch_of_refusals_leaves_nothing_behind(
+    settings: Settings, conn: asyncpg.Connection, other: Signer
+) -> None:
+    stale = other.payload(now=1_000_000)  # signed in January 1970
+    async with served(settings) as (app, _):
+        first = await prepared(app, request(other, other.payload(), key="kk"))
+        # Refused in the batch: stored in the meantime (same jti), and signed too long ago.
+        await app.state.appender.append(first)
+        await conn.execute("DELETE FROM idempotency_keys")
+        before = await stored_counts(conn)
+        again = [request(other, first.signed), request(other, stale)]
+        outcomes = await one_batch(app, again)
+    assert [slug(o) for o in outcomes] == ["409 jti-replayed", "422 iat-too-old"]
+    assert await stored_counts(conn) == before
+
+
+async def test_a_genesis_head_made_for_refused_reports_is_removed(
+    settings: Settings, conn: asyncpg.Connection, other: Signer
+) -> None:
+    async with served(settings) as (app, _):
+        job = await prepared(app, request(other, other.payload(now=1_000_000)))
+        before = await stored_counts(conn)
+        with pytest.raises(ApiError):
+            await app.state.appender.append(job)
+    assert await stored_counts(conn) == before
+    assert before["ledger_heads"] == 0
+
+
+async def test_a_failed_batch_is_appended_one_by_one(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person], other: Signer
+) -> None:
+    """A real failure inside PostgreSQL fails the batch's transaction: the others are
+    still stored, once each, and only the bad one gets an error."""
+    await conn.execute(
+        """
+        CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'poisoned report'; END $$;
+        CREATE TRIGGER poison BEFORE INSERT ON submissions FOR EACH ROW
+            WHEN (NEW.note = 'poison') EXECUTE FUNCTION refuse_poison();
+        """
+    )
+    head = await register_key(conn, people["district_head"])
+    requests = [
+        request(head, head.payload(), key="a"),
+        request(other, other.payload(note="poison")),
+        request(head, head.payload()),
+        request(other, other.payload()),
+    ]
+    async with served(settings) as (app, _):
+        appender: Appender = app.state.appender
+        jobs = [await prepared(app, r) for r in requests]
+        outcomes = await asyncio.gather(*(appender.append(j) for j in jobs), return_exceptions=True)
+        assert appender.fallbacks == 1
+    assert [type(o).__name__ for o in outcomes] == [
+        "SubmitResult",
+        "RaiseError",
+        "SubmitResult",
+        "SubmitResult",
+    ]
+    chains = await conn.fetch(
+        "SELECT district_code, array_agg(seq ORDER BY seq) AS seqs FROM submissions "
+        "GROUP BY district_code ORDER BY district_code"
+    )
+    assert [(r["district_code"], r["seqs"]) for r in chains] == [("15.71", [1]), ("16.71", [1, 2])]
+    assert await conn.fetchval("SELECT count(*) FROM idempotency_keys") == 1
+
+
+async def test_two_replicas_batching_into_one_district_keep_one_chain(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
+) -> None:
+    head = await register_key(conn, people["district_head"])
+    division = await register_key(conn, people["division_head"])
+    async with served(settings) as (a, http_a), served(settings) as (b, http_b):
+
+        async def send(i: int) -> int:
+            app, http = (a, http_a) if i % 2 else (b, http_b)
+            signer = division if i % 7 == 0 else head
+            headers = {**bearer(app, signer.person), "Content-Type": JOSE}
+            response = await http.post("/v1/submissions", content=signer.sign(), headers=headers)
+            return response.status_code
+
+        statuses = await asyncio.gather(*(send(i) for i in range(60)))
+        verified = await http_a.get(
+            "/v1/districts/16.71/ledger/verify", headers=bearer(a, people["province_head"])
+        )
+        assert a.state.appender.largest > 1 and b.state.appender.largest > 1
+    assert statuses == [201] * 60
+    assert verified.json() == {"district": "16.71", "ok": True, "entries": 60, "first_broken": None}
+    rows = await conn.fetch("SELECT seq, prev_hash, hash, jws FROM submissions ORDER BY seq")
+    prev = "0" * 64
+    for n, row in enumerate(rows, start=1):
+        assert (row["seq"], row["prev_hash"]) == (n, prev)
+        assert row["hash"] == hashlib.sha256(prev.encode() + row["jws"].encode()).hexdigest()
+        prev = row["hash"]
+
+
+async def test_closing_writes_what_is_queued_then_refuses(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
+) -> None:
+    head = await register_key(conn, people["district_head"])
+    async with served(settings) as (app, _):
+        appender: Appender = app.state.appender
+        jobs = [await prepared(app, request(head, head.payload())) for _ in range(3)]
+        pending = [asyncio.ensure_future(appender.append(j)) for j in jobs]
+        await asyncio.sleep(0)
+        await appender.close()
+        results = await asyncio.gather(*pending)
+        with pytest.raises(ApiError) as closed:
+            await appender.append(jobs[0])
+    assert [r.status_code for r in results] == [201] * 3
+    assert closed.value.status_code == 503
+    assert await conn.fetchval("SELECT count(*) FROM submissions") == 3
+
+
+# -- batched equals one at a time ------------------------------------------------------
+
+
+def script(rng: random.Random) -> list[tuple[dict[str, Any], str | None]]:
+    """A district's mixed traffic, as (what to sign, Idempotency-Key): reports on several
+    dates, numbers that go up, down and jump, stated percentages, retries, reused keys
+    and replayed jtis. The district and jti are filled in per district."""
+    out: list[tuple[dict[str, Any], str | None]] = []
+    signed: list[tuple[dict[str, Any], str | None]] = []
+    for i in range(40):
+        roll = rng.random()
+        if signed and roll < 0.15:  # a retry, with its key (if any)
+            out.append(rng.choice(signed))
+            continue
+        if signed and roll < 0.22:  # the same jti, another body
+            payload, _ = rng.choice(signed)
+            out.append(({**payload, "note": f"again {i}"}, None))
+            continue
+        denominator = rng.choice([1000, 1000, 1000, 1150])
+        numerator = rng.randint(850, 1010)
+        stated = rng.choice([None, round(numerator / denominator * 100, 2), 99.9])
+        value = {"numerator": numerator, "denominator": denominator, "stated_pct": stated}
+        payload = {"n": i, "as_of": today() - timedelta(days=rng.randint(0, 4)), "v": value}
+        entry = (payload, rng.choice([None, f"key-{i}", f"key-{i}", "shared"]))
+        signed.append(entry)
+        out.append(entry)
+    return out
+
+
+def played_by(signer: Signer, traffic: list[tuple[dict[str, Any], str | None]]) -> list[Request]:
+    """The traffic signed by ``signer`` for their district, with jtis of their own."""
+    out = []
+    for op, key in traffic:
+        payload = signer.payload({"ktp_el": op["v"]}, as_of=op["as_of"], note=op.get("note"))
+        payload["jti"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{signer.kid}/{op['n']}"))
+        out.append(request(signer, payload, key))
+    return out
+
+
+def shape(outcome: SubmitResult | BaseException) -> Any:
+    """What must match between the two ways: the answer without ids, times, hashes."""
+    if isinstance(outcome, ApiError):
+        return outcome.status_code, outcome.slug
+    assert isinstance(outcome, SubmitResult), outcome
+    doc = body(outcome)
+    return (
+        outcome.status_code,
+        outcome.replayed,
+        doc["ledger"]["seq"],
+        doc["flags"],
+        [(v["indicator"], v["flags"]) for v in doc["values"]],
+        doc["as_of"],
+    )
+
+
+async def test_batched_answers_and_rows_equal_one_transaction_each(
+    settings: Settings, conn: asyncpg.Connection
+) -> None:
+    traffic = script(random.Random(20261126))
+    batched = await register_key(
+        conn, await make_user(conn, "district_head", username="batched", area_code="16.71")
+    )
+    single = await register_key(
+        conn, await make_user(conn, "district_head", username="single", area_code="16.72")
+    )
+    async with served(settings) as (app, _):
+        batch_outcomes: list[Any] = []
+        requests = played_by(batched, traffic)
+        for start in range(0, len(requests), 13):  # a few batches of mixed traffic
+            batch_outcomes += await one_batch(app, requests[start : start + 13])
+        single_outcomes: list[Any] = []
+        caller = await principal_of(app, single.person)
+        for r in played_by(single, traffic):
+            try:
+                async with app.state.pool.acquire() as c, c.transaction():
+                    single_outcomes.append(
+                        await submit(
+                            c,
+                            app.state.settings,
+                            caller,
+                            r.body,
+                            content_type=JOSE,
+                            idempotency_key=r.key,
+                        )
+                    )
+            except ApiError as exc:
+                single_outcomes.append(exc)
+    shapes = [shape(o) for o in batch_outcomes]
+    assert shapes == [shape(o) for o in single_outcomes]
+    assert {s[0] for s in shapes} == {201, 409, 422}
+    assert any(s[3] for s in shapes if s[0] == 201)  # some reports were flagged
+    rows = await conn.fetch(
+        "SELECT district_code, seq, indicator_code, numerator, denominator, flags, as_of "
+        "FROM submission_values ORDER BY district_code, seq"
+    )
+    by_district: dict[str, list[Any]] = {"16.71": [], "16.72": []}
+    for r in rows:
+        by_district[r["district_code"]].append(tuple(r.values())[1:])
+    assert by_district["16.71"] == by_district["16.72"]
+    assert len(by_district["16.71"]) > 20
