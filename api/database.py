@@ -78,7 +78,13 @@ def lifespan_for(settings: Settings) -> Any:
                 await feed.start()
             app.state.change_feed = feed
             app.state.kept_values = KeptValues(feed, settings.kept_value_views)
-            appender = Appender(pool, settings, feed, settings.ingest_batch_max)
+            appender = Appender(
+                pool,
+                settings,
+                feed,
+                batch_max=settings.ingest_batch_max,
+                in_flight=settings.ingest_batches_in_flight,
+            )
             appender.start()
             app.state.appender = appender
             # Everything allocated so far lives as long as the worker: keep the cyclic

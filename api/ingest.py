@@ -222,16 +222,25 @@ async def settle(
 
 class Appender:
     """A worker's queue of checked submissions and the task that writes them in batches
-    of at most ``batch_max``; one batch is written at a time, and whatever arrives
-    meanwhile makes the next one."""
+    of at most ``batch_max``, ``in_flight`` batches at a time (each in its own
+    transaction); whatever arrives meanwhile makes the next batch. More than one in
+    flight keeps one district's long lock wait from holding up every other district."""
 
     def __init__(
-        self, pool: asyncpg.Pool, settings: Settings, feed: ChangeFeed | None, batch_max: int
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        feed: ChangeFeed | None,
+        *,
+        batch_max: int,
+        in_flight: int = 1,
     ) -> None:
         self._pool = pool
         self._settings = settings
         self._feed = feed
         self._batch_max = batch_max
+        self._in_flight = max(in_flight, 1)
+        self._running: set[asyncio.Task[None]] = set()
         self._queue: list[_Pending] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -302,14 +311,29 @@ class Appender:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._queue:
+            while self._queue and len(self._running) < self._in_flight:
                 taken = self._queue[: self._batch_max]
                 del self._queue[: self._batch_max]
                 batch = [p for p in taken if not p.future.done()]  # cancelled: never sent
                 if batch:
-                    await self._run(batch)
-            if self._closing:
+                    task = asyncio.get_running_loop().create_task(self._guarded(batch))
+                    self._running.add(task)
+                    task.add_done_callback(self._finished)
+            if self._closing and not self._queue and not self._running:
                 return
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._wake.set()  # the next batch: whatever queued meanwhile
+
+    async def _guarded(self, batch: list[_Pending]) -> None:
+        try:
+            await self._run(batch)
+        except Exception as exc:  # a bug: answer whoever still waits, keep serving
+            log.exception("an ingest batch failed unexpectedly")
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
 
     async def _run(self, batch: list[_Pending]) -> None:
         changes.record_writes()

@@ -84,6 +84,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Signed submissions arriving while a worker writes a batch are written together in
     # the next one, at most this many per transaction (0: one transaction each).
     ingest_batch_max: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 64
+    # Batches a worker writes at once, each in its own transaction and connection.
+    ingest_batches_in_flight: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
 
     @property
     def data_path(self) -> Path:

@@ -367,3 +367,25 @@ async def test_batched_answers_and_rows_equal_one_transaction_each(
         by_district[r["district_code"]].append(tuple(r.values())[1:])
     assert by_district["16.71"] == by_district["16.72"]
     assert len(by_district["16.71"]) > 20
+
+
+async def test_a_district_waiting_on_its_lock_does_not_hold_up_another(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person], other: Signer
+) -> None:
+    head = await register_key(conn, people["district_head"])
+    async with served(settings) as (app, _):
+        appender: Appender = app.state.appender
+        await appender.append(await prepared(app, request(head, head.payload())))
+        blocked_job = await prepared(app, request(head, head.payload()))
+        free_job = await prepared(app, request(other, other.payload()))
+        async with conn.transaction():  # someone holds Kota Palembang's ledger head
+            await conn.execute(
+                "SELECT 1 FROM ledger_heads WHERE district_code = '16.71' FOR UPDATE"
+            )
+            blocked = asyncio.ensure_future(appender.append(blocked_job))
+            await asyncio.sleep(0.2)
+            free = await asyncio.wait_for(appender.append(free_job), timeout=10)
+            assert not blocked.done()
+        assert (await blocked).status_code == 201
+    assert free.status_code == 201
+    assert body(free)["district"] == "15.71"
