@@ -37,8 +37,10 @@ from api.auth.tokens import KeyRing, ensure_server_key
 from api.ledger import entry_hash
 from api.settings import settings_from_env
 from bench import dataset
+from db import appends
 from db.areas import load_areas
 from db.embedded import EmbeddedPostgres
+from db.ledger import Head
 from db.migrate import migrate
 from db.pool import connect
 from db.submissions import NewSubmission, NewValue, append_submission, lock_head_and_previous
@@ -309,6 +311,23 @@ class Bench:
             self.figures[name] = {"concurrency": concurrency, **summarise(runs[name])}
             self.turns[name] = [run["rps"] for run in runs[name]]
 
+    def ingest_in_turns(self, unbatched_port: int) -> None:
+        """Signed ingest at 64 connections, batched (this server) and with one transaction
+        per submission (a second server on the same database, KINERJA_INGEST_BATCH_MAX=0),
+        in turns, so the ratio of the two compares the same moments of the machine."""
+        servers = {
+            "ingest_batched_c64_in_turns": self.port,
+            "ingest_one_transaction_each_c64": unbatched_port,
+        }
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+        for _ in range(self.mode.turns):
+            for name, port in servers.items():
+                requests = self.ingest_requests(self.mode.ingest_requests)
+                runs[name].append(drive(port, requests, 64, self.workdir))
+        for name in servers:
+            self.figures[name] = {"concurrency": 64, **summarise(runs[name])}
+            self.turns[name] = [run["rps"] for run in runs[name]]
+
     def ingest_requests(self, count: int) -> list[bytes]:
         heads = list(self.data.heads.values())
         out = []
@@ -362,6 +381,34 @@ class Bench:
             runs.append({"rows_per_s": len(jobs) / elapsed})
         self.figures["direct_insert_asyncpg_4conn"] = summarise(runs)
 
+    async def direct_batched_inserts(self, size: int = 32) -> None:
+        """The same rows written the way the API's batches write them (2 connections, one
+        per worker, transactions of ``size``): the floor under the batched API."""
+        runs = []
+        for _ in range(self.mode.runs):
+            heads = list(self.data.heads.values())
+            jobs = []
+            for i in range(self.mode.direct_rows):
+                head = heads[i % len(heads)]
+                jws, payload = dataset.signed_submission(
+                    head, self.today, dataset.values_for(head, 41)
+                )
+                jobs.append((head, jws, payload))
+            conns = [await connect(self.dsn) for _ in range(2)]
+            started = time.perf_counter()
+
+            async def worker(conn: Any, share: list[Any]) -> None:
+                for start in range(0, len(share), size):
+                    async with conn.transaction():
+                        await append_batch_directly(conn, share[start : start + size], self.today)
+
+            await asyncio.gather(*(worker(c, jobs[i::2]) for i, c in enumerate(conns)))
+            elapsed = time.perf_counter() - started
+            for c in conns:
+                await c.close()
+            runs.append({"rows_per_s": len(jobs) / elapsed})
+        self.figures["direct_batched_insert_asyncpg_2conn"] = summarise(runs)
+
     async def settle(self) -> None:
         """Requests after a bulk load, not measured: the first ones pay for the load
         itself (pages not yet in cache, tuples first read since they were written), which
@@ -391,60 +438,78 @@ class Bench:
             await conn.close()
 
 
+def _entry(
+    head: dataset.Head, current: Head, jws: str, payload: dict[str, Any], as_of: Any
+) -> NewSubmission:
+    """One submission's rows as the API writes them, appended after ``current``; the
+    dataset's copy of the head follows, so history added later continues the chain."""
+    new_hash = entry_hash(current.hash, jws)
+    head.seq, head.hash = current.seq + 1, new_hash
+    return NewSubmission(
+        id=uuid.uuid4(),
+        district_code=head.district,
+        division_id=None,
+        seq=current.seq + 1,
+        prev_hash=current.hash,
+        hash=new_hash,
+        jws=jws,
+        payload=payload,
+        jti=uuid.UUID(payload["jti"]),
+        iat=datetime.fromtimestamp(payload["iat"], UTC),
+        as_of=as_of,
+        submitter_id=head.user_id,
+        kid=head.kid,
+        received_at=datetime.now(UTC),
+        flags=[],
+        note=None,
+        supersedes_id=None,
+        supersede_reason=None,
+        values=[
+            NewValue(
+                indicator_code=c,
+                numerator=n,
+                denominator=d,
+                stated_pct=None,
+                channels=None,
+                flags=[],
+            )
+            for c, (n, d) in payload_values(payload).items()
+        ],
+    )
+
+
 async def append_directly(
     conn: Any, head: dataset.Head, jws: str, payload: dict[str, Any], as_of: Any
 ) -> None:
-    """One submission's rows as the API writes them, without the API: the API's locks
-    (ledger head, latest values), then its append statement (the caller holds the
-    transaction). The dataset's
-    copy of the head follows, so history added later continues the chain."""
+    """One submission as the API writes it alone, without the API: its locks (ledger
+    head, latest values), then its append statement (the caller holds the transaction)."""
     current, _ = await lock_head_and_previous(  # no indicators: the locks, no reads
         conn, district_code=head.district, division_id=None, codes=[], as_of=as_of, hold_latest=True
     )
-    new_hash = entry_hash(current.hash, jws)
-    head.seq, head.hash = current.seq + 1, new_hash
-    await append_submission(
-        conn,
-        NewSubmission(
-            id=uuid.uuid4(),
-            district_code=head.district,
-            division_id=None,
-            seq=current.seq + 1,
-            prev_hash=current.hash,
-            hash=new_hash,
-            jws=jws,
-            payload=payload,
-            jti=uuid.UUID(payload["jti"]),
-            iat=datetime.fromtimestamp(payload["iat"], UTC),
-            as_of=as_of,
-            submitter_id=head.user_id,
-            kid=head.kid,
-            received_at=datetime.now(UTC),
-            flags=[],
-            note=None,
-            supersedes_id=None,
-            supersede_reason=None,
-            values=[
-                NewValue(
-                    indicator_code=c,
-                    numerator=n,
-                    denominator=d,
-                    stated_pct=None,
-                    channels=None,
-                    flags=[],
-                )
-                for c, (n, d) in payload_values(payload).items()
-            ],
-        ),
-        None,
-    )
+    await append_submission(conn, _entry(head, current, jws, payload, as_of), None)
+
+
+async def append_batch_directly(
+    conn: Any, jobs: list[tuple[dataset.Head, str, dict[str, Any]]], as_of: Any
+) -> None:
+    """Submissions as the API writes a batch, without the API: the heads and their
+    latest-values locks, then one write statement (the caller holds the transaction)."""
+    heads, _ = await appends.lock_heads(conn, sorted({h.district for h, _, _ in jobs}))
+    entries = []
+    for head, jws, payload in jobs:
+        entry = _entry(head, heads[head.district], jws, payload, as_of)
+        heads[head.district] = Head(district_code=head.district, seq=entry.seq, hash=entry.hash)
+        entries.append(entry)
+    await appends.write(conn, entries, [heads[d] for d in sorted(heads)], [])
 
 
 def payload_values(payload: dict[str, Any]) -> dict[str, tuple[int, int]]:
     return {c: (v["numerator"], v["denominator"]) for c, v in payload["values"].items()}
 
 
-def start_server(dsn: str, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    dsn: str, port: int, workers: int, log: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DATABASE_URL": dsn,
@@ -453,6 +518,7 @@ def start_server(dsn: str, port: int, workers: int, log: Path) -> subprocess.Pop
         "KINERJA_LOG_LEVEL": "WARNING",
         "KINERJA_POOL_MAX_SIZE": "10",
         "KINERJA_BENCH_ROUTES": "true",
+        **(extra_env or {}),
     }
     kinerja = Path(sys.executable).parent / "kinerja"
     process = subprocess.Popen(
@@ -536,11 +602,35 @@ async def main_async(args: argparse.Namespace) -> int:
             "ingest_signed_c2", lambda: bench.ingest_requests(mode.ingest_requests // 6), 2
         )
         await bench.direct_inserts()
+        await bench.direct_batched_inserts()
         figures = bench.figures
         figures["server_peak_memory_mib"] = round(server_memory_kib(server.pid) / 1024, 1)
+        unbatched_port = free_port()
+        unbatched = start_server(
+            dsn,
+            unbatched_port,
+            workers,
+            base / "server-unbatched.log",
+            {"KINERJA_INGEST_BATCH_MAX": "0"},
+        )
+        try:
+            bench.ingest_in_turns(unbatched_port)
+        finally:
+            unbatched.terminate()
+            unbatched.wait(timeout=20)
         figures["ratios"] = {
             "ingest_api_over_direct_insert": _ratio(
                 bench, ("ingest_signed_c64", "rps"), ("direct_insert_asyncpg_4conn", "rows_per_s")
+            ),
+            "ingest_api_over_direct_batched_insert": _ratio(
+                bench,
+                ("ingest_signed_c64", "rps"),
+                ("direct_batched_insert_asyncpg_2conn", "rows_per_s"),
+            ),
+            "ingest_batched_over_one_transaction_each": _ratio(
+                bench,
+                ("ingest_batched_c64_in_turns", "rps"),
+                ("ingest_one_transaction_each_c64", "rps"),
             ),
             "ingest_over_plain_json": _ratio(
                 bench, ("ingest_signed_c64", "rps"), ("plain_json_health_live", "rps")

@@ -28,7 +28,10 @@ def test_quick_benchmark_writes_its_file(tmp_path: Path) -> None:
     for name in (
         "plain_json_health_live",
         "ingest_signed_c64",
+        "ingest_batched_c64_in_turns",
+        "ingest_one_transaction_each_c64",
         "direct_insert_asyncpg_4conn",
+        "direct_batched_insert_asyncpg_2conn",
         "ranking_national_cold_c1",
         "ranking_national_warm_c32",
         "scorecard_district_cold_c1",
