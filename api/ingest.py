@@ -105,6 +105,8 @@ class _Batch:
             job.kid, held.owner_id if held else None, held.revoked_at if held else None, caller
         )
         check_times(payload, self.now, self.settings)
+        if job.unknown_indicator is not None:  # found before the batch, refused in order
+            raise job.unknown_indicator
         if payload.jti in self.jtis:
             raise JtiReplayed("A submission with this jti was already received.")
         new = new_entry(
@@ -170,17 +172,20 @@ class _Batch:
 
 
 async def settle(
-    conn: asyncpg.Connection, settings: Settings, jobs: list[Prepared]
+    conn: asyncpg.Connection, settings: Settings, jobs: list[Prepared], *, make_heads: bool
 ) -> tuple[list[SubmitResult | ApiError], dict[str, int]]:
     """Check and write ``jobs`` in the caller's transaction: each one's outcome, in order,
-    and the data versions written."""
+    and the data versions written. Raises ``appends.HeadsMissing`` (roll back, then call
+    again with ``make_heads``) when a district has no ledger head yet."""
     keyed = [j for j in jobs if j.idempotency_key is not None]
     if keyed:
         await appends.lock_idempotency(
             conn,
             [appends.idempotency_lock_name(j.caller.id, j.idempotency_key or "") for j in keyed],
         )
-    heads, created = await appends.lock_heads(conn, sorted({j.payload.district for j in jobs}))
+    heads, created = await appends.lock_heads(
+        conn, sorted({j.payload.district for j in jobs}), make_missing=make_heads
+    )
     keys = await appends.lock_keys(conn, sorted({j.kid for j in jobs}))
     probes: list[appends.Probe] = []
     firsts: list[int] = []
@@ -337,10 +342,19 @@ class Appender:
 
     async def _run(self, batch: list[_Pending]) -> None:
         changes.record_writes()
+        jobs = [p.job for p in batch]
         try:
             async with self._pool.acquire() as conn:
-                async with conn.transaction():
-                    outcomes, versions = await settle(conn, self._settings, [p.job for p in batch])
+                try:
+                    async with conn.transaction():
+                        outcomes, versions = await settle(
+                            conn, self._settings, jobs, make_heads=False
+                        )
+                except appends.HeadsMissing:  # a district's first report: rolled back
+                    async with conn.transaction():
+                        outcomes, versions = await settle(
+                            conn, self._settings, jobs, make_heads=True
+                        )
         except Exception:
             log.warning(
                 "an ingest batch of %d failed; appending each on its own", len(batch), exc_info=True
@@ -362,6 +376,8 @@ class Appender:
                 pending.future.set_result(outcome)
 
     async def _single(self, pending: _Pending) -> None:
+        if pending.future.done():  # the request went away while its batch failed
+            return
         job = pending.job
         changes.record_writes()
         try:

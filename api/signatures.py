@@ -159,3 +159,26 @@ async def verify_before_locking(
     assert key is not None
     payload, _ = verify_with_key(token, key, header)
     return payload, key
+
+
+async def revoked_since(
+    pool: asyncpg.Pool, token: str, caller: Principal, *, typ: str
+) -> SignatureError | None:
+    """The refusal of a key the worker's copy shows as active but that has been revoked
+    since (read again, and the copy updated), for a check that failed after using it."""
+    try:
+        _, kid = checked_header(token, typ)
+    except SignatureError:
+        return None
+    cached = _KNOWN_KEYS.get(kid) if kid is not None else None
+    if kid is None or cached is None or cached.revoked_at is not None:
+        return None
+    fresh = await key_db.get_key(pool, kid)
+    if fresh is None or fresh.revoked_at is None:
+        return None
+    _KNOWN_KEYS[kid] = fresh
+    try:
+        check_holder(kid, fresh.owner_id, fresh.revoked_at, caller)
+    except SignatureError as exc:
+        return exc
+    return None

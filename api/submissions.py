@@ -43,7 +43,7 @@ from api.schemas.submissions import (
     ValueOut,
 )
 from api.settings import Settings
-from api.signatures import verify_before_locking, verify_signed_by
+from api.signatures import revoked_since, verify_before_locking, verify_signed_by
 from db import idempotency as idem_db
 from db import ledger as ledger_db
 from db import submissions as sub_db
@@ -533,6 +533,8 @@ class Prepared(msgspec.Struct, frozen=True, kw_only=True):
     kid: str
     payload: SubmissionPayload
     signed: dict[str, Any]
+    #: Refused in the batch, after the checks ``submit`` makes before this one.
+    unknown_indicator: UnknownIndicator | None = None
 
 
 async def prepare(
@@ -555,13 +557,18 @@ async def prepare(
     fingerprint = hashlib.sha256(body.strip()).hexdigest()
     if idempotency_key is not None:
         check_idempotency_key(idempotency_key)
+    unknown: UnknownIndicator | None = None
+    token = ""
     try:
         token = _compact(body)
         raw, key = await verify_before_locking(pool, token, caller, typ=SUBMISSION_TYP)
         payload, signed = _decode(raw)
         await _check_submitter(pool, caller, payload)
-        await _check_indicators(pool, payload)
-    except ApiError:
+        try:
+            await _check_indicators(pool, payload)
+        except UnknownIndicator as exc:  # ``submit`` checks the times first
+            unknown = exc
+    except ApiError as exc:
         if idempotency_key is not None:
             record = await idem_db.find(
                 pool, caller.id, idempotency_key, ttl_s=settings.idempotency_ttl_s
@@ -570,7 +577,9 @@ async def prepare(
                 return replay(
                     record.request_sha256, record.status_code, record.response, fingerprint
                 )
-        raise
+        # ``submit`` refuses a revoked key before anything else about the submission;
+        # the worker's copy of the key may not know of the revocation yet.
+        raise (await revoked_since(pool, token, caller, typ=SUBMISSION_TYP)) or exc from None
     return Prepared(
         caller=caller,
         body=body,
@@ -581,6 +590,7 @@ async def prepare(
         kid=key.kid,
         payload=payload,
         signed=signed,
+        unknown_indicator=unknown,
     )
 
 

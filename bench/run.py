@@ -494,7 +494,9 @@ async def append_batch_directly(
 ) -> None:
     """Submissions as the API writes a batch, without the API: the heads and their
     latest-values locks, then one write statement (the caller holds the transaction)."""
-    heads, _ = await appends.lock_heads(conn, sorted({h.district for h, _, _ in jobs}))
+    heads, _ = await appends.lock_heads(
+        conn, sorted({h.district for h, _, _ in jobs}), make_missing=False
+    )
     entries = []
     for head, jws, payload in jobs:
         entry = _entry(head, heads[head.district], jws, payload, as_of)

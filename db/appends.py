@@ -73,14 +73,23 @@ FROM heads ORDER BY district_code
 """
 
 
+class HeadsMissing(Exception):
+    """Some districts have no ledger head yet: roll back and settle again with
+    ``make_missing``, which makes them before taking any lock on a head."""
+
+
 async def lock_heads(
-    conn: asyncpg.Connection, districts: list[str]
+    conn: asyncpg.Connection, districts: list[str], *, make_missing: bool
 ) -> tuple[dict[str, ledger_db.Head], list[str]]:
     """Lock the districts' ledger heads, then their latest-values locks, all in district
-    order; heads missing are made at genesis first, and their districts returned too."""
-    rows = await conn.fetch(_LOCK_HEADS, districts)
+    order, and name the heads this transaction made.
+
+    Heads are made (at genesis, in district order) only with ``make_missing``, and
+    before any head is locked: making one after locking others could wait for another
+    batch that is itself waiting for a head this one holds.
+    """
     created: list[str] = []
-    if len(rows) < len(districts):
+    if make_missing:
         created = await conn.fetchval(
             "WITH made AS (INSERT INTO ledger_heads (district_code, seq, hash) "
             "SELECT d, 0, $2 FROM unnest($1::text[]) AS d ORDER BY d "
@@ -89,7 +98,9 @@ async def lock_heads(
             districts,
             ledger_db.GENESIS_HASH,
         )
-        rows = await conn.fetch(_LOCK_HEADS, districts)
+    rows = await conn.fetch(_LOCK_HEADS, districts)
+    if len(rows) < len(districts):
+        raise HeadsMissing(sorted(set(districts) - {r["district_code"] for r in rows}))
     heads = {
         r["district_code"]: ledger_db.Head(
             district_code=r["district_code"], seq=r["seq"], hash=r["hash"]
@@ -205,9 +216,10 @@ WITH entry AS (
     INSERT INTO submission_values (submission_id, indicator_code, district_code, division_id,
         as_of, seq, numerator, denominator, stated_pct, channels, flags)
     SELECT v.submission_id, v.indicator_code, v.district_code, v.division_id, v.as_of, v.seq,
-           v.numerator, v.denominator, v.stated_pct, v.channels, string_to_array(v.flags, ',')
+           v.numerator, v.denominator, v.stated_pct::numeric, v.channels,
+           string_to_array(v.flags, ',')
     FROM unnest($17::uuid[], $18::text[], $19::text[], $20::uuid[], $21::date[], $22::bigint[],
-                $23::bigint[], $24::bigint[], $25::numeric[], $26::jsonb[], $27::text[])
+                $23::bigint[], $24::bigint[], $25::text[], $26::jsonb[], $27::text[])
          AS v(submission_id, indicator_code, district_code, division_id, as_of, seq,
               numerator, denominator, stated_pct, channels, flags)
 ), head AS (
@@ -271,7 +283,9 @@ async def write(
             e.seq,
             v.numerator,
             v.denominator,
-            v.stated_pct,
+            # As text, like the single path's JSON: the numeric is the shortest decimal
+            # that reads back as the float, not the float's exact binary value.
+            None if v.stated_pct is None else repr(v.stated_pct),
             v.channels,
             ",".join(v.flags),
         )

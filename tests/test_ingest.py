@@ -359,8 +359,8 @@ async def test_batched_answers_and_rows_equal_one_transaction_each(
     assert {s[0] for s in shapes} == {201, 409, 422}
     assert any(s[3] for s in shapes if s[0] == 201)  # some reports were flagged
     rows = await conn.fetch(
-        "SELECT district_code, seq, indicator_code, numerator, denominator, flags, as_of "
-        "FROM submission_values ORDER BY district_code, seq"
+        "SELECT district_code, seq, indicator_code, numerator, denominator, flags, as_of, "
+        "stated_pct::text, channels FROM submission_values ORDER BY district_code, seq"
     )
     by_district: dict[str, list[Any]] = {"16.71": [], "16.72": []}
     for r in rows:
@@ -389,3 +389,27 @@ async def test_a_district_waiting_on_its_lock_does_not_hold_up_another(
         assert (await blocked).status_code == 201
     assert free.status_code == 201
     assert body(free)["district"] == "15.71"
+
+
+async def test_refusals_come_in_the_order_one_transaction_each_gives_them(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
+) -> None:
+    """Checks made before the batch must not pre-empt ones the single path makes first:
+    the times before the indicators, and a revocation before everything else, even when
+    the worker's copy of the key was made before the revocation."""
+    head = await register_key(conn, people["district_head"])
+    async with served(settings) as (app, http):
+        headers = {**bearer(app, head.person), "Content-Type": JOSE}
+
+        async def post(jws: str) -> tuple[int, str]:
+            response = await http.post("/v1/submissions", content=jws.encode(), headers=headers)
+            return response.status_code, response.json().get("type", "").rsplit("/", 1)[-1]
+
+        assert (await post(head.sign()))[0] == 201  # the worker now has the key
+        stale_and_unknown = head.sign({"no_such_indicator": (1, 2)}, now=1_000_000)
+        assert await post(stale_and_unknown) == (422, "iat-too-old")
+        await conn.execute("UPDATE signing_keys SET revoked_at = now() WHERE kid = $1", head.kid)
+        outside = head.sign(district="31.71")
+        assert await post(outside) == (422, "invalid-signature")
+        assert await post(head.sign()) == (422, "invalid-signature")
+    assert await conn.fetchval("SELECT count(*) FROM submissions") == 1
