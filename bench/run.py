@@ -353,9 +353,10 @@ class Bench:
             )
         return out
 
-    async def direct_inserts(self) -> None:
-        """The same submission rows written with asyncpg directly (4 connections, one
-        transaction per submission with the ledger lock): the floor under the API."""
+    async def _direct(self, name: str, connections: int, size: int | None, month: int) -> None:
+        """The same submission rows written with asyncpg directly, without the API, over
+        ``connections``: one transaction each (``size`` None: the single append) or in
+        transactions of ``size`` (the batch append)."""
         runs = []
         for _ in range(self.mode.runs):
             heads = list(self.data.heads.values())
@@ -363,51 +364,39 @@ class Bench:
             for i in range(self.mode.direct_rows):
                 head = heads[i % len(heads)]
                 jws, payload = dataset.signed_submission(
-                    head, self.today, dataset.values_for(head, 40)
+                    head, self.today, dataset.values_for(head, month)
                 )
                 jobs.append((head, jws, payload))
-            conns = [await connect(self.dsn) for _ in range(4)]
+            conns = [await connect(self.dsn) for _ in range(connections)]
             started = time.perf_counter()
 
             async def worker(conn: Any, share: list[Any]) -> None:
-                for head, jws, payload in share:
+                step = size or 1
+                for start in range(0, len(share), step):
                     async with conn.transaction():
-                        await append_directly(conn, head, jws, payload, self.today)
+                        if size is None:
+                            await append_directly(conn, *share[start], self.today)
+                        else:
+                            await append_batch_directly(
+                                conn, share[start : start + step], self.today
+                            )
 
-            await asyncio.gather(*(worker(c, jobs[i::4]) for i, c in enumerate(conns)))
+            await asyncio.gather(*(worker(c, jobs[i::connections]) for i, c in enumerate(conns)))
             elapsed = time.perf_counter() - started
             for c in conns:
                 await c.close()
             runs.append({"rows_per_s": len(jobs) / elapsed})
-        self.figures["direct_insert_asyncpg_4conn"] = summarise(runs)
+        self.figures[name] = summarise(runs)
+
+    async def direct_inserts(self) -> None:
+        """One transaction per submission with the ledger lock (4 connections): the floor
+        under the API writing one submission at a time."""
+        await self._direct("direct_insert_asyncpg_4conn", 4, None, 40)
 
     async def direct_batched_inserts(self, size: int = 32) -> None:
-        """The same rows written the way the API's batches write them (2 connections, one
-        per worker, transactions of ``size``): the floor under the batched API."""
-        runs = []
-        for _ in range(self.mode.runs):
-            heads = list(self.data.heads.values())
-            jobs = []
-            for i in range(self.mode.direct_rows):
-                head = heads[i % len(heads)]
-                jws, payload = dataset.signed_submission(
-                    head, self.today, dataset.values_for(head, 41)
-                )
-                jobs.append((head, jws, payload))
-            conns = [await connect(self.dsn) for _ in range(2)]
-            started = time.perf_counter()
-
-            async def worker(conn: Any, share: list[Any]) -> None:
-                for start in range(0, len(share), size):
-                    async with conn.transaction():
-                        await append_batch_directly(conn, share[start : start + size], self.today)
-
-            await asyncio.gather(*(worker(c, jobs[i::2]) for i, c in enumerate(conns)))
-            elapsed = time.perf_counter() - started
-            for c in conns:
-                await c.close()
-            runs.append({"rows_per_s": len(jobs) / elapsed})
-        self.figures["direct_batched_insert_asyncpg_2conn"] = summarise(runs)
+        """As the API's batches write (2 connections, one per worker, transactions of
+        ``size``): the floor under the batched API."""
+        await self._direct("direct_batched_insert_asyncpg_2conn", 2, size, 41)
 
     async def settle(self) -> None:
         """Requests after a bulk load, not measured: the first ones pay for the load
