@@ -178,15 +178,15 @@ async def settle(
     and the data versions written. Raises ``appends.HeadsMissing`` (roll back, then call
     again with ``make_heads``) when a district has no ledger head yet."""
     keyed = [j for j in jobs if j.idempotency_key is not None]
-    if keyed:
-        await appends.lock_idempotency(
-            conn,
-            [appends.idempotency_lock_name(j.caller.id, j.idempotency_key or "") for j in keyed],
-        )
-    heads, created = await appends.lock_heads(
-        conn, sorted({j.payload.district for j in jobs}), make_missing=make_heads
+    pairs = sorted({(j.caller.id, j.idempotency_key or "") for j in keyed})
+    kids = sorted({j.kid for j in jobs})
+    heads, created = await appends.lock_batch(
+        conn,
+        [appends.idempotency_lock_name(user, key) for user, key in pairs],
+        sorted({j.payload.district for j in jobs}),
+        kids,
+        make_missing=make_heads,
     )
-    keys = await appends.lock_keys(conn, sorted({j.kid for j in jobs}))
     probes: list[appends.Probe] = []
     firsts: list[int] = []
     for j in jobs:
@@ -195,20 +195,24 @@ async def settle(
         probes += [
             appends.Probe(p.district, p.division, code, p.as_of) for code in sorted(p.values)
         ]
-    now, seen, prior = await appends.read_after_locks(conn, [j.payload.jti for j in jobs], probes)
-    records = {}
+    found = await appends.read_after_locks(
+        conn,
+        jtis=[j.payload.jti for j in jobs],
+        probes=probes,
+        kids=kids,
+        pairs=pairs,
+        ttl_s=settings.idempotency_ttl_s,
+    )
     if keyed:
-        pairs = sorted({(j.caller.id, j.idempotency_key or "") for j in keyed})
-        records = await appends.idempotency_records(conn, pairs, ttl_s=settings.idempotency_ttl_s)
         await purge_if_due(conn, settings)
     batch = _Batch(
         settings=settings,
         heads=heads,
-        keys=keys,
-        now=now,
-        jtis=seen,
-        records=records,
-        prior={p.index: p for p in prior},
+        keys=found.keys,
+        now=found.now,
+        jtis=found.seen,
+        records=dict(found.records),
+        prior={p.index: p for p in found.prior},
     )
     outcomes: list[SubmitResult | ApiError] = []
     for job, first in zip(jobs, firsts, strict=True):

@@ -483,8 +483,8 @@ async def append_batch_directly(
 ) -> None:
     """Submissions as the API writes a batch, without the API: the heads and their
     latest-values locks, then one write statement (the caller holds the transaction)."""
-    heads, _ = await appends.lock_heads(
-        conn, sorted({h.district for h, _, _ in jobs}), make_missing=False
+    heads, _ = await appends.lock_batch(
+        conn, [], sorted({h.district for h, _, _ in jobs}), [], make_missing=False
     )
     entries = []
     for head, jws, payload in jobs:

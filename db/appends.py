@@ -2,10 +2,12 @@
 
 A batch takes, in this order, the locks a single append takes (``db.submissions``):
 Idempotency-Key locks, then ledger heads, then each district's latest-values lock,
-then (in the write) its data version; every set in sorted order, so two batches, or a
-batch and a single append or a review, always take shared locks in the same order and
-cannot deadlock. The values an append compares with are read only after the locks, in
-a statement of their own, so its snapshot already sees everything committed before.
+then the signing keys (shared), then (in the write) each data version; every set in
+sorted order, so two batches, or a batch and a single append or a review, always take
+shared locks in the same order and cannot deadlock. What an append is checked against
+is read only after the locks, in a statement of its own, so its snapshot already sees
+everything committed before. Round trips are what a batch spends most on, so there
+are three: the locks, the reads, the write.
 """
 
 from __future__ import annotations
@@ -54,35 +56,22 @@ def idempotency_lock_name(user_id: UUID, key: str) -> str:
     return f"idempotency:{user_id}:{key}"
 
 
-async def lock_idempotency(conn: asyncpg.Connection, names: list[str]) -> None:
-    await conn.execute(
-        "SELECT count(pg_advisory_xact_lock(hashtextextended(n, 0))) "
-        "FROM (SELECT DISTINCT n FROM unnest($1::text[]) AS n ORDER BY n) s",
-        names,
-    )
-
-
-_LOCK_HEADS = """
-WITH heads AS MATERIALIZED (
-    SELECT district_code, seq, hash FROM ledger_heads
-    WHERE district_code = ANY($1::text[]) ORDER BY district_code FOR UPDATE
-)
-SELECT district_code, seq, hash,
-       pg_advisory_xact_lock(hashtext('kinerja.latest:' || district_code)) IS NULL AS held
-FROM heads ORDER BY district_code
-"""
-
-
 class HeadsMissing(Exception):
     """Some districts have no ledger head yet: roll back and settle again with
     ``make_missing``, which makes them before taking any lock on a head."""
 
 
-async def lock_heads(
-    conn: asyncpg.Connection, districts: list[str], *, make_missing: bool
+async def lock_batch(
+    conn: asyncpg.Connection,
+    lock_names: list[str],
+    districts: list[str],
+    kids: list[str],
+    *,
+    make_missing: bool,
 ) -> tuple[dict[str, ledger_db.Head], list[str]]:
-    """Lock the districts' ledger heads, then their latest-values locks, all in district
-    order, and name the heads this transaction made.
+    """Take every lock of the batch (migration 0008): the Idempotency-Key locks named,
+    the districts' ledger heads and latest-values locks, and the keys (shared, so none
+    is revoked under the batch); the heads, and those this transaction made.
 
     Heads are made (at genesis, in district order) only with ``make_missing``, and
     before any head is locked: making one after locking others could wait for another
@@ -98,7 +87,12 @@ async def lock_heads(
             districts,
             ledger_db.GENESIS_HASH,
         )
-    rows = await conn.fetch(_LOCK_HEADS, districts)
+    rows = await conn.fetch(
+        "SELECT district_code, seq, hash FROM lock_ingest_batch($1, $2, $3)",
+        lock_names,
+        districts,
+        kids,
+    )
     if len(rows) < len(districts):
         raise HeadsMissing(sorted(set(districts) - {r["district_code"] for r in rows}))
     heads = {
@@ -118,21 +112,11 @@ async def forget_heads(conn: asyncpg.Connection, districts: list[str]) -> None:
     )
 
 
-async def lock_keys(conn: asyncpg.Connection, kids: list[str]) -> dict[str, KeyState]:
-    """Share-lock the signing keys until commit, so none is revoked under the batch."""
-    rows = await conn.fetch(
-        "SELECT kid, owner_id, revoked_at FROM signing_keys "
-        "WHERE kid = ANY($1::text[]) ORDER BY kid FOR SHARE",
-        kids,
-    )
-    return {
-        r["kid"]: KeyState(kid=r["kid"], owner_id=r["owner_id"], revoked_at=r["revoked_at"])
-        for r in rows
-    }
-
-
-# Per probe, the latest counting value (one index probe: district-level and division
-# reports are separate branches, so each uses the partial index on equality).
+# Everything a batch checks against, read in one statement once every lock is held (so
+# its snapshot sees all that was committed before): the clock; which jtis are stored;
+# per probe, the latest counting value (one index probe: district-level and division
+# reports are separate branches, so each uses the partial index on equality); the keys
+# as they stand; and the live Idempotency-Key records (see ``db.idempotency.find``).
 _READ = """
 SELECT clock_timestamp() AS now,
        (SELECT coalesce(array_agg(jti), '{}') FROM submissions WHERE jti = ANY($1::uuid[]))
@@ -153,15 +137,43 @@ SELECT clock_timestamp() AS now,
                AND v.indicator_code = q.indicator_code AND v.division_id = q.division_id
                AND v.as_of <= q.as_of AND v.counting
              ORDER BY v.as_of DESC, v.seq DESC LIMIT 1)
-        ) p) AS previous
+        ) p) AS previous,
+       k.kids, k.owners, k.revoked,
+       r.users, r.keys, r.shas, r.statuses, r.responses, r.created
+FROM (SELECT array_agg(kid) AS kids, array_agg(owner_id) AS owners,
+             array_agg(revoked_at) AS revoked
+      FROM signing_keys WHERE kid = ANY($6::text[])) k,
+     (SELECT array_agg(i.user_id) AS users, array_agg(i.key) AS keys,
+             array_agg(i.request_sha256) AS shas, array_agg(i.status_code) AS statuses,
+             array_agg(i.response) AS responses, array_agg(i.created_at) AS created
+      FROM idempotency_keys i JOIN unnest($7::uuid[], $8::text[]) AS p(user_id, key)
+        ON i.user_id = p.user_id AND i.key = p.key
+      WHERE i.created_at > now() - make_interval(secs => $9)) r
 """
 
 
+class AfterLocks(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``read_after_locks`` found."""
+
+    now: datetime
+    seen: set[UUID]
+    prior: list[PriorValue]
+    keys: dict[str, KeyState]
+    records: dict[tuple[UUID, str], IdempotencyRecord]
+
+
 async def read_after_locks(
-    conn: asyncpg.Connection, jtis: list[UUID], probes: list[Probe]
-) -> tuple[datetime, set[UUID], list[PriorValue]]:
-    """The database clock (after every lock is held), which of ``jtis`` are stored
-    already, and the latest counting value for each probe that has one."""
+    conn: asyncpg.Connection,
+    *,
+    jtis: list[UUID],
+    probes: list[Probe],
+    kids: list[str],
+    pairs: list[tuple[UUID, str]],
+    ttl_s: int,
+) -> AfterLocks:
+    """Read, once the batch holds its locks, everything it checks against: the database
+    clock, which of ``jtis`` are stored already, the latest counting value for each
+    probe that has one, the keys ``kids`` and the live records of (user, key) ``pairs``."""
     row = await conn.fetchrow(
         _READ,
         jtis,
@@ -169,30 +181,39 @@ async def read_after_locks(
         [p.division_id for p in probes],
         [p.indicator_code for p in probes],
         [p.as_of for p in probes],
-    )
-    assert row is not None
-    return row["now"], set(row["seen"]), msgspec.convert(row["previous"], list[PriorValue])
-
-
-async def idempotency_records(
-    conn: asyncpg.Connection, pairs: list[tuple[UUID, str]], *, ttl_s: int
-) -> dict[tuple[UUID, str], IdempotencyRecord]:
-    """The live records among (user, key) pairs (see ``db.idempotency.find``)."""
-    rows = await conn.fetch(
-        "SELECT i.user_id, i.key, i.request_sha256, i.status_code, i.response, i.created_at "
-        "FROM idempotency_keys i JOIN unnest($1::uuid[], $2::text[]) AS p(user_id, key) "
-        "ON i.user_id = p.user_id AND i.key = p.key "
-        "WHERE i.created_at > now() - make_interval(secs => $3)",
+        kids,
         [u for u, _ in pairs],
         [k for _, k in pairs],
         float(ttl_s),
     )
-    found = {}
-    for r in rows:
-        record = dict(r)
-        pair = (record.pop("user_id"), record.pop("key"))
-        found[pair] = msgspec.convert(record, IdempotencyRecord)
-    return found
+    assert row is not None
+    keys = {
+        kid: KeyState(kid=kid, owner_id=owner, revoked_at=revoked)
+        for kid, owner, revoked in zip(
+            row["kids"] or (), row["owners"] or (), row["revoked"] or (), strict=True
+        )
+    }
+    records = {
+        (user, key): IdempotencyRecord(
+            request_sha256=sha, status_code=status, response=response, created_at=created
+        )
+        for user, key, sha, status, response, created in zip(
+            row["users"] or (),
+            row["keys"] or (),
+            row["shas"] or (),
+            row["statuses"] or (),
+            row["responses"] or (),
+            row["created"] or (),
+            strict=True,
+        )
+    }
+    return AfterLocks(
+        now=row["now"],
+        seen=set(row["seen"]),
+        prior=msgspec.convert(row["previous"], list[PriorValue]),
+        keys=keys,
+        records=records,
+    )
 
 
 # Everything the batch's accepted submissions write, in one statement: the entries, their
