@@ -7,22 +7,24 @@ an ``alg: none`` or HS256 header simply does not match and is refused.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
+import re
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 import jwt
-from jwt.api_jws import PyJWS
 
 from api.auth.principal import Principal
 from api.errors import ApiError
 from api.jwk import JwkError, parse_public_jwk
 from db import signing_keys as key_db
 
-_JWS = PyJWS(options={"verify_signature": True})
+# The algorithms a registered key may have, as PyJWT implements them.
+_ALGORITHMS = {name: jwt.get_algorithm_by_name(name) for name in ("EdDSA", "ES256")}
+# One base64url segment of a compact JWS: unpadded (RFC 7515 section 2).
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class SignatureError(ApiError):
@@ -50,31 +52,40 @@ class Verified:
         self.now = now
 
 
-def unverified_header(token: str) -> dict[str, Any]:
-    """The protected header, read to pick the key; the signature check reads it again.
+def _segment(segment: str, name: str) -> bytes:
+    """Decode one segment, refusing anything but canonical unpadded base64url."""
+    if len(segment) % 4 == 1 or not _SEGMENT.fullmatch(segment):
+        raise SignatureError(f"The JWS {name} is not base64url.")
+    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != segment:
+        raise SignatureError(f"The JWS {name} is not base64url.")
+    return raw
 
-    Read here rather than with PyJWT, whose header helper decodes and checks the whole
-    token (payload and signature too), a cost paid again by the verification itself.
-    """
+
+def unverified_header(token: str) -> dict[str, Any]:
+    """The protected header, read to pick the key before anything is verified."""
     try:
-        segment = token.split(".", 1)[0]
-        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+        header = json.loads(_segment(token.split(".", 1)[0], "header"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise SignatureError("The JWS header is unreadable.") from None
     if not isinstance(header, dict):
         raise SignatureError("The JWS header is unreadable.")
     return header
 
 
-# Parsed public keys by kid: a kid is the RFC 7638 thumbprint of its key, so the same kid
-# always parses to the same key.
-_PUBLIC: dict[tuple[str, str], Any] = {}
+# Parsed public keys by kid, each with the PyJWT algorithm of its key: a kid is the
+# RFC 7638 thumbprint of its key, so the same kid always parses to the same key.
+_PUBLIC: dict[tuple[str, str], tuple[Any, Any]] = {}
 
 
-def _public_key(key: key_db.SigningKey) -> Any:
+def _public_key(key: key_db.SigningKey) -> tuple[Any, Any]:
     cached = _PUBLIC.get((key.kid, key.alg))
     if cached is None:
-        cached = parse_public_jwk({k: v for k, v in key.jwk.items() if k != "kid"}).key
+        algorithm = _ALGORITHMS.get(key.alg)
+        if algorithm is None:
+            raise SignatureError(f"Keys of algorithm {key.alg!r} cannot verify.")
+        public = parse_public_jwk({k: v for k, v in key.jwk.items() if k != "kid"}).key
+        cached = (algorithm, algorithm.prepare_key(public))
         if len(_PUBLIC) >= 4096:
             _PUBLIC.pop(next(iter(_PUBLIC)))
         _PUBLIC[(key.kid, key.alg)] = cached
@@ -84,15 +95,30 @@ def _public_key(key: key_db.SigningKey) -> Any:
 def verify_with_key(
     token: str, key: key_db.SigningKey, header: dict[str, Any] | None = None
 ) -> tuple[bytes, dict[str, Any]]:
-    """Check ``token`` against one stored key (no ownership or revocation checks)."""
+    """Check ``token`` against one stored key (no ownership or revocation checks).
+
+    The compact form is split and decoded here and the signature checked with PyJWT's
+    algorithm for the key: PyJWT's own decoder checks base64 one character at a time
+    in Python, which cost two thirds as much as the Ed25519 check itself. It also
+    accepts extensions this service does not (``crit``, unencoded ``b64`` payloads).
+    """
     try:
-        public = _public_key(key)
-        header = header if header is not None else unverified_header(token)
-        if header.get("alg") != key.alg:
-            raise SignatureError(f"The JWS must use {key.alg} for this key.")
-        payload = _JWS.decode(token, key=public, algorithms=[key.alg])
+        algorithm, public = _public_key(key)
     except (jwt.PyJWTError, JwkError) as exc:
         raise SignatureError(f"The signature does not verify: {exc}") from None
+    header = header if header is not None else unverified_header(token)
+    if header.get("alg") != key.alg:
+        raise SignatureError(f"The JWS must use {key.alg} for this key.")
+    if "crit" in header or "b64" in header:
+        raise SignatureError("The JWS uses header extensions (crit, b64) that are not accepted.")
+    signing_input, dot, signature = token.rpartition(".")
+    if not dot or signing_input.count(".") != 1:
+        raise SignatureError("Expected a compact JWS (header.payload.signature).")
+    payload = _segment(signing_input.partition(".")[2], "payload")
+    if not algorithm.verify(
+        signing_input.encode("ascii"), public, _segment(signature, "signature")
+    ):
+        raise SignatureError("The signature does not verify: Signature verification failed")
     return payload, header
 
 

@@ -306,6 +306,45 @@ async def not_a_jws(world: World) -> tuple[Person, bytes, str]:
     return world.signer.person, b"hello", JOSE
 
 
+def reencoded(change: Callable[[list[str]], None]) -> Callable[[World], Awaitable[Any]]:
+    """A properly signed JWS whose segments ``change`` alters in place."""
+
+    async def build(world: World) -> tuple[Person, bytes, str]:
+        parts = world.signer.sign().split(".")
+        change(parts)
+        return world.signer.person, ".".join(parts).encode(), JOSE
+
+    return build
+
+
+def _pad(parts: list[str]) -> None:
+    parts[1] += "=" * (-len(parts[1]) % 4) or "===="
+
+
+def _junk(parts: list[str]) -> None:
+    parts[2] = parts[2][:10] + "!" + parts[2][11:]
+
+
+def _non_canonical(parts: list[str]) -> None:
+    # Ed25519 signatures are 64 bytes, so the last base64url character carries 4 unused
+    # bits: setting one decodes to the same bytes, from text that was never signed.
+    last = parts[2][-1]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    parts[2] = parts[2][:-1] + alphabet[alphabet.index(last) | 1]
+
+
+def with_header(extra: dict[str, Any]) -> Callable[[World], Awaitable[Any]]:
+    """Signed properly, with ``extra`` in the protected header."""
+
+    async def build(world: World) -> tuple[Person, bytes, str]:
+        header = {"alg": "EdDSA", "kid": world.signer.kid, "typ": SUBMISSION_TYP, **extra}
+        signing_input = f"{segment(header)}.{segment(world.signer.payload())}"
+        signature = world.signer.key.sign(signing_input.encode())
+        return world.signer.person, f"{signing_input}.{b64(signature)}".encode(), JOSE
+
+    return build
+
+
 ATTACKS = [
     Attack("tampered payload", tampered, 422, "invalid-signature"),
     Attack("another user's key", someone_elses_key, 422, "invalid-signature"),
@@ -317,6 +356,17 @@ ATTACKS = [
     Attack("HS256 with the public key", hs256_with_public_key, 422, "invalid-signature"),
     Attack("typ is not a submission", wrong_typ, 422, "invalid-signature"),
     Attack("not a JWS", not_a_jws, 422, "invalid-signature"),
+    Attack("padded base64", reencoded(_pad), 422, "invalid-signature"),
+    Attack("not base64url", reencoded(_junk), 422, "invalid-signature"),
+    Attack("non-canonical base64url", reencoded(_non_canonical), 422, "invalid-signature"),
+    Attack("crit extension", with_header({"crit": ["exp"], "exp": 1}), 422, "invalid-signature"),
+    Attack(
+        "unencoded payload",
+        with_header({"b64": False, "crit": ["b64"]}),
+        422,
+        "invalid-signature",
+    ),
+    Attack("b64 header", with_header({"b64": True}), 422, "invalid-signature"),
     Attack("JSON content type", content_type("application/json"), 415, "unsupported-media-type"),
     Attack("text content type", content_type("text/plain"), 415, "unsupported-media-type"),
     Attack(
@@ -429,6 +479,22 @@ async def test_refused_with_nothing_stored(
     assert response.status_code == attack.status, response.text
     assert problem_slug(response) == attack.slug
     assert await stored_counts(conn) == before
+
+
+async def test_the_header_extension_cases_differ_only_in_their_header(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+    outsiders: dict[str, Person],
+) -> None:
+    # The same builder without extra header fields is accepted, so the refusals above
+    # come from the extensions, not from how the token was put together.
+    signer = await register_key(conn, people["district_head"])
+    world = World(app, client, conn, people, outsiders, signer)
+    person, body, media = await with_header({})(world)
+    response = await post_jws(client, app, person, body, content_type=media)
+    assert response.status_code == 201, response.text
 
 
 async def test_hs256_signed_with_any_form_of_the_public_key_is_refused(
