@@ -246,7 +246,7 @@ WITH entry AS (
 ), head AS (
     UPDATE ledger_heads h SET seq = n.seq, hash = n.hash, updated_at = now()
     FROM unnest($28::text[], $29::bigint[], $30::text[]) AS n(district_code, seq, hash)
-    WHERE h.district_code = n.district_code
+    WHERE h.district_code = n.district_code AND h.district_code = ANY($28::text[])
 ), answer AS (
     INSERT INTO idempotency_keys (user_id, key, request_sha256, status_code, response)
     SELECT * FROM unnest($31::uuid[], $32::text[], $33::text[], $34::int[], $35::bytea[])

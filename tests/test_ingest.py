@@ -367,6 +367,18 @@ async def test_batched_answers_and_rows_equal_one_transaction_each(
         by_district[r["district_code"]].append(tuple(r.values())[1:])
     assert by_district["16.71"] == by_district["16.72"]
     assert len(by_district["16.71"]) > 20
+    # A value's district and division are its submission's (migration 0009 checks them
+    # only through the submission row), both ways.
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM submission_values v "
+            "JOIN submissions s ON s.id = v.submission_id "
+            "WHERE v.district_code <> s.district_code "
+            "OR v.division_id IS DISTINCT FROM s.division_id "
+            "OR v.as_of <> s.as_of OR v.seq <> s.seq"
+        )
+        == 0
+    )
 
 
 async def test_a_district_waiting_on_its_lock_does_not_hold_up_another(
