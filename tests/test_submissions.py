@@ -325,6 +325,10 @@ def _junk(parts: list[str]) -> None:
     parts[2] = parts[2][:10] + "!" + parts[2][11:]
 
 
+def _short_signature(parts: list[str]) -> None:
+    parts[2] = parts[2][:-4]  # 61 bytes: base64url still, but no Ed25519 signature
+
+
 def _non_canonical(parts: list[str]) -> None:
     # Ed25519 signatures are 64 bytes, so the last base64url character carries 4 unused
     # bits: setting one decodes to the same bytes, from text that was never signed.
@@ -359,6 +363,7 @@ ATTACKS = [
     Attack("padded base64", reencoded(_pad), 422, "invalid-signature"),
     Attack("not base64url", reencoded(_junk), 422, "invalid-signature"),
     Attack("non-canonical base64url", reencoded(_non_canonical), 422, "invalid-signature"),
+    Attack("short signature", reencoded(_short_signature), 422, "invalid-signature"),
     Attack("crit extension", with_header({"crit": ["exp"], "exp": 1}), 422, "invalid-signature"),
     Attack(
         "unencoded payload",
