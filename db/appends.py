@@ -73,12 +73,19 @@ async def lock_batch(
     the districts' ledger heads and latest-values locks, and the keys (shared, so none
     is revoked under the batch); the heads, and those this transaction made.
 
-    Heads are made (at genesis, in district order) only with ``make_missing``, and
-    before any head is locked: making one after locking others could wait for another
-    batch that is itself waiting for a head this one holds.
+    Heads are made (at genesis, in district order) only with ``make_missing``, after
+    the Idempotency-Key locks and before any head is locked: every writer takes those
+    locks before it may make a head (the single path too), and making one after locking
+    others could wait for another batch that is itself waiting for a head this one holds.
     """
     created: list[str] = []
     if make_missing:
+        # Taken again by lock_ingest_batch below: advisory locks nest within a transaction.
+        await conn.execute(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(n, 0))) "
+            "FROM (SELECT DISTINCT n FROM unnest($1::text[]) AS n ORDER BY n) s",
+            lock_names,
+        )
         created = await conn.fetchval(
             "WITH made AS (INSERT INTO ledger_heads (district_code, seq, hash) "
             "SELECT d, 0, $2 FROM unnest($1::text[]) AS d ORDER BY d "

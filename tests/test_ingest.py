@@ -25,6 +25,7 @@ from api.ingest import Appender
 from api.settings import Settings
 from api.submissions import Prepared, SubmitResult, prepare, submit
 from client.signing import sign_submission
+from db import appends
 from tests.people import Person, bearer, make_user
 from tests.submitting import JOSE, Signer, register_key, served, stored_counts, today
 
@@ -179,6 +180,48 @@ async def test_a_genesis_head_made_for_refused_reports_is_removed(
             await app.state.appender.append(job)
     assert await stored_counts(conn) == before
     assert before["ledger_heads"] == 0
+
+
+async def test_a_first_report_waits_for_its_idempotency_key_before_making_a_head(
+    settings: Settings,
+    conn: asyncpg.Connection,
+    other: Signer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The single path takes the Idempotency-Key lock, then may make the district's
+    # first head. A batch that made that head, then waited for the key, would deadlock
+    # with it: the batch must wait for the key before it makes anything.
+    retrying, key_taken = asyncio.Event(), asyncio.Event()
+    lock_batch = appends.lock_batch
+
+    async def gated(*args: Any, make_missing: bool) -> Any:
+        if make_missing:  # the batch found no head and rolled back: now take the key
+            retrying.set()
+            await key_taken.wait()
+        return await lock_batch(*args, make_missing=make_missing)
+
+    monkeypatch.setattr(appends, "lock_batch", gated)
+    async with served(settings) as (app, _):
+        job = await prepared(app, request(other, other.payload(), key="retry-1"))
+        batched = asyncio.ensure_future(app.state.appender.append(job))
+        await asyncio.wait_for(retrying.wait(), timeout=10)
+        async with conn.transaction():  # a single-path append of the same key, under way
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                f"idempotency:{other.person.id}:retry-1",
+            )
+            key_taken.set()
+            await asyncio.sleep(0.3)  # the batch's retry runs into the key
+            assert not batched.done()
+            await conn.execute(  # the single path makes the head without waiting
+                "INSERT INTO ledger_heads (district_code, seq, hash) VALUES ('15.71', 0, $1) "
+                "ON CONFLICT (district_code) DO NOTHING",
+                "0" * 64,
+            )
+        outcome = await asyncio.wait_for(batched, timeout=10)
+        assert app.state.appender.fallbacks == 0  # not a deadlock's victim, appended alone
+    assert outcome.status_code == 201
+    assert await conn.fetchval("SELECT seq FROM ledger_heads WHERE district_code = '15.71'") == 1
 
 
 async def test_a_failed_batch_is_appended_one_by_one(
