@@ -17,6 +17,7 @@ from typing import Any, Literal
 import msgspec
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from nacl.bindings import crypto_core_ed25519_is_valid_point
 
 SigningAlg = Literal["EdDSA", "ES256"]
 
@@ -82,6 +83,10 @@ def parse_public_jwk(jwk: object) -> PublicKey:
         x = b64url_decode(jwk.get("x", ""))
         if len(x) != 32:
             raise JwkError("an Ed25519 public key is 32 bytes")
+        # libsodium checks every signature (api.signatures) and refuses small-order and
+        # non-canonical points outright: refuse such a key now rather than each report.
+        if not crypto_core_ed25519_is_valid_point(x):
+            raise JwkError("x is not a valid Ed25519 public key (small order or non-canonical)")
         key: Any = ed25519.Ed25519PublicKey.from_public_bytes(x)
         alg: SigningAlg = "EdDSA"
         canonical = {"kty": "OKP", "crv": "Ed25519", "x": jwk["x"]}

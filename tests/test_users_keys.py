@@ -210,6 +210,7 @@ async def test_unacceptable_jwks_are_refused(
         "short x": {**good, "x": good["x"][:20]},
         "padded": {**good, "x": good["x"] + "="},
         "not base64": {**good, "x": "!!!!"},
+        "small order": {**good, "x": b64(b"\x01" + bytes(31))},  # the neutral point
         "off-curve": {**ec_jwk(), "y": b64(b"\x01" * 32)},
         "wrong alg": {**good, "alg": "ES256"},
         "wrong kid": {**good, "kid": "mine"},
