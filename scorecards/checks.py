@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 
 from scorecards.errors import ScorecardError
 
@@ -19,12 +20,17 @@ DEFAULT_STATED_TOLERANCE = 0.01
 """Percentage points a stated figure may be off; a truncation (87.17 for 87.176) is within."""
 
 
-def _exact_coverage(numerator: int, denominator: int) -> Fraction:
+def _check_counts(numerator: int, denominator: int) -> None:
     if numerator < 0 or denominator <= 0:
         raise ScorecardError("numerator must be >= 0 and denominator > 0")
+
+
+def _exact_coverage(numerator: int, denominator: int) -> Fraction:
+    _check_counts(numerator, denominator)
     return Fraction(numerator * 100, denominator)
 
 
+@lru_cache(maxsize=1024)  # tolerances and shares come from settings: the same few values
 def _decimal(value: float, name: str) -> Fraction:
     """The decimal a float was written as (``87.17``, not its binary neighbour)."""
     if not math.isfinite(value):
@@ -34,7 +40,8 @@ def _decimal(value: float, name: str) -> Fraction:
 
 def over_100(numerator: int, denominator: int) -> bool:
     """Whether coverage exceeds 100 % (more holders than people obliged to hold)."""
-    return _exact_coverage(numerator, denominator) > 100
+    _check_counts(numerator, denominator)
+    return numerator > denominator  # n * 100 / d > 100, without building the fraction
 
 
 def stated_mismatch(
@@ -80,4 +87,6 @@ def denominator_jump(denominator: int, previous: int | None, share: float) -> bo
         return False
     if not math.isfinite(share) or share < 0:
         raise ScorecardError("share must be a finite number >= 0")
-    return Fraction(abs(denominator - previous), previous) > _decimal(share, "share")
+    limit = _decimal(share, "share")
+    # |d - p| / p > a / b, in integers: runs for every value of every report.
+    return abs(denominator - previous) * limit.denominator > limit.numerator * previous

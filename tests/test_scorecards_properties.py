@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from decimal import Decimal
+from fractions import Fraction
+
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from scorecards import (
@@ -16,6 +19,7 @@ from scorecards import (
     coverage,
     rank,
 )
+from scorecards.checks import denominator_jump, over_100
 
 # Per-test settings rather than a global profile, so other suites are unaffected.
 # No example database: keep test runs from writing into the working tree.
@@ -143,3 +147,29 @@ def test_coverage_is_never_clipped(numerator: int, denominator: int) -> None:
         assert value is None
     else:
         assert value == numerator * 100 / denominator
+
+
+@SETTINGS
+@given(counts, st.integers(min_value=1, max_value=50_000_000))
+@example(100, 100)
+@example(101, 100)
+def test_over_100_is_exactly_coverage_above_100(numerator: int, denominator: int) -> None:
+    # Checked in integers; the definition is the exact percentage.
+    assert over_100(numerator, denominator) == (Fraction(numerator * 100, denominator) > 100)
+
+
+@SETTINGS
+@given(
+    st.integers(min_value=1, max_value=50_000_000),
+    st.integers(min_value=1, max_value=50_000_000),
+    st.sampled_from([0.0, 0.1, 0.05, 0.333, 1.0]) | st.floats(min_value=0.0, max_value=2.0),
+)
+@example(11, 10, 0.1)  # exactly the share: not a jump
+@example(9, 10, 0.1)
+@example(1_100_001, 1_000_000, 0.1)
+def test_denominator_jump_is_exactly_the_share_as_printed(
+    denominator: int, previous: int, share: float
+) -> None:
+    # Checked in integers; the definition: |d - p| / p above the share read as a decimal.
+    exact = Fraction(abs(denominator - previous), previous) > Fraction(Decimal(repr(share)))
+    assert denominator_jump(denominator, previous, share) == exact
