@@ -10,10 +10,10 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -76,7 +76,8 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")
                 break
-        rid = incoming if incoming and _SANE_ID.match(incoming) else uuid.uuid4().hex
+        # 128 random bits in hex, as uuid4().hex gave, without building a UUID each time.
+        rid = incoming if incoming and _SANE_ID.match(incoming) else os.urandom(16).hex()
         token = request_id_var.set(rid)
         started = time.perf_counter()
         status = 500
