@@ -237,6 +237,14 @@ async def test_token_attacks_are_rejected(
             header, claims, lambda m: b64(ed25519.Ed25519PrivateKey.generate().sign(m))
         ),
         "garbage": "not.a.token",
+        "not yet valid": forge(header, {**claims, "nbf": now + 3600}, sign_ok),
+        "issued in the future": forge(header, {**claims, "iat": now + 3600}, sign_ok),
+        "no sub": forge(header, {k: v for k, v in claims.items() if k != "sub"}, sign_ok),
+        "no iss": forge(header, {k: v for k, v in claims.items() if k != "iss"}, sign_ok),
+        "no aud": forge(header, {k: v for k, v in claims.items() if k != "aud"}, sign_ok),
+        "aud in a list": forge(header, {**claims, "aud": [claims["aud"], "x"]}, sign_ok),
+        "padded signature": forge(header, claims, sign_ok) + "==",
+        "four segments": forge(header, claims, sign_ok) + ".e30",
         "not a uuid sub": forge(header, {**claims, "sub": "admin"}, sign_ok),
     }
     assert (await get_me(client, forge(header, claims, sign_ok))).status_code == 200
