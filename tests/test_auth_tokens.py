@@ -243,6 +243,8 @@ async def test_token_attacks_are_rejected(
         "no iss": forge(header, {k: v for k, v in claims.items() if k != "iss"}, sign_ok),
         "no aud": forge(header, {k: v for k, v in claims.items() if k != "aud"}, sign_ok),
         "aud in a list": forge(header, {**claims, "aud": [claims["aud"], "x"]}, sign_ok),
+        "sub not a string": forge(header, {**claims, "sub": 12345}, sign_ok),
+        "jti not a string": forge(header, {**claims, "jti": 5}, sign_ok),
         "padded signature": forge(header, claims, sign_ok) + "==",
         "four segments": forge(header, claims, sign_ok) + ".e30",
         "not a uuid sub": forge(header, {**claims, "sub": "admin"}, sign_ok),

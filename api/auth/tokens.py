@@ -25,14 +25,17 @@ from db import server_keys as key_db
 ALGORITHM = "EdDSA"
 TOKEN_TYPE = "at+jwt"  # RFC 9068
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "aud", "iss"]
-# Every claim check PyJWT makes, on, whatever its defaults: the signature is checked
-# before PyJWT reads the token (``KeyRing._verify``), so PyJWT is told not to.
+# Every claim check PyJWT makes (PyJWT 2.10+), each on explicitly: the signature is
+# checked before PyJWT reads the token (``KeyRing._verify``), so PyJWT is told not to,
+# and with that PyJWT turns off every check not named here.
 _CLAIM_CHECKS: dict[str, Any] = {
     "verify_exp": True,
     "verify_nbf": True,
     "verify_iat": True,
     "verify_aud": True,
     "verify_iss": True,
+    "verify_sub": True,
+    "verify_jti": True,
     "require": REQUIRED_CLAIMS,
     "strict_aud": True,
 }
