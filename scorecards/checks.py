@@ -30,7 +30,7 @@ def _exact_coverage(numerator: int, denominator: int) -> Fraction:
     return Fraction(numerator * 100, denominator)
 
 
-@lru_cache(maxsize=1024)  # tolerances and shares come from settings: the same few values
+@lru_cache(maxsize=1024)  # tolerances and shares (settings) repeat; stated figures churn it
 def _decimal(value: float, name: str) -> Fraction:
     """The decimal a float was written as (``87.17``, not its binary neighbour)."""
     if not math.isfinite(value):
