@@ -4,6 +4,11 @@ It reads a spec (JSON) naming the host, port, concurrency and a list of requests
 (base64 of the exact bytes to send), sends every request once, spread over the
 connections, and writes each latency and status to the output file. Requests go to
 loopback only, and the run ends when the list is exhausted (or at the deadline).
+
+It shares the cores with the server and PostgreSQL, so every microsecond it spends is
+taken from what it measures: each connection is a bare protocol that sends its next
+request from the callback that completed the last one, without a task or stream
+between them (a third of the CPU per request of asyncio streams).
 """
 
 from __future__ import annotations
@@ -18,49 +23,115 @@ from pathlib import Path
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split(b" ", 2)[1])
+class _Broken(Exception):
+    """The server answered something that is not a well-formed HTTP/1.1 response."""
+
+
+def _framing(head: bytes) -> tuple[int, int | None]:
+    """The status and the body length of a response head; None for a chunked body."""
+    try:
+        status = int(head[9:12])
+    except ValueError:
+        raise _Broken(head[:80]) from None
     length = 0
-    chunked = False
-    for line in lines[1:]:
+    for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
         name = name.strip().lower()
         if name == b"content-length":
-            length = int(value.strip())
+            length = int(value)
         elif name == b"transfer-encoding" and b"chunked" in value.lower():
-            chunked = True
-    if chunked:
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
-            await reader.readexactly(size + 2)
-            if size == 0:
-                break
-    elif length:
-        await reader.readexactly(length)
-    return status
+            return status, None
+    return status, length
 
 
-async def _worker(
-    host: str,
-    port: int,
-    queue: list[bytes],
-    results: list[tuple[float, int]],
-    deadline: float,
+def _chunked_end(buffer: bytes, start: int) -> int:
+    """Where a chunked body starting at ``start`` ends, or -1 if it is not all here."""
+    at = start
+    while True:
+        line_end = buffer.find(b"\r\n", at)
+        if line_end < 0:
+            return -1
+        size = int(buffer[at:line_end].split(b";")[0], 16)
+        at = line_end + 2 + size + 2
+        if at > len(buffer):
+            return -1
+        if size == 0:
+            return at
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(
+        self,
+        queue: list[bytes],
+        results: list[tuple[float, int]],
+        deadline: float,
+        done: asyncio.Future[None],
+    ) -> None:
+        self._queue = queue
+        self._results = results
+        self._deadline = deadline
+        self._done = done
+        self._transport: asyncio.Transport | None = None
+        self._buffer = b""
+        self._started = 0.0
+        self._waiting = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        self._send_next()
+
+    def _send_next(self) -> None:
+        assert self._transport is not None
+        if not self._queue or time.monotonic() >= self._deadline:
+            self._transport.close()
+            return
+        request = self._queue.pop()
+        self._waiting = True
+        self._started = time.perf_counter()
+        self._transport.write(request)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        head_end = self._buffer.find(b"\r\n\r\n")
+        if head_end < 0:
+            return
+        try:
+            status, length = _framing(self._buffer[:head_end])
+            body_start = head_end + 4
+            end = _chunked_end(self._buffer, body_start) if length is None else body_start + length
+        except (_Broken, ValueError) as exc:
+            self._fail(exc)
+            return
+        if end < 0 or end > len(self._buffer):
+            return
+        self._results.append((time.perf_counter() - self._started, status))
+        self._waiting = False
+        self._buffer = self._buffer[end:]
+        self._send_next()
+
+    def _fail(self, exc: Exception) -> None:
+        if not self._done.done():
+            self._done.set_exception(exc)
+        assert self._transport is not None
+        self._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._done.done():
+            if exc is None and self._waiting:
+                exc = _Broken("the server closed the connection before answering")
+            if exc is not None:
+                self._done.set_exception(exc)
+            else:
+                self._done.set_result(None)
+
+
+async def _connection(
+    host: str, port: int, queue: list[bytes], results: list[tuple[float, int]], deadline: float
 ) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        while queue and time.monotonic() < deadline:
-            request = queue.pop()
-            started = time.perf_counter()
-            writer.write(request)
-            await writer.drain()
-            status = await _read_response(reader)
-            results.append((time.perf_counter() - started, status))
-    finally:
-        writer.close()
-        await writer.wait_closed()
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    await loop.create_connection(lambda: _Connection(queue, results, deadline, done), host, port)
+    await done
 
 
 async def run(spec: dict) -> dict:
@@ -68,12 +139,15 @@ async def run(spec: dict) -> dict:
     if host not in LOOPBACK:
         raise SystemExit("load goes to loopback only")
     requests = [base64.b64decode(r) for r in spec["requests"]]
-    requests.reverse()  # workers pop from the end: keep the given order
+    requests.reverse()  # connections pop from the end: keep the given order
     results: list[tuple[float, int]] = []
     deadline = time.monotonic() + float(spec.get("max_seconds", 120))
     started = time.perf_counter()
     await asyncio.gather(
-        *(_worker(host, port, requests, results, deadline) for _ in range(int(spec["concurrency"])))
+        *(
+            _connection(host, port, requests, results, deadline)
+            for _ in range(int(spec["concurrency"]))
+        )
     )
     elapsed = time.perf_counter() - started
     return {
