@@ -159,7 +159,12 @@ async def run(spec: dict) -> dict:
 
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
-    out = asyncio.run(run(spec))
+    try:
+        import uvloop  # the server's event loop too, where it is installed
+    except ImportError:
+        out = asyncio.run(run(spec))
+    else:
+        out = uvloop.run(run(spec))
     Path(sys.argv[2]).write_text(json.dumps(out))
 
 
