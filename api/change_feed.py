@@ -3,7 +3,7 @@ PostgreSQL notifications.
 
 A 304 or a cached report used to cost two database round trips (who is calling, and
 what version their scope is at) on top of the work it saved. Here a worker listens on
-one dedicated connection: triggers (migrations 0006, 0011) notify every data-version write
+one dedicated connection: the triggers of migration 0006 notify every data-version write
 and every user change at commit, in commit order, so every replica converges on the same
 versions (and the same ETags) within milliseconds. The worker that made a change
 applies it itself right after its commit, so the next request it serves sees it; a
@@ -207,9 +207,8 @@ class ChangeFeed:
             if self._reload is None:
                 self._reload = asyncio.get_running_loop().create_task(self._reload_versions())
             return
-        for pair in payload.split(";"):  # a statement's rows, in one notification
-            area, _, version = pair.partition(" ")
-            self._set_version(area, int(version))
+        area, _, version = payload.partition(" ")
+        self._set_version(area, int(version))
 
     async def _reload_versions(self) -> None:
         """After a reset, read everything again; until then callers read PostgreSQL."""

@@ -1,10 +1,9 @@
 """The change feed's database side: channels, the version snapshot, and what a request
 changed (so its own worker can apply it the moment the transaction commits).
 
-Triggers notify ``kinerja_versions`` with ``"<area> <version>"`` pairs joined by ``";"``
-for the data-version rows each statement writes (migration 0011) and ``kinerja_users``
-with a user id for every user update (0006); ``"*"`` on either channel means "reload
-everything".
+Triggers (migration 0006) notify ``kinerja_versions`` with ``"<area> <version>"`` for
+every data-version write and ``kinerja_users`` with a user id for every user update;
+``"*"`` on either channel means "reload everything".
 """
 
 from __future__ import annotations

@@ -100,43 +100,6 @@ async def test_a_reset_reloads_the_versions(
         assert feed.versions(SCOPES) == await scope_versions(conn, SCOPES) == [2, 2, 0, 2, 0, 0]
 
 
-async def test_one_statement_writing_many_versions_reaches_the_feed_whole(
-    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
-) -> None:
-    """A statement's rows travel together, split into several notifications when more
-    than one would carry (payloads stop at 8000 bytes): none may be lost on the way."""
-    areas = [
-        r["code"]
-        for r in await conn.fetch(
-            "SELECT code FROM areas WHERE kind = 'district' ORDER BY code LIMIT 450"
-        )
-    ]
-    assert len(areas) == 450
-    async with served(settings) as (app, _http):
-        feed = feed_of(app)
-        await conn.execute(  # inserted by one statement...
-            "INSERT INTO data_versions (area_code, version) "
-            "SELECT unnest($1::text[]), 1 ON CONFLICT (area_code) DO NOTHING",
-            areas,
-        )
-        await conn.execute(  # ...and moved by another, to versions long enough that
-            # 450 of them would not fit in one notification
-            "UPDATE data_versions SET version = version + 1000000000000000 "
-            "WHERE area_code = ANY($1::text[])",
-            areas,
-        )
-        await feed.sync()
-        own = feed.own_versions(areas)
-        assert own is not None
-        truth = await conn.fetch(
-            "SELECT area_code, version FROM data_versions WHERE area_code = ANY($1::text[])",
-            areas,
-        )
-        assert dict(zip(areas, own[1], strict=True)) == {r[0]: r[1] for r in truth}
-        assert set(own[1]) == {1000000000000001}
-        assert feed.versions(SCOPES) == await scope_versions(conn, SCOPES)
-
-
 async def test_user_changes_reach_every_replica(
     settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
 ) -> None:
