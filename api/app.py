@@ -28,6 +28,7 @@ from api.routes.scorecards import RankingController, ScorecardController, json_s
 from api.routes.submissions import SubmissionController, verify_ledger
 from api.routes.users import UserController, create_service_account, me
 from api.settings import Settings, get_settings
+from api.submission_lane import submission_lane
 
 API_VERSION = "0.1.0"
 SCHEMA_PATH = "/schema"
@@ -120,6 +121,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
                 handler.opt.setdefault("permission", PUBLIC)
             if handler.opt.get("permission") == PUBLIC:
                 handler.security = [{}]  # documented as needing no token
+    if settings.submission_lane:
+        app.asgi_handler = submission_lane(app, app.asgi_handler)
     # Wrap outside Litestar's exception handling so 404/405/413 responses for unmatched
     # routes carry the request id too (route-level middleware never sees those).
     app.asgi_handler = request_id_middleware(app.asgi_handler)

@@ -73,19 +73,27 @@ async def authenticate(app_state: Any, token: str) -> Principal:
     return principal
 
 
+async def admit(scope: Scope, permission: str | None) -> Principal | None:
+    """The caller of a request to a route declaring ``permission``, or raise 401/403:
+    the one check every route passes, from this middleware or the submission lane
+    (``api.submission_lane``). None only for a public route called without a token."""
+    token = _bearer(scope)
+    principal = None
+    if token is not None:
+        litestar_app = scope["litestar_app"]
+        await litestar_app.state.key_ring.maybe_refresh(litestar_app.state.pool)
+        principal = await authenticate(litestar_app.state, token)
+        scope["user"] = principal
+    authorize(principal, permission)  # no token: 401 where one is needed
+    return principal
+
+
 def auth_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         handler = scope.get("route_handler")
         permission = declared_permission(handler) if handler is not None else None
         if scope["type"] == "http" and permission != PUBLIC and scope.get("method") != "OPTIONS":
-            token = _bearer(scope)
-            principal = None
-            if token is not None:
-                litestar_app = scope["litestar_app"]
-                await litestar_app.state.key_ring.maybe_refresh(litestar_app.state.pool)
-                principal = await authenticate(litestar_app.state, token)
-                scope["user"] = principal
-            authorize(principal, permission)  # no token: 401 where one is needed
+            await admit(scope, permission)
         await app(scope, receive, send)
 
     return middleware

@@ -24,6 +24,7 @@ from litestar.params import (
 from litestar.response.base import ASGIResponse
 
 from api import submissions
+from api.auth.principal import Principal
 from api.ingest import Appender
 from api.ledger import verify_district
 from api.pagination import PageOutOfRange
@@ -60,6 +61,30 @@ class JwsBodyOperation(Operation):
         )
 
 
+async def answer_submission(
+    appender: Appender,
+    principal: Principal,
+    body: bytes,
+    *,
+    content_type: str | None,
+    idempotency_key: str | None,
+) -> ASGIResponse:
+    """Check, store and answer one signed submission: the route's work, shared with the
+    submission lane. A ready ASGI response, as the body is already JSON."""
+    result = await appender.receive(
+        principal, body, content_type=content_type, idempotency_key=idempotency_key
+    )
+    headers = {"location": f"/v1/submissions/{result.submission_id}"}
+    if result.replayed:
+        headers["idempotent-replayed"] = "true"
+    return ASGIResponse(
+        body=result.body,
+        status_code=result.status_code,
+        media_type=MediaType.JSON,
+        headers=headers,
+    )
+
+
 class SubmissionController(Controller):
     path = "/v1/submissions"
     tags = ["submissions"]
@@ -89,24 +114,14 @@ class SubmissionController(Controller):
         A retry with the same ``Idempotency-Key`` and body answers the first response
         again (header ``Idempotent-Replayed: true``) and stores nothing new.
         """
-        # The busiest route: the appender from the app's state rather than an injected
-        # ``State`` (a copy per request), and the ready-made ASGI response rather than a
-        # ``Response`` to be converted; the body is already JSON.
-        appender: Appender = request.app.state.appender
-        result = await appender.receive(
+        # Most submissions take ``api.submission_lane`` instead, which ends in the same
+        # function; this handler answers the rest (and documents the route).
+        return await answer_submission(
+            request.app.state.appender,
             caller(request),
             bytes(body),
             content_type=request.headers.get("content-type"),
             idempotency_key=idempotency_key,
-        )
-        headers = {"location": f"/v1/submissions/{result.submission_id}"}
-        if result.replayed:
-            headers["idempotent-replayed"] = "true"
-        return ASGIResponse(
-            body=result.body,
-            status_code=result.status_code,
-            media_type=MediaType.JSON,
-            headers=headers,
         )
 
     @get("/", opt={"permission": "submissions:read"}, summary="List submissions in your scope")
