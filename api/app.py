@@ -16,6 +16,7 @@ from api.database import lifespan_for, provide_connection, record_writes_middlew
 from api.errors import problem_details_config
 from api.observability import configure_logging, request_id_middleware
 from api.representation import ReportCache
+from api.request import ApiRequest
 from api.routes.agreements import AgreementController
 from api.routes.areas import AreaController
 from api.routes.auth import jwks, token
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             }
         ),
         request_max_body_size=settings.max_body_bytes,
+        request_class=ApiRequest,
         openapi_config=OpenAPIConfig(
             title="Kinerja API",
             version=API_VERSION,

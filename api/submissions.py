@@ -268,6 +268,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         raise InvalidCursor("The cursor is not one this API gave out.") from None
     if stamp.tzinfo is None:
         raise InvalidCursor("The cursor is not one this API gave out.")
+    try:  # an offset can carry a date past year 1 or 9999, which PostgreSQL refuses
+        stamp = stamp.astimezone(UTC)
+    except OverflowError:
+        raise InvalidCursor("The cursor is not one this API gave out.") from None
     return stamp, ident
 
 
@@ -407,7 +411,9 @@ def _decode(raw: bytes) -> tuple[SubmissionPayload, dict[str, Any]]:
         return msgspec.convert(signed, SubmissionPayload), signed
     except msgspec.ValidationError as exc:
         raise InvalidSubmission(f"The payload is not valid: {exc}") from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        # msgspec raises the last two for bytes that are not UTF-8 in a string and for
+        # very deep nesting.
         raise InvalidSubmission("The JWS payload is not JSON.") from None
 
 
@@ -740,7 +746,7 @@ async def review(
     if row.status not in allowed_from:
         raise ReviewNotAllowed(
             f"A {row.status} submission cannot be given the decision {data.decision!r}.",
-            extra={"status": row.status},
+            extra={"current_status": row.status},
         )
     await sub_db.set_status(conn, row.id, new_status)
     saved = await sub_db.insert_review(

@@ -22,6 +22,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from client.keys import SigningKey
 
+#: The largest stated percentage the API takes (``api.schemas.submissions``).
+STATED_PCT_MAX = 1000
+
 SUBMISSION_TYP = "kinerja-submission+jwt"
 """JWS ``typ`` header, so a submission cannot be replayed as any other kind of token."""
 
@@ -196,16 +199,19 @@ def _count(where: str, value: object) -> int:
 
 
 def _percent(code: str, value: object) -> float | None:
-    """Check a stated percentage: a finite number >= 0 (above 100 is real), or None."""
+    """Check a stated percentage: a number from 0 to 1000 (above 100 is real), or None;
+    the API refuses anything else."""
     if value is None:
         return None
     if (
         not isinstance(value, int | float)
         or isinstance(value, bool)
         or not math.isfinite(value)
-        or value < 0
+        or not 0 <= value <= STATED_PCT_MAX
     ):
-        raise ValueError(f"{code}.stated_pct must be a finite number >= 0, got {value!r}")
+        raise ValueError(
+            f"{code}.stated_pct must be a number from 0 to {STATED_PCT_MAX}, got {value!r}"
+        )
     return float(value)
 
 

@@ -310,8 +310,9 @@ def test_payload_has_every_key_with_nulls() -> None:
         ({"channels": {"ktp_el": {"radio": 1}}}, "unknown channel radio"),
         ({"channels": {"ktp_el": {"office": -3}}}, "ktp_el.channels.office"),
         ({"channels": {"kia": {"office": 1}}}, "channels given for kia"),
-        ({"stated": {"ktp_el": -1.0}}, "stated_pct must be a finite number"),
-        ({"stated": {"ktp_el": float("nan")}}, "stated_pct must be a finite number"),
+        ({"stated": {"ktp_el": -1.0}}, "stated_pct must be a number from 0 to 1000"),
+        ({"stated": {"ktp_el": float("nan")}}, "stated_pct must be a number from 0 to 1000"),
+        ({"stated": {"ktp_el": 1e23}}, "stated_pct must be a number from 0 to 1000"),
         (
             {
                 "values": {"ktp_el": {"numerator": 1, "denominator": 2, "stated_pct": 50}},
@@ -650,3 +651,10 @@ def test_config_rejects_bad_url_and_bad_file(home: Path) -> None:
     (home / "config.json").write_text('{"base_url": 5}')
     with pytest.raises(ValueError, match=r"config\.json"):
         load_config()
+
+
+def test_the_client_bounds_stated_percentages_as_the_api_does() -> None:
+    from api.schemas.submissions import STATED_PCT_MAX
+    from client.signing import STATED_PCT_MAX as CLIENT_MAX
+
+    assert CLIENT_MAX == STATED_PCT_MAX

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import date
 
 import asyncpg
+import jwt
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from api.errors import PROBLEM_BASE
 from scorecards import DistrictPlan, province_findings
 from tests.people import Person, bearer, coordinate, make_user
 from tests.submitting import post_jws, register_key, stored_counts, submit
 from tests.test_users_keys import ed_jwk
+
+TYP = "kinerja-submission+jwt"
 
 
 async def test_zero_targets_are_refused(
@@ -132,3 +138,160 @@ async def test_a_coordinator_loses_a_district_moved_to_another_region(
     listed = await client.get("/v1/submissions", headers=bearer(app, old))
     assert listed.json()["items"] == []
     assert (await client.get(url, headers=bearer(app, new))).status_code == 200
+
+
+# -- found by a black-box review (session 14) --------------------------------------------
+
+
+async def test_targets_that_would_be_stored_as_zero_are_refused(
+    client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person]
+) -> None:
+    """Targets are stored with two decimals: 0.001 passed "above 0" and was stored as 0,
+    and every scorecard and ranking of the district then answered 500."""
+    for target in (
+        {"indicator": "kia", "annual": 0.001},
+        {"indicator": "kia", "annual": 30, "quarterly": [0.004, 10, 20, 30]},
+        {"indicator": "kia", "annual": 30, "weight": 0.0000001},
+    ):
+        response = await client.post(
+            "/v1/agreements",
+            json={
+                "year": 2026,
+                "level": "province_district",
+                "second_party": {"area_code": "16.71", "official": "Kadis"},
+                "targets": [target],
+            },
+            headers=bearer(app, people["province_head"]),
+        )
+        assert response.status_code == 400, (target, response.text)
+
+
+async def test_a_huge_stated_percentage_is_refused_so_the_ledger_stays_checkable(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """jsonb stores 1e23 as the integer 10^23, unequal to the float signed: the ledger
+    check then called the entry tampered with, forever."""
+    signer = await register_key(conn, people["district_head"])
+    before = await stored_counts(conn)
+    for stated in (1e23, 1000.5):
+        payload = signer.payload({"ktp_el": (90, 100)})
+        payload["values"]["ktp_el"]["stated_pct"] = stated  # past the client's own check
+        jws = jwt.encode(
+            payload, signer.key, algorithm="EdDSA", headers={"kid": signer.kid, "typ": TYP}
+        )
+        response = await post_jws(client, app, signer.person, jws)
+        assert response.status_code == 422, response.text
+        assert response.json()["type"] == PROBLEM_BASE + "invalid-submission"
+    assert await stored_counts(conn) == before
+    made = await submit(client, app, signer, values={"ktp_el": (90, 100)})
+    verified = await client.get(
+        "/v1/districts/16.71/ledger/verify", headers=bearer(app, people["province_monitor"])
+    )
+    assert verified.status_code == 200 and verified.json()["ok"] is True, verified.text
+    assert made["ledger"]["seq"] >= 1
+
+
+async def test_undecodable_and_deeply_nested_json_bodies_are_a_400(
+    client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person]
+) -> None:
+    head = {**bearer(app, people["district_head"]), "Content-Type": "application/json"}
+    for body in (b'{"code":"x\xff","name":"n"}', b"[" * 10_000 + b"]" * 10_000):
+        response = await client.post("/v1/districts/16.71/divisions", content=body, headers=head)
+        assert response.status_code == 400, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_signed_payload_that_is_not_utf8_or_nests_deeply_is_refused(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    signer = await register_key(conn, people["district_head"])
+    before = await stored_counts(conn)
+    good = json.dumps(signer.payload()).encode()
+    for raw in (good[:-1] + b',"\xff":1}', b"[" * 10_000 + b"]" * 10_000):
+        jws = jwt.api_jws.encode(
+            raw, signer.key, algorithm="EdDSA", headers={"kid": signer.kid, "typ": TYP}
+        )
+        response = await post_jws(client, app, signer.person, jws)
+        assert response.status_code == 422, response.text
+        assert response.json()["type"] == PROBLEM_BASE + "invalid-submission"
+    assert await stored_counts(conn) == before
+
+
+async def test_a_cursor_whose_offset_leaves_the_calendar_is_a_400(
+    client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person]
+) -> None:
+    for stamp in ("0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59"):
+        raw = json.dumps([stamp, "00000000-0000-0000-0000-000000000000"]).encode()
+        cursor = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        response = await client.get(
+            "/v1/submissions",
+            params={"cursor": cursor},
+            headers=bearer(app, people["province_monitor"]),
+        )
+        assert response.status_code == 400, response.text
+
+
+async def test_a_review_conflict_keeps_a_numeric_problem_status(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """RFC 9457: ``status`` is the HTTP status; the submission's own went in its place."""
+    signer = await register_key(conn, people["district_head"])
+    made = await submit(client, app, signer)
+    monitor = bearer(app, people["province_monitor"])
+    path = f"/v1/submissions/{made['id']}/review"
+    first = await client.post(path, json={"decision": "accept"}, headers=monitor)
+    assert first.status_code == 201, first.text
+    again = await client.post(path, json={"decision": "accept"}, headers=monitor)
+    assert again.status_code == 409
+    assert again.json()["status"] == 409
+    assert again.json()["current_status"] == "accepted"
+
+
+async def test_a_trailing_newline_does_not_pass_for_a_username_or_code(
+    client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person]
+) -> None:
+    """``$`` also matches before a final newline: "kadis_16.71\\n" made a look-alike."""
+    created = await client.post(
+        "/v1/users",
+        json={
+            "username": "kadis_look\n",
+            "password": "a-long-enough-password",
+            "role": "district_head",
+            "area_code": "16.71",
+            "full_name": "Look Alike",
+        },
+        headers=bearer(app, people["province_head"]),
+    )
+    assert created.status_code == 400, created.text
+    division = await client.post(
+        "/v1/districts/16.71/divisions",
+        json={"code": "pias\n", "name": "Lain"},
+        headers=bearer(app, people["district_head"]),
+    )
+    assert division.status_code == 400, division.text
+
+
+async def test_a_nul_in_a_correction_reason_is_refused_as_invalid(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """``\\S`` matched a NUL, which then reached PostgreSQL (a 400 from the database)."""
+    signer = await register_key(conn, people["district_head"])
+    made = await submit(client, app, signer)
+    before = await stored_counts(conn)
+    jws = signer.sign(supersedes={"id": made["id"], "reason": "salah\u0000"})
+    response = await post_jws(client, app, signer.person, jws)
+    assert response.status_code == 422, response.text
+    assert response.json()["type"] == PROBLEM_BASE + "invalid-submission"
+    assert await stored_counts(conn) == before

@@ -9,6 +9,7 @@ from uuid import UUID
 import msgspec
 
 from api.schemas.identity import AreaCode
+from api.schemas.patterns import whole
 
 Level = Literal["national_province", "province_district", "district_division"]
 Status = Literal["draft", "signed_by_second", "active", "superseded", "closed"]
@@ -17,8 +18,9 @@ Acting = Literal["plt", "plh"]
 YEAR_MIN, YEAR_MAX = 2000, 2100
 Year = Annotated[int, msgspec.Meta(ge=YEAR_MIN, le=YEAR_MAX)]
 #: Targets are positive: achievement divides by them (a zero target has no achievement).
-Percent = Annotated[float, msgspec.Meta(gt=0, le=1000)]
-Code = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{1,31}$")]
+#: Targets are stored with two decimals: anything below 0.01 would be stored as 0.
+Percent = Annotated[float, msgspec.Meta(ge=0.01, le=1000)]
+Code = Annotated[str, msgspec.Meta(pattern=whole(r"[a-z][a-z0-9_]{1,31}"))]
 #: PostgreSQL text cannot hold NUL: refuse it here (400) rather than at the INSERT (500).
 _NO_NUL = r"^[^\x00]*$"
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=_NO_NUL)]
@@ -114,7 +116,8 @@ class TargetIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     indicator: Code
     annual: Percent
     quarterly: Annotated[list[Percent], msgspec.Meta(min_length=4, max_length=4)] | None = None
-    weight: Annotated[float, msgspec.Meta(gt=0, le=1000)] | None = None
+    # Stored with six decimals (and must stay above 0 there).
+    weight: Annotated[float, msgspec.Meta(ge=0.000001, le=1000)] | None = None
 
 
 class FirstPartyIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -163,7 +166,7 @@ class SignatureIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class SignaturePayload(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     agreement_id: UUID
-    document_sha256: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+    document_sha256: Annotated[str, msgspec.Meta(pattern=whole(r"[0-9a-f]{64}"))]
     party: Literal["first", "second"]
     iat: int
 

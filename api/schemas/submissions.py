@@ -12,13 +12,20 @@ from uuid import UUID
 
 import msgspec
 
+from api.schemas.patterns import whole
+
 #: Counts are stored as PostgreSQL bigint.
 BIGINT_MAX = 2**63 - 1
 Count = Annotated[int, msgspec.Meta(ge=0, le=BIGINT_MAX)]
 Population = Annotated[int, msgspec.Meta(gt=0, le=BIGINT_MAX)]
-DistrictCode = Annotated[str, msgspec.Meta(pattern=r"^\d{2}\.\d{2}$")]
-IndicatorCode = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
-Percent = Annotated[float, msgspec.Meta(ge=0)]
+DistrictCode = Annotated[str, msgspec.Meta(pattern=whole(r"\d{2}\.\d{2}"))]
+IndicatorCode = Annotated[str, msgspec.Meta(pattern=whole(r"[a-z][a-z0-9_]{0,62}"))]
+#: A stated percentage: above 100 is real, but not beyond 1000 (the bound also keeps it
+#: where PostgreSQL's jsonb gives back the very number signed: it writes a large float
+#: such as 1e23 as the integer 10^23, which no longer equals it, and the ledger check
+#: would then find the stored payload unlike the signed one).
+STATED_PCT_MAX = 1000
+Percent = Annotated[float, msgspec.Meta(ge=0, le=STATED_PCT_MAX)]
 Flag = Literal[
     "over_100",
     "numerator_decreased",
@@ -60,7 +67,9 @@ class ValueIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class SupersedesIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     id: UUID
     reason: Annotated[
-        str, msgspec.Meta(min_length=1, max_length=2000, pattern=r"^[^\x00]*\S[^\x00]*$")
+        # Something visible, and no NUL anywhere (``\S`` alone would take a NUL).
+        str,
+        msgspec.Meta(min_length=1, max_length=2000, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$"),
     ]
 
 
