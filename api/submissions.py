@@ -104,6 +104,17 @@ class FutureAsOf(ApiError):
     title = "The as-of date is in the future"
 
 
+class AsOfTooEarly(ApiError):
+    status_code = 422
+    slug = "as-of-too-early"
+    title = "The as-of date is before any reporting year"
+
+
+#: Scorecards and rankings cover the years 2000 to 2100: an earlier report would be kept
+#: and flagged late, and never count anywhere.
+EARLIEST_AS_OF = date(2000, 1, 1)
+
+
 class UnknownIndicator(ApiError):
     status_code = 422
     slug = "unknown-indicator"
@@ -222,6 +233,11 @@ def check_times(payload: SubmissionPayload, now: datetime, settings: Settings) -
         raise IatTooOld(
             f"The iat is older than {settings.submission_iat_max_age_s} s; sign the report again.",
             extra={"iat": issued, "server_time": current},
+        )
+    if payload.as_of < EARLIEST_AS_OF:
+        raise AsOfTooEarly(
+            f"The as-of date is before {EARLIEST_AS_OF.isoformat()}; no scorecard covers it.",
+            extra={"as_of": payload.as_of.isoformat()},
         )
     today = now.astimezone(WIT).date()
     if payload.as_of > today:

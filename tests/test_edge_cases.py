@@ -295,3 +295,21 @@ async def test_a_nul_in_a_correction_reason_is_refused_as_invalid(
     assert response.status_code == 422, response.text
     assert response.json()["type"] == PROBLEM_BASE + "invalid-submission"
     assert await stored_counts(conn) == before
+
+
+async def test_a_report_before_any_scorecard_year_is_refused(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """Kept with a late flag, a report as of 1900 would never have counted anywhere."""
+    signer = await register_key(conn, people["district_head"])
+    before = await stored_counts(conn)
+    for as_of in (date(1, 1, 1), date(1999, 12, 31)):
+        response = await post_jws(client, app, signer.person, signer.sign(as_of=as_of))
+        assert response.status_code == 422, response.text
+        assert response.json()["type"] == PROBLEM_BASE + "as-of-too-early"
+    assert await stored_counts(conn) == before
+    made = await submit(client, app, signer, as_of=date(2000, 1, 1))
+    assert made["as_of"] == "2000-01-01"
