@@ -313,3 +313,18 @@ async def test_a_report_before_any_scorecard_year_is_refused(
     assert await stored_counts(conn) == before
     made = await submit(client, app, signer, as_of=date(2000, 1, 1))
     assert made["as_of"] == "2000-01-01"
+
+
+async def test_names_and_notes_need_something_visible(
+    client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person]
+) -> None:
+    head = bearer(app, people["district_head"])
+    for name in (" ", "\t\n", "Bidang\u0000"):
+        response = await client.post(
+            "/v1/districts/16.71/divisions", json={"code": "pias", "name": name}, headers=head
+        )
+        assert response.status_code == 400, (name, response.text)
+    made = await client.post(
+        "/v1/districts/16.71/divisions", json={"code": "pias", "name": " Pias "}, headers=head
+    )
+    assert made.status_code == 201, made.text

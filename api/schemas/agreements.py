@@ -9,7 +9,7 @@ from uuid import UUID
 import msgspec
 
 from api.schemas.identity import AreaCode
-from api.schemas.patterns import whole
+from api.schemas.patterns import VISIBLE_TEXT, whole
 
 Level = Literal["national_province", "province_district", "district_division"]
 Status = Literal["draft", "signed_by_second", "active", "superseded", "closed"]
@@ -23,8 +23,8 @@ Percent = Annotated[float, msgspec.Meta(ge=0.01, le=1000)]
 Code = Annotated[str, msgspec.Meta(pattern=whole(r"[a-z][a-z0-9_]{1,31}"))]
 #: PostgreSQL text cannot hold NUL: refuse it here (400) rather than at the INSERT (500).
 _NO_NUL = r"^[^\x00]*$"
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=_NO_NUL)]
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=_NO_NUL)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=VISIBLE_TEXT)]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=VISIBLE_TEXT)]
 
 
 # -- indicators ------------------------------------------------------------------------

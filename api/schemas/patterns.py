@@ -12,3 +12,10 @@ from __future__ import annotations
 def whole(body: str) -> str:
     """A pattern the entire value must match, without a trailing newline."""
     return rf"^(?:{body})(?!\n)$"
+
+
+#: Text with something visible in it and no NUL (PostgreSQL text cannot hold one): a
+#: name or note of spaces alone names nothing. Written to match in linear time: the
+#: obvious ``^[^\x00]*[^\x00\s][^\x00]*$`` backtracks quadratically on a long text
+#: ending in a NUL (16 ms of CPU for 2,000 characters).
+VISIBLE_TEXT = r"^\s*[^\x00\s][^\x00]*$"

@@ -12,7 +12,7 @@ from uuid import UUID
 
 import msgspec
 
-from api.schemas.patterns import whole
+from api.schemas.patterns import VISIBLE_TEXT, whole
 
 #: Counts are stored as PostgreSQL bigint.
 BIGINT_MAX = 2**63 - 1
@@ -67,9 +67,9 @@ class ValueIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class SupersedesIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     id: UUID
     reason: Annotated[
-        # Something visible, and no NUL anywhere (``\S`` alone would take a NUL).
+        # ``\S`` alone would take a NUL.
         str,
-        msgspec.Meta(min_length=1, max_length=2000, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$"),
+        msgspec.Meta(min_length=1, max_length=2000, pattern=VISIBLE_TEXT),
     ]
 
 
