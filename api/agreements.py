@@ -35,7 +35,7 @@ from api.schemas.agreements import (
     TargetOut,
 )
 from api.schemas.agreements import Amendment as AmendmentOut
-from api.signatures import SignatureError, verify_signed_by
+from api.signatures import SignatureError, repeats_a_member, verify_signed_by
 from db import agreements as agreement_db
 from db import divisions as division_db
 from db import indicators as indicator_db
@@ -474,6 +474,10 @@ async def sign(
         payload = msgspec.json.decode(verified.payload, type=SignaturePayload)
     except msgspec.DecodeError as exc:
         raise SignatureError(f"The signed payload is not a signature statement: {exc}") from None
+    except (UnicodeDecodeError, RecursionError):  # msgspec: not UTF-8 / nested too deep
+        raise SignatureError("The signed payload is not a JSON signature statement.") from None
+    if repeats_a_member(verified.payload):
+        raise SignatureError("The signed statement names a member twice; sign it again.")
     if _is_second_party(caller, row):
         party = "second"
     elif _is_first_party(caller, row):

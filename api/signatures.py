@@ -31,6 +31,28 @@ class SignatureError(ApiError):
     title = "The signature is not acceptable"
 
 
+class _Repeated(Exception):
+    pass
+
+
+def _refuse_repeats(pairs: list[tuple[str, Any]]) -> None:
+    if len({name for name, _ in pairs}) != len(pairs):
+        raise _Repeated
+
+
+def repeats_a_member(raw: bytes) -> bool:
+    """Whether a JSON text (one already decoded) names a member twice in one object.
+
+    msgspec, like most decoders, keeps the last; an auditor's decoder may keep the first
+    and read other claims than the ones stored, so a signed statement must not be
+    ambiguous. The second pass costs about 10 us on a submission."""
+    try:
+        json.loads(raw, object_pairs_hook=_refuse_repeats)
+    except _Repeated:
+        return True
+    return False
+
+
 class Verified:
     """A verified JWS: its payload bytes, header, the key that signed it, and the
     database clock read once that key was locked (see ``lock_for_signing``)."""

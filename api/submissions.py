@@ -43,7 +43,12 @@ from api.schemas.submissions import (
     ValueOut,
 )
 from api.settings import Settings
-from api.signatures import revoked_since, verify_before_locking, verify_signed_by
+from api.signatures import (
+    repeats_a_member,
+    revoked_since,
+    verify_before_locking,
+    verify_signed_by,
+)
 from db import idempotency as idem_db
 from db import ledger as ledger_db
 from db import submissions as sub_db
@@ -424,6 +429,11 @@ def _decode(raw: bytes) -> tuple[SubmissionPayload, dict[str, Any]]:
         signed = msgspec.json.decode(raw)
         if not isinstance(signed, dict):
             raise InvalidSubmission("The JWS payload must be a JSON object.")
+        if repeats_a_member(raw):
+            raise InvalidSubmission(
+                "The JWS payload names a member twice in one object; what it says is "
+                "ambiguous. Sign it again without the repeat."
+            )
         return msgspec.convert(signed, SubmissionPayload), signed
     except msgspec.ValidationError as exc:
         raise InvalidSubmission(f"The payload is not valid: {exc}") from None

@@ -11,10 +11,13 @@ import jwt
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from api.agreement_document import SIGNATURE_TYP
 from api.errors import PROBLEM_BASE
 from scorecards import DistrictPlan, province_findings
+from tests.agreement_helpers import register_signer
 from tests.people import Person, bearer, coordinate, make_user
 from tests.submitting import post_jws, register_key, stored_counts, submit
+from tests.test_agreements_signing import palembang_draft
 from tests.test_users_keys import ed_jwk
 
 TYP = "kinerja-submission+jwt"
@@ -328,3 +331,62 @@ async def test_names_and_notes_need_something_visible(
         "/v1/districts/16.71/divisions", json={"code": "pias", "name": " Pias "}, headers=head
     )
     assert made.status_code == 201, made.text
+
+
+async def test_a_signed_payload_naming_a_member_twice_is_refused(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """Decoders differ on which of two equal names wins: an auditor's could read other
+    claims than the ones stored, so a signed report must say one thing."""
+    signer = await register_key(conn, people["district_head"])
+    before = await stored_counts(conn)
+    good = json.dumps(signer.payload()).encode()
+    for raw in (
+        good[:-1] + b',"district":"16.71"}',  # the same value again is still a repeat
+        good.replace(b'"numerator":', b'"numerator": 1, "numerator":', 1),
+    ):
+        json.loads(raw)  # valid JSON all the same
+        jws = jwt.api_jws.encode(
+            raw, signer.key, algorithm="EdDSA", headers={"kid": signer.kid, "typ": TYP}
+        )
+        response = await post_jws(client, app, signer.person, jws)
+        assert response.status_code == 422, response.text
+        assert "twice" in response.json()["detail"]
+    assert await stored_counts(conn) == before
+
+
+async def test_an_agreement_statement_that_is_not_utf8_or_repeats_a_member_is_refused(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    agreement = await palembang_draft(client, app, people)
+    head = await register_signer(conn, people["district_head"])
+    statement = json.dumps(
+        {
+            "agreement_id": agreement["id"],
+            "document_sha256": agreement["document_sha256"],
+            "party": "second",
+            "iat": 1,
+        }
+    ).encode()
+    for raw in (
+        statement[:-1] + b',"\xff":1}',
+        statement[:-1] + b',"party":"second"}',
+        b"[" * 2_000 + b"]" * 2_000,  # deeper than msgspec goes, within the JWS limit
+    ):
+        jws = jwt.api_jws.encode(
+            raw, head.private, algorithm="EdDSA", headers={"kid": head.kid, "typ": SIGNATURE_TYP}
+        )
+        response = await client.post(
+            f"/v1/agreements/{agreement['id']}/signatures",
+            json={"jws": jws},
+            headers=bearer(app, people["district_head"]),
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["type"] == PROBLEM_BASE + "invalid-signature"
+    assert await conn.fetchval("SELECT count(*) FROM agreement_signatures") == 0
