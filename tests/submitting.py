@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from uuid import UUID
 
 import asyncpg
 import httpx
+import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from litestar import Litestar
@@ -20,7 +22,7 @@ from api.app import create_app
 from api.jwk import parse_public_jwk
 from api.settings import Settings
 from client.keys import SigningKey, jwk_thumbprint, public_jwk
-from client.signing import build_payload, sign_submission
+from client.signing import SUBMISSION_TYP, algorithm_for, build_payload, sign_submission
 from tests.people import Person, bearer
 
 JOSE = "application/jose"
@@ -35,6 +37,17 @@ class Signer:
     person: Person
     key: SigningKey
     kid: str
+
+    def sign_raw(self, payload: bytes | dict[str, Any]) -> str:
+        """Sign exactly these payload bytes (or this dict as JSON), past the client's own
+        checks: for payloads the client would refuse to build."""
+        raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        return jwt.api_jws.encode(
+            raw,
+            self.key,
+            algorithm=algorithm_for(self.key),
+            headers={"kid": self.kid, "typ": SUBMISSION_TYP},
+        )
 
     def sign(
         self,
