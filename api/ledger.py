@@ -33,7 +33,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from api.schemas.submissions import BrokenEntry, LedgerReport, Problem, SubmissionPayload
+from api.schemas.submissions import BrokenEntry, LedgerReport, Problem, StoredPayload
 from api.signatures import SignatureError, verify_with_key
 from db import ledger as ledger_db
 from db import signing_keys as key_db
@@ -73,10 +73,10 @@ def _check_signature(entry: ChainEntry, key: key_db.SigningKey | None) -> bytes:
     return payload
 
 
-def _check_payload(entry: ChainEntry, raw: bytes) -> SubmissionPayload:
+def _check_payload(entry: ChainEntry, raw: bytes) -> StoredPayload:
     try:
         signed: Any = msgspec.json.decode(raw)
-        claims = msgspec.convert(signed, SubmissionPayload)
+        claims = msgspec.convert(signed, StoredPayload)
     except msgspec.ValidationError as exc:
         raise _Broken("payload_mismatch", f"the signed payload is not valid: {exc}") from None
     if signed != entry.payload:
@@ -98,7 +98,7 @@ def _check_payload(entry: ChainEntry, raw: bytes) -> SubmissionPayload:
     return claims
 
 
-def _check_values(entry: ChainEntry, claims: SubmissionPayload) -> None:
+def _check_values(entry: ChainEntry, claims: StoredPayload) -> None:
     if set(entry.stored_values) != set(claims.values):
         raise _Broken("values_mismatch", "the stored indicators differ from the signed ones")
     for code, value in claims.values.items():

@@ -9,7 +9,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
@@ -20,9 +20,11 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.cli import main
+from api.ledger import _check_payload
 from api.settings import Settings
 from db import ledger as ledger_db
 from db import submissions as sub_db
+from db.ledger import GENESIS_HASH, ChainEntry
 from tests.people import Person, bearer, make_user
 from tests.submitting import Signer, register_key, served, submit
 
@@ -402,3 +404,37 @@ async def test_previous_values_read_before_waiting_for_the_head_are_read_again(
             await waiter.close()
     finally:
         await holder.close()
+
+
+def test_a_report_accepted_under_earlier_bounds_still_verifies() -> None:
+    """A stated percentage above 1000 was accepted before the bound (and round-trips
+    through jsonb exactly): the check must not call such an entry tampered with."""
+    signed = {
+        "jti": "de7a7866-3ee3-4f2b-b271-aecb2f95482e",
+        "iat": 1_700_000_000,
+        "district": "16.71",
+        "as_of": "2023-11-01",
+        "values": {"ktp_el": {"numerator": 15, "denominator": 1, "stated_pct": 1500.0}},
+    }
+    entry = ChainEntry(
+        id=uuid.uuid4(),
+        seq=1,
+        prev_hash=GENESIS_HASH,
+        hash="",
+        jws="",
+        payload=signed,
+        jti=uuid.UUID(signed["jti"]),
+        iat=datetime.fromtimestamp(1_700_000_000, UTC),
+        district_code="16.71",
+        division_id=None,
+        as_of=date(2023, 11, 1),
+        kid="k",
+        submitter_id=uuid.uuid4(),
+        received_at=datetime.fromtimestamp(1_700_000_000, UTC),
+        note=None,
+        supersedes_id=None,
+        supersede_reason=None,
+        stored_values={},
+    )
+    claims = _check_payload(entry, json.dumps(signed).encode())
+    assert claims.values["ktp_el"].stated_pct == 1500.0

@@ -18,7 +18,7 @@ from api.schemas.patterns import VISIBLE_TEXT, whole
 BIGINT_MAX = 2**63 - 1
 Count = Annotated[int, msgspec.Meta(ge=0, le=BIGINT_MAX)]
 Population = Annotated[int, msgspec.Meta(gt=0, le=BIGINT_MAX)]
-DistrictCode = Annotated[str, msgspec.Meta(pattern=whole(r"\d{2}\.\d{2}"))]
+DistrictCode = Annotated[str, msgspec.Meta(pattern=whole(r"[0-9]{2}\.[0-9]{2}"))]
 IndicatorCode = Annotated[str, msgspec.Meta(pattern=whole(r"[a-z][a-z0-9_]{0,62}"))]
 #: A stated percentage: above 100 is real, but not beyond 1000 (the bound also keeps it
 #: where PostgreSQL's jsonb gives back the very number signed: it writes a large float
@@ -84,6 +84,20 @@ class SubmissionPayload(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     division: UUID | None = None
     note: Annotated[str, msgspec.Meta(max_length=4000, pattern=r"^[^\x00]*$")] | None = None
     supersedes: SupersedesIn | None = None
+
+
+class StoredValue(ValueIn, forbid_unknown_fields=True, kw_only=True):
+    """A value as the ledger check reads a stored report: under the rules it was accepted
+    with, not today's input bounds (stated percentages had no upper bound before)."""
+
+    stated_pct: Annotated[float, msgspec.Meta(ge=0)] | None = None
+
+
+class StoredPayload(SubmissionPayload, forbid_unknown_fields=True, kw_only=True):
+    """The signed claims of a stored report, as the ledger check reads them: a tighter
+    input rule must not turn a report accepted before it into a "tampered" entry."""
+
+    values: Annotated[dict[IndicatorCode, StoredValue], msgspec.Meta(min_length=1, max_length=50)]
 
 
 class ValueOut(msgspec.Struct, kw_only=True):
