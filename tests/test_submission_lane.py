@@ -199,3 +199,46 @@ async def test_other_routes_never_enter_the_lane(
         review = await http.post("/v1/submissions/x/review", json={}, headers=token)
         assert review.status_code in (400, 404)
         assert (counts_of(app).taken, counts_of(app).passed) == (0, 0)
+
+
+async def test_a_content_length_too_long_for_int_goes_to_litestar(
+    settings: Settings, people: dict[str, Person]
+) -> None:
+    """``int`` refuses over 4,300 digits: the lane once raised there, outside Litestar's
+    error handling (a plain-text 500, before any token was checked)."""
+    async with both(settings) as pair:
+        app, _http = pair[True]
+        token = bearer(app, people["district_head"])["Authorization"].encode()
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/v1/submissions",
+            "raw_path": b"/v1/submissions",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"host", b"k"),
+                (b"authorization", token),
+                (b"content-type", JOSE.encode()),
+                (b"content-length", b"0" * 5000 + b"3"),
+            ],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+            "state": {},
+        }
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"abc", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+        start = sent[0]
+        assert start["status"] == 400
+        assert (b"content-type", b"application/problem+json") in start["headers"]
+        assert (counts_of(app).taken, counts_of(app).passed) == (0, 1)
