@@ -143,12 +143,18 @@ async def run(spec: dict) -> dict:
     results: list[tuple[float, int]] = []
     deadline = time.monotonic() + float(spec.get("max_seconds", 120))
     started = time.perf_counter()
-    await asyncio.gather(
-        *(
-            _connection(host, port, requests, results, deadline)
-            for _ in range(int(spec["concurrency"]))
+    try:  # the deadline stops new requests; this stops a run stuck on an unanswered one
+        await asyncio.wait_for(
+            asyncio.gather(
+                *(
+                    _connection(host, port, requests, results, deadline)
+                    for _ in range(int(spec["concurrency"]))
+                )
+            ),
+            timeout=float(spec.get("max_seconds", 120)) + 30,
         )
-    )
+    except TimeoutError:
+        raise SystemExit("load: a request went unanswered past the deadline") from None
     elapsed = time.perf_counter() - started
     return {
         "elapsed_s": elapsed,

@@ -14,7 +14,7 @@ from api.schemas.patterns import VISIBLE_TEXT, whole
 Username = Annotated[str, msgspec.Meta(pattern=whole(r"[A-Za-z0-9._@-]{3,64}"))]
 Password = Annotated[str, msgspec.Meta(min_length=10, max_length=256)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=VISIBLE_TEXT)]
-AreaCode = Annotated[str, msgspec.Meta(pattern=whole(r"ID|\d{2}|\d{2}\.\d{2}"))]
+AreaCode = Annotated[str, msgspec.Meta(pattern=whole(r"ID|[0-9]{2}|[0-9]{2}\.[0-9]{2}"))]
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

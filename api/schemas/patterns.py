@@ -3,7 +3,8 @@
 In Python's ``re`` (msgspec checks patterns with ``search``) a final ``$`` also matches
 before a trailing newline, so ``"kadis_16.71\\n"`` passed as a username and made a
 look-alike account. ``\\Z`` would mean something else in the JSON Schema dialect
-OpenAPI uses; a lookahead refusing the newline reads the same in both.
+OpenAPI uses; a lookahead refusing the newline reads the same in both. For the same
+reason digits are ``[0-9]``: Python's ``\\d`` also takes other scripts' digits.
 """
 
 from __future__ import annotations
