@@ -379,3 +379,61 @@ async def test_an_agreement_statement_that_is_not_utf8_or_repeats_a_member_is_re
         assert response.status_code == 422, response.text
         assert response.json()["type"] == PROBLEM_BASE + "invalid-signature"
     assert await conn.fetchval("SELECT count(*) FROM agreement_signatures") == 0
+
+
+async def test_json_bodies_must_have_the_declared_types(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """Litestar converts bodies in msgspec's lax mode, made for query strings: ``0`` was a
+    false ``active`` (the user was deactivated) and ``"2027"`` a year."""
+    target = await make_user(conn, "province_monitor", username="lax_target", area_code="16")
+    admin = bearer(app, people["admin"])
+    for active in (0, "false"):
+        response = await client.patch(
+            f"/v1/users/{target.id}", json={"active": active}, headers=admin
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["type"] == PROBLEM_BASE + "validation"
+    assert await conn.fetchval("SELECT active FROM users WHERE id = $1", target.id) is True
+    response = await client.post(
+        "/v1/agreements",
+        json={
+            "year": "2026",
+            "level": "province_district",
+            "second_party": {"area_code": "16.71", "official": "Kadis"},
+            "targets": [{"indicator": "kia", "annual": 30}],
+        },
+        headers=bearer(app, people["province_head"]),
+    )
+    assert response.status_code == 400, response.text
+    off = await client.patch(f"/v1/users/{target.id}", json={"active": False}, headers=admin)
+    assert off.status_code == 200, off.text
+
+
+async def test_a_body_sent_as_another_media_type_is_not_read_as_json(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    head = bearer(app, people["district_head"])
+    body = json.dumps({"code": "pias", "name": "Lain"}).encode()
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "application/xml"):
+        response = await client.post(
+            "/v1/districts/16.71/divisions",
+            content=body,
+            headers={**head, "Content-Type": content_type},
+        )
+        assert response.status_code == 415, (content_type, response.text)
+    assert await conn.fetchval("SELECT count(*) FROM divisions WHERE code = 'pias'") == 0
+    for content_type in ("application/json; charset=utf-8", "application/merge-patch+json"):
+        response = await client.post(
+            "/v1/districts/16.71/divisions",
+            content=body,
+            headers={**head, "Content-Type": content_type},
+        )
+        assert response.status_code == 201, (content_type, response.text)
+        await conn.execute("DELETE FROM divisions WHERE code = 'pias'")
