@@ -337,6 +337,25 @@ def _non_canonical(parts: list[str]) -> None:
     parts[2] = parts[2][:-1] + alphabet[alphabet.index(last) | 1]
 
 
+def signed_raw(change: Callable[[dict[str, Any]], bytes]) -> Callable[[World], Awaitable[Any]]:
+    """Signed properly over bytes the client would refuse to build."""
+
+    async def build(world: World) -> tuple[Person, bytes, str]:
+        raw = change(world.signer.payload())
+        return world.signer.person, world.signer.sign_raw(raw).encode(), JOSE
+
+    return build
+
+
+def stated(pct: float) -> Callable[[dict[str, Any]], bytes]:
+    def change(payload: dict[str, Any]) -> bytes:
+        for value in payload["values"].values():
+            value["stated_pct"] = pct
+        return json.dumps(payload).encode()
+
+    return change
+
+
 def with_header(extra: dict[str, Any]) -> Callable[[World], Awaitable[Any]]:
     """Signed properly, with ``extra`` in the protected header."""
 
@@ -464,6 +483,23 @@ ATTACKS = [
     Attack("unknown field", signed_with({"extra": 1}), 422, "invalid-submission"),
     Attack("jti not a UUID", signed_with({"jti": "abc"}), 422, "invalid-submission"),
     Attack("province as district", signed_with({"district": "16"}), 422, "invalid-submission"),
+    # jsonb keeps 1e23 as the integer 10^23, which the ledger check would call tampered.
+    Attack("stated percentage 1e23", signed_raw(stated(1e23)), 422, "invalid-submission"),
+    Attack("stated percentage over 1000", signed_raw(stated(1000.5)), 422, "invalid-submission"),
+    Attack(
+        "payload not UTF-8",
+        signed_raw(lambda p: json.dumps(p).encode()[:-1] + b',"\xff":1}'),
+        422,
+        "invalid-submission",
+    ),
+    Attack(
+        "payload nested too deeply",
+        signed_raw(lambda p: b"[" * 10_000 + b"]" * 10_000),
+        422,
+        "invalid-submission",
+    ),
+    Attack("as_of before 2000", signed_with({"as_of": "1999-12-31"}), 422, "as-of-too-early"),
+    Attack("as_of in year 1", signed_with({"as_of": "0001-01-01"}), 422, "as-of-too-early"),
 ]
 
 
