@@ -123,7 +123,8 @@ async def forget_heads(conn: asyncpg.Connection, districts: list[str]) -> None:
 # its snapshot sees all that was committed before): the clock; which jtis are stored;
 # per probe, the latest counting value (one index probe: district-level and division
 # reports are separate branches, so each uses the partial index on equality); the keys
-# as they stand; and the live Idempotency-Key records (see ``db.idempotency.find``).
+# as they stand (one index probe each: as "kid = ANY" the planner scanned the table);
+# and the live Idempotency-Key records (see ``db.idempotency.find``).
 _READ = """
 SELECT clock_timestamp() AS now,
        (SELECT coalesce(array_agg(jti), '{}') FROM submissions WHERE jti = ANY($1::uuid[]))
@@ -148,9 +149,11 @@ SELECT clock_timestamp() AS now,
         ) p) AS previous,
        k.kids, k.owners, k.revoked,
        r.users, r.keys, r.shas, r.statuses, r.responses, r.created
-FROM (SELECT array_agg(kid) AS kids, array_agg(owner_id) AS owners,
-             array_agg(revoked_at) AS revoked
-      FROM signing_keys WHERE kid = ANY($3::text[])) k,
+FROM (SELECT array_agg(s.kid) AS kids, array_agg(s.owner_id) AS owners,
+             array_agg(s.revoked_at) AS revoked
+      FROM unnest($3::text[]) AS u(kid)
+      CROSS JOIN LATERAL (SELECT kid, owner_id, revoked_at FROM signing_keys
+                          WHERE kid = u.kid LIMIT 1) s) k,
      (SELECT array_agg(i.user_id) AS users, array_agg(i.key) AS keys,
              array_agg(i.request_sha256) AS shas, array_agg(i.status_code) AS statuses,
              array_agg(i.response) AS responses, array_agg(i.created_at) AS created
