@@ -40,12 +40,32 @@ def _refuse_repeats(pairs: list[tuple[str, Any]]) -> None:
         raise _Repeated
 
 
-def repeats_a_member(raw: bytes) -> bool:
+def _members(decoded: Any) -> int:
+    """How many members the objects of a decoded JSON value hold, nested ones included."""
+    count = 0
+    stack = [decoded]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            count += len(item)
+            stack.extend(item.values())
+        elif type(item) is list:
+            stack.extend(item)
+    return count
+
+
+def repeats_a_member(raw: bytes, decoded: Any = None) -> bool:
     """Whether a JSON text (one already decoded) names a member twice in one object.
 
     msgspec, like most decoders, keeps the last; an auditor's decoder may keep the first
     and read other claims than the ones stored, so a signed statement must not be
-    ambiguous. The second pass costs about 10 us on a submission."""
+    ambiguous. Given ``decoded`` (plain dicts and lists), most texts are settled by
+    counting: each member of the text puts one colon outside its strings, and a repeat
+    leaves the decoded objects a member short, so as many colons as decoded members
+    means no repeat (4 us). Otherwise, colons in strings or a repeat, a second pass
+    with Python's decoder tells (16 us)."""
+    if decoded is not None and raw.count(b":") == _members(decoded):
+        return False
     try:
         json.loads(raw, object_pairs_hook=_refuse_repeats)
     except _Repeated:

@@ -429,7 +429,7 @@ def _decode(raw: bytes) -> tuple[SubmissionPayload, dict[str, Any]]:
         signed = msgspec.json.decode(raw)
         if not isinstance(signed, dict):
             raise InvalidSubmission("The JWS payload must be a JSON object.")
-        if repeats_a_member(raw):
+        if repeats_a_member(raw, signed):
             raise InvalidSubmission(
                 "The JWS payload names a member twice in one object; what it says is "
                 "ambiguous. Sign it again without the repeat."

@@ -13,6 +13,7 @@ from litestar.testing import AsyncTestClient
 
 from api.agreement_document import SIGNATURE_TYP
 from api.errors import PROBLEM_BASE
+from api.signatures import repeats_a_member
 from scorecards import DistrictPlan, province_findings
 from tests.agreement_helpers import register_signer
 from tests.people import Person, bearer, coordinate, make_user
@@ -292,12 +293,30 @@ async def test_a_signed_payload_naming_a_member_twice_is_refused(
     for raw in (
         good[:-1] + b',"district":"16.71"}',  # the same value again is still a repeat
         good.replace(b'"numerator":', b'"numerator": 1, "numerator":', 1),
+        # Colons in a string as well: the count alone cannot settle it.
+        good[:-1] + b',"note":"at 09:00","note":"at 10:00"}',
     ):
         json.loads(raw)  # valid JSON all the same
         response = await post_jws(client, app, signer.person, signer.sign_raw(raw))
         assert response.status_code == 422, response.text
         assert "twice" in response.json()["detail"]
     assert await stored_counts(conn) == before
+
+
+def test_counting_colons_never_hides_a_repeated_member() -> None:
+    """The fast path trusts a text only when its colons and the decoded members agree;
+    everything else takes the exact second pass."""
+    cases = {
+        b'{"a": {"b": 1, "c": [{"d": 2}]}}': False,
+        b'{"a": {"b": 1, "b": 2}}': True,
+        b'{"a": [{"d": 1}, {"d": 2, "d": 3}]}': True,
+        b'{"note": "09:00", "a": 1}': False,  # colons in a string, no repeat
+        b'{"note": "09:00", "a": 1, "a": 1}': True,
+        b'{"note": "a\\u003a", "x": {"y": 1, "y": 2}}': True,
+    }
+    for raw, repeated in cases.items():
+        assert repeats_a_member(raw, json.loads(raw)) is repeated, raw
+        assert repeats_a_member(raw) is repeated, raw
 
 
 async def test_an_agreement_statement_that_is_not_utf8_or_repeats_a_member_is_refused(
