@@ -113,7 +113,7 @@ def submission_lane(app: Litestar, inner: ASGIApp) -> ASGIApp:
                 break
         changes.record_writes()
         try:
-            response = await answer_submission(
+            answer = await answer_submission(
                 app.state.appender,
                 principal,
                 b"".join(chunks),
@@ -125,6 +125,8 @@ def submission_lane(app: Litestar, inner: ASGIApp) -> ASGIApp:
             response = _handler_for(handlers, exc)(request, exc).to_asgi_response(
                 app=None, request=request, type_encoders=app.type_encoders
             )
-        await response(scope, receive, send)
+            await response(scope, receive, send)
+        else:
+            await answer.send(send)
 
     return lane

@@ -55,7 +55,8 @@ def shape(response: httpx.Response) -> dict[str, Any]:
     body = response.json()
     if response.status_code == 201:
         body = sorted(body)
-    return {"status": response.status_code, "headers": headers, "body": body}
+    names = list(response.headers.keys())  # in the order sent
+    return {"status": response.status_code, "headers": headers, "names": names, "body": body}
 
 
 Send = Callable[[Litestar, httpx.AsyncClient, Signer], Awaitable[httpx.Response]]
