@@ -459,7 +459,9 @@ async def list_submissions(
     if filters.status is not None:
         where.append(f"s.status = {arg(filters.status)}")
     if filters.flag is not None:
-        where.append(f"s.flags @> ARRAY[{arg(filters.flag)}::text]")
+        # The second condition follows from the first; it is there for the planner, as
+        # the flags index holds flagged submissions only (migration 0011).
+        where.append(f"s.flags @> ARRAY[{arg(filters.flag)}::text] AND s.flags <> '{{}}'")
     if filters.as_of_from is not None:
         where.append(f"s.as_of >= {arg(filters.as_of_from)}")
     if filters.as_of_to is not None:
