@@ -9,15 +9,34 @@ from __future__ import annotations
 import asyncpg
 import msgspec
 
+#: The version byte that opens jsonb's binary form (the JSON text follows it).
+_JSONB_V1 = b"\x01"
+
+
+def _jsonb_decode(data: bytes) -> object:
+    if data[:1] != _JSONB_V1:
+        raise ValueError("unknown jsonb binary format")
+    return msgspec.json.decode(data[1:])
+
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    for name in ("json", "jsonb"):
-        await conn.set_type_codec(
-            name,
-            schema="pg_catalog",
-            encoder=lambda value: msgspec.json.encode(value).decode(),
-            decoder=msgspec.json.decode,
-        )
+    """JSON in binary form, which for these types is the JSON text itself: in text form
+    an array of jsonb (a batch's payloads) went through asyncpg's text-array encoder,
+    which escapes every quote, at about 10 us a payload (3 us in binary form)."""
+    await conn.set_type_codec(
+        "json",
+        schema="pg_catalog",
+        encoder=msgspec.json.encode,
+        decoder=msgspec.json.decode,
+        format="binary",
+    )
+    await conn.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=lambda value: _JSONB_V1 + msgspec.json.encode(value),
+        decoder=_jsonb_decode,
+        format="binary",
+    )
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
