@@ -8,11 +8,13 @@ from datetime import date
 
 import asyncpg
 import jwt
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.agreement_document import SIGNATURE_TYP
 from api.errors import PROBLEM_BASE
+from api.jwk import JwkError, b64url_decode
 from api.signatures import repeats_a_member
 from scorecards import DistrictPlan, province_findings
 from tests.agreement_helpers import register_signer
@@ -409,3 +411,30 @@ async def test_a_body_sent_as_another_media_type_is_not_read_as_json(
         )
         assert response.status_code == 201, (content_type, response.text)
         await conn.execute("DELETE FROM divisions WHERE code = 'pias'")
+
+
+def test_base64url_is_decoded_strictly() -> None:
+    """One spelling per byte string: the unused bits of the last character are zero, and
+    nothing outside the unpadded base64url alphabet passes."""
+    accepted = {"QQ": b"A", "QUI": b"AB", "QUJD": b"ABC", "_w": b"\xff", "-_8": b"\xfb\xff"}
+    for text, raw in accepted.items():
+        assert b64url_decode(text) == raw
+    refused = [
+        "",  # nothing
+        "QR",  # "A" again, with a spare bit set (4 spare bits)
+        "QUJ",  # "AB" again, with a spare bit set (2 spare bits)
+        "QQ==",  # padding
+        "QQ=",
+        "Q",  # a length no encoding has
+        "+w",  # standard base64, not base64url
+        "/w",
+        "Q Q",  # whitespace, which binascii would otherwise skip
+        "QQ\n",
+        "\u0661\u0662",  # non-ASCII digits
+        "QU\x00I",
+        "QUJD+/",  # a whole group, then characters a lenient decoder would skip
+        "QUJD\n\n",
+    ]
+    for text in refused:
+        with pytest.raises(JwkError):
+            b64url_decode(text)
