@@ -14,6 +14,7 @@ from uuid import UUID
 
 import asyncpg
 import jwt
+import msgspec
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from api.auth.principal import Principal
@@ -103,8 +104,8 @@ def _segment(segment: str, name: str) -> bytes:
 def unverified_header(token: str) -> dict[str, Any]:
     """The protected header, read to pick the key before anything is verified."""
     try:
-        header = json.loads(_segment(token.split(".", 1)[0], "header"))
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        header = msgspec.json.decode(_segment(token.split(".", 1)[0], "header"))
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         raise SignatureError("The JWS header is unreadable.") from None
     if not isinstance(header, dict):
         raise SignatureError("The JWS header is unreadable.")
