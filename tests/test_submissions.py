@@ -325,6 +325,13 @@ def _junk(parts: list[str]) -> None:
     parts[2] = parts[2][:10] + "!" + parts[2][11:]
 
 
+def _header_of(raw: bytes) -> Callable[[list[str]], None]:
+    def change(parts: list[str]) -> None:
+        parts[0] = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    return change
+
+
 def _short_signature(parts: list[str]) -> None:
     parts[2] = parts[2][:-4]  # 61 bytes: base64url still, but no Ed25519 signature
 
@@ -383,6 +390,9 @@ ATTACKS = [
     Attack("not base64url", reencoded(_junk), 422, "invalid-signature"),
     Attack("non-canonical base64url", reencoded(_non_canonical), 422, "invalid-signature"),
     Attack("short signature", reencoded(_short_signature), 422, "invalid-signature"),
+    Attack("header not JSON", reencoded(_header_of(b"{alg: EdDSA}")), 422, "invalid-signature"),
+    Attack("header not UTF-8", reencoded(_header_of(b'{"alg":"\xff"}')), 422, "invalid-signature"),
+    Attack("header not an object", reencoded(_header_of(b'["EdDSA"]')), 422, "invalid-signature"),
     Attack("crit extension", with_header({"crit": ["exp"], "exp": 1}), 422, "invalid-signature"),
     Attack(
         "unencoded payload",
