@@ -84,6 +84,7 @@ def lifespan_for(settings: Settings) -> Any:
                 feed,
                 batch_max=settings.ingest_batch_max,
                 in_flight=settings.ingest_batches_in_flight,
+                overlap_after_s=settings.ingest_overlap_after_ms / 1000,
             )
             appender.start()
             app.state.appender = appender

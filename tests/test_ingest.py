@@ -446,6 +446,34 @@ async def test_a_district_waiting_on_its_lock_does_not_hold_up_another(
     assert body(free)["district"] == "15.71"
 
 
+async def test_a_second_batch_waits_while_the_first_is_young(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person], other: Signer
+) -> None:
+    """Until the batch being written has taken ingest_overlap_after_ms, what arrives waits
+    for the next batch instead of starting one beside it."""
+    head = await register_key(conn, people["district_head"])
+    slow = msgspec.structs.replace(settings, ingest_overlap_after_ms=1500.0)
+    async with served(slow) as (app, _):
+        appender: Appender = app.state.appender
+        await appender.append(await prepared(app, request(head, head.payload())))
+        blocked_job = await prepared(app, request(head, head.payload()))
+        free_job = await prepared(app, request(other, other.payload()))
+        async with conn.transaction():  # Kota Palembang's batch waits on this lock
+            await conn.execute(
+                "SELECT 1 FROM ledger_heads WHERE district_code = '16.71' FOR UPDATE"
+            )
+            blocked = asyncio.ensure_future(appender.append(blocked_job))
+            await asyncio.sleep(0.1)
+            free = asyncio.ensure_future(appender.append(free_job))
+            await asyncio.sleep(0.5)
+            assert not free.done() and not blocked.done()  # held: the first is young
+            # Once the first has taken 1.5 s, the second starts beside it.
+            assert (await asyncio.wait_for(free, timeout=10)).status_code == 201
+            assert not blocked.done()
+        assert (await blocked).status_code == 201
+    assert appender.batches == 3
+
+
 async def test_refusals_come_in_the_order_one_transaction_each_gives_them(
     settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
 ) -> None:
