@@ -241,7 +241,9 @@ class Appender:
     64 connections, in turns, a fixed wait of 50 ms against starting at once gave 15% less
     CPU a submission (worker and PostgreSQL alike) and 10% more throughput; this wait
     against the fixed one, the same within the noise. A batch held up for longer than
-    its kind, by a district's lock or a slow disk, does not hold up what comes after it."""
+    its kind, by a district's lock or a slow disk, does not hold up what comes after it;
+    nor does anything wait when it is alone in the queue (two connections on one worker
+    saw their median latency double)."""
 
     def __init__(
         self,
@@ -338,7 +340,9 @@ class Appender:
             await self._wake.wait()
             self._wake.clear()
             while self._queue and len(self._running) < self._in_flight:
-                if self._running and not self._closing:
+                # A lone request does not wait: at low load its latency matters more
+                # than the cost of one more batch.
+                if self._running and not self._closing and len(self._queue) > 1:
                     wait = min(2 * self._usual_s, self._overlap_after_s)
                     due = max(self._running.values()) + wait
                     if loop.time() < due:  # look again then, or when a batch ends

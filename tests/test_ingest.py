@@ -463,21 +463,50 @@ async def test_a_second_batch_waits_while_the_first_is_young(
             await asyncio.sleep(0.5)
         assert (await first).status_code == 201
         blocked_job = await prepared(app, request(head, head.payload()))
-        free_job = await prepared(app, request(other, other.payload()))
+        free_jobs = [await prepared(app, request(other, other.payload())) for _ in range(2)]
         async with conn.transaction():  # Kota Palembang's next batch waits on this lock
             await conn.execute(
                 "SELECT 1 FROM ledger_heads WHERE district_code = '16.71' FOR UPDATE"
             )
             blocked = asyncio.ensure_future(appender.append(blocked_job))
             await asyncio.sleep(0.1)
-            free = asyncio.ensure_future(appender.append(free_job))
+            free = asyncio.gather(*(appender.append(job) for job in free_jobs))
             await asyncio.sleep(0.4)
             assert not free.done() and not blocked.done()  # held: the first is young
             # Past twice the usual time (not the 60 s cap), the second starts beside it.
-            assert (await asyncio.wait_for(free, timeout=10)).status_code == 201
+            answers = await asyncio.wait_for(free, timeout=10)
+            assert [a.status_code for a in answers] == [201, 201]
             assert not blocked.done()
         assert (await blocked).status_code == 201
-    assert appender.batches == 3
+    assert appender.batches == 3  # the first, the blocked one, and the two together
+
+
+async def test_a_lone_request_does_not_wait_for_a_young_batch(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person], other: Signer
+) -> None:
+    """At low load a request alone in the queue starts its batch at once."""
+    head = await register_key(conn, people["district_head"])
+    patient = msgspec.structs.replace(settings, ingest_overlap_after_ms=60_000.0)
+    async with served(patient) as (app, _):
+        appender: Appender = app.state.appender
+        first = asyncio.ensure_future(
+            appender.append(await prepared(app, request(head, head.payload())))
+        )
+        async with conn.transaction():  # batches usually take a second: a 2 s wait
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('kinerja.latest:16.71'))")
+            await asyncio.sleep(1.0)
+        assert (await first).status_code == 201
+        blocked_job = await prepared(app, request(head, head.payload()))
+        free_job = await prepared(app, request(other, other.payload()))
+        async with conn.transaction():
+            await conn.execute(
+                "SELECT 1 FROM ledger_heads WHERE district_code = '16.71' FOR UPDATE"
+            )
+            blocked = asyncio.ensure_future(appender.append(blocked_job))
+            await asyncio.sleep(0.1)
+            free = await asyncio.wait_for(appender.append(free_job), timeout=0.5)
+            assert free.status_code == 201 and not blocked.done()
+        assert (await blocked).status_code == 201
 
 
 async def test_refusals_come_in_the_order_one_transaction_each_gives_them(
