@@ -446,6 +446,21 @@ async def test_a_district_waiting_on_its_lock_does_not_hold_up_another(
     assert body(free)["district"] == "15.71"
 
 
+async def first_batch_taking(
+    app: Litestar, conn: asyncpg.Connection, head: Signer, seconds: float
+) -> None:
+    """Append a first report whose batch waits ``seconds`` on its district's lock, so
+    batches "usually" take that long for the appender."""
+    appender: Appender = app.state.appender
+    first = asyncio.ensure_future(
+        appender.append(await prepared(app, request(head, head.payload())))
+    )
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('kinerja.latest:16.71'))")
+        await asyncio.sleep(seconds)
+    assert (await first).status_code == 201
+
+
 async def test_a_second_batch_waits_while_the_first_is_young(
     settings: Settings, conn: asyncpg.Connection, people: dict[str, Person], other: Signer
 ) -> None:
@@ -455,13 +470,7 @@ async def test_a_second_batch_waits_while_the_first_is_young(
     patient = msgspec.structs.replace(settings, ingest_overlap_after_ms=60_000.0)
     async with served(patient) as (app, _):
         appender: Appender = app.state.appender
-        first = asyncio.ensure_future(
-            appender.append(await prepared(app, request(head, head.payload())))
-        )
-        async with conn.transaction():  # the first batch takes half a second: the usual
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('kinerja.latest:16.71'))")
-            await asyncio.sleep(0.5)
-        assert (await first).status_code == 201
+        await first_batch_taking(app, conn, head, 1.0)  # the usual: a 2 s wait
         blocked_job = await prepared(app, request(head, head.payload()))
         free_jobs = [await prepared(app, request(other, other.payload())) for _ in range(2)]
         async with conn.transaction():  # Kota Palembang's next batch waits on this lock
@@ -489,13 +498,7 @@ async def test_a_lone_request_does_not_wait_for_a_young_batch(
     patient = msgspec.structs.replace(settings, ingest_overlap_after_ms=60_000.0)
     async with served(patient) as (app, _):
         appender: Appender = app.state.appender
-        first = asyncio.ensure_future(
-            appender.append(await prepared(app, request(head, head.payload())))
-        )
-        async with conn.transaction():  # batches usually take a second: a 2 s wait
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('kinerja.latest:16.71'))")
-            await asyncio.sleep(1.0)
-        assert (await first).status_code == 201
+        await first_batch_taking(app, conn, head, 2.0)  # the usual: a 4 s wait
         blocked_job = await prepared(app, request(head, head.payload()))
         free_job = await prepared(app, request(other, other.payload()))
         async with conn.transaction():
@@ -504,7 +507,7 @@ async def test_a_lone_request_does_not_wait_for_a_young_batch(
             )
             blocked = asyncio.ensure_future(appender.append(blocked_job))
             await asyncio.sleep(0.1)
-            free = await asyncio.wait_for(appender.append(free_job), timeout=0.5)
+            free = await asyncio.wait_for(appender.append(free_job), timeout=2)
             assert free.status_code == 201 and not blocked.done()
         assert (await blocked).status_code == 201
 
