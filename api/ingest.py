@@ -358,9 +358,11 @@ class Appender:
                 return
 
     def _overlap_at(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
+        """Wake the loop at ``due``, unless a look still to come is set for earlier (one
+        that has passed, fired or not, is replaced)."""
         timer = self._overlap_timer
-        if timer is not None and not timer.cancelled() and timer.when() <= due:
-            return  # an earlier look is already set
+        if timer is not None and not timer.cancelled() and loop.time() < timer.when() <= due:
+            return
         if timer is not None:
             timer.cancel()
         self._overlap_timer = loop.call_at(due, self._wake.set)

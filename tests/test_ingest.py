@@ -11,7 +11,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import msgspec
@@ -534,3 +534,20 @@ async def test_refusals_come_in_the_order_one_transaction_each_gives_them(
         assert await post(outside) == (422, "invalid-signature")
         assert await post(head.sign()) == (422, "invalid-signature")
     assert await conn.fetchval("SELECT count(*) FROM submissions") == 1
+
+
+async def test_a_wake_up_that_has_passed_does_not_stop_the_next(settings: Settings) -> None:
+    """The appender looks again when a held batch is due; a look that has already fired
+    must not stand in for a later one (the queue would wait for the next arrival)."""
+    appender = Appender(cast(asyncpg.Pool, None), settings, None, batch_max=4, in_flight=2)
+    loop = asyncio.get_running_loop()
+    wake = appender._wake
+    appender._overlap_at(loop, loop.time() + 0.01)
+    await asyncio.wait_for(wake.wait(), timeout=2)
+    wake.clear()
+    appender._overlap_at(loop, loop.time() + 0.05)
+    await asyncio.wait_for(wake.wait(), timeout=2)
+    wake.clear()
+    appender._overlap_at(loop, loop.time() + 30)  # a later look does not replace an
+    appender._overlap_at(loop, loop.time() + 0.05)  # earlier one, nor the other way round
+    await asyncio.wait_for(wake.wait(), timeout=2)
