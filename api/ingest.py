@@ -264,7 +264,8 @@ class Appender:
         self._usual_s = 0.0
         #: Each batch being written, with when it started (loop time).
         self._running: dict[asyncio.Task[None], float] = {}
-        self._overlap_timer: asyncio.TimerHandle | None = None
+        self._overlap_timer: asyncio.Handle | None = None
+        self._overlap_due: float | None = None
         self._queue: list[_Pending] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -358,14 +359,20 @@ class Appender:
                 return
 
     def _overlap_at(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
-        """Wake the loop at ``due``, unless a look still to come is set for earlier (one
-        that has passed, fired or not, is replaced)."""
-        timer = self._overlap_timer
-        if timer is not None and not timer.cancelled() and loop.time() < timer.when() <= due:
+        """Wake the loop at ``due``, unless a look still to come is set for no later.
+
+        The time is kept here, not read from the handle: uvloop answers a wait shorter
+        than its millisecond clock with a plain handle, which has no ``when()``."""
+        if self._overlap_due is not None and self._overlap_due <= due:
             return
-        if timer is not None:
-            timer.cancel()
-        self._overlap_timer = loop.call_at(due, self._wake.set)
+        if self._overlap_timer is not None:
+            self._overlap_timer.cancel()
+        self._overlap_due = due
+        self._overlap_timer = loop.call_at(due, self._overlap_look)
+
+    def _overlap_look(self) -> None:
+        self._overlap_due = None
+        self._wake.set()
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         started = self._running.pop(task, None)

@@ -16,6 +16,7 @@ from typing import Any, cast
 import asyncpg
 import msgspec
 import pytest
+import uvloop
 from litestar import Litestar
 
 from api.auth.middleware import authenticate
@@ -551,3 +552,17 @@ async def test_a_wake_up_that_has_passed_does_not_stop_the_next(settings: Settin
     appender._overlap_at(loop, loop.time() + 30)  # a later look does not replace an
     appender._overlap_at(loop, loop.time() + 0.05)  # earlier one, nor the other way round
     await asyncio.wait_for(wake.wait(), timeout=2)
+    wake.clear()
+    for _ in range(3):  # shorter than uvloop's millisecond clock, one after the other
+        appender._overlap_at(loop, loop.time() + 0.0001)
+        await asyncio.wait_for(wake.wait(), timeout=2)
+        wake.clear()
+
+
+def test_the_batch_wait_works_on_uvloop(settings: Settings) -> None:
+    """The server's loop is uvloop, whose handles for waits under a millisecond differ."""
+
+    async def looks() -> None:
+        await test_a_wake_up_that_has_passed_does_not_stop_the_next(settings)
+
+    uvloop.run(looks())
