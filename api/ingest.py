@@ -283,13 +283,26 @@ class Appender:
         self._task = asyncio.get_running_loop().create_task(
             self._loop(), context=contextvars.Context()
         )
+        self._task.add_done_callback(self._loop_ended)
+
+    def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        """If the loop dies of a bug, whoever waits in the queue is answered (a 500)
+        rather than left waiting for ever; later appends are refused (503)."""
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error("the ingest appender stopped", exc_info=task.exception())
+        for pending in self._queue:
+            if not pending.future.done():
+                pending.future.set_exception(RuntimeError("the ingest appender stopped"))
+        self._queue.clear()
 
     async def close(self) -> None:
         """Write what is queued, then stop; later appends are refused (503)."""
         self._closing = True
         if self._task is not None:
             self._wake.set()
-            await self._task
+            # A loop that died was logged, and its queue answered, when it ended.
+            await asyncio.gather(self._task, return_exceptions=True)
         if self._overlap_timer is not None:
             self._overlap_timer.cancel()
 

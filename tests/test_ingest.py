@@ -566,3 +566,42 @@ def test_the_batch_wait_works_on_uvloop(settings: Settings) -> None:
         await test_a_wake_up_that_has_passed_does_not_stop_the_next(settings)
 
     uvloop.run(looks())
+
+
+async def test_reports_queued_when_the_appender_fails_are_answered(
+    settings: Settings,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+    other: Signer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bug that stops the appender's loop answers what waits in its queue (500) and
+    refuses later reports (503), instead of leaving requests open for ever."""
+    head = await register_key(conn, people["district_head"])
+    patient = msgspec.structs.replace(settings, ingest_overlap_after_ms=60_000.0)
+    async with served(patient) as (app, _):
+        appender: Appender = app.state.appender
+        await first_batch_taking(app, conn, head, 1.0)  # so the next two are held back
+        blocked_job = await prepared(app, request(head, head.payload()))
+        queued_jobs = [await prepared(app, request(other, other.payload())) for _ in range(2)]
+
+        def broken(*_: object) -> None:
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(appender, "_overlap_at", broken)
+        async with conn.transaction():
+            await conn.execute(
+                "SELECT 1 FROM ledger_heads WHERE district_code = '16.71' FOR UPDATE"
+            )
+            blocked = asyncio.ensure_future(appender.append(blocked_job))
+            await asyncio.sleep(0.1)
+            queued = asyncio.gather(
+                *(appender.append(job) for job in queued_jobs), return_exceptions=True
+            )
+            answers = await asyncio.wait_for(queued, timeout=10)
+            assert len(answers) == 2
+            assert all(isinstance(a, RuntimeError) for a in answers), answers
+            with pytest.raises(ApiError) as refused:
+                await appender.append(await prepared(app, request(other, other.payload())))
+            assert refused.value.status_code == 503
+        assert (await blocked).status_code == 201  # the batch already sent still ends
