@@ -9,6 +9,8 @@ import asyncio
 import hashlib
 import random
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
@@ -425,6 +427,14 @@ async def test_batched_answers_and_rows_equal_one_transaction_each(
     )
 
 
+@asynccontextmanager
+async def holding_palembang(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """Someone else holds Kota Palembang's ledger head: its next batch waits."""
+    async with conn.transaction():
+        await conn.execute("SELECT 1 FROM ledger_heads WHERE district_code = '16.71' FOR UPDATE")
+        yield
+
+
 async def test_a_district_waiting_on_its_lock_does_not_hold_up_another(
     settings: Settings, conn: asyncpg.Connection, people: dict[str, Person], other: Signer
 ) -> None:
@@ -434,10 +444,7 @@ async def test_a_district_waiting_on_its_lock_does_not_hold_up_another(
         await appender.append(await prepared(app, request(head, head.payload())))
         blocked_job = await prepared(app, request(head, head.payload()))
         free_job = await prepared(app, request(other, other.payload()))
-        async with conn.transaction():  # someone holds Kota Palembang's ledger head
-            await conn.execute(
-                "SELECT 1 FROM ledger_heads WHERE district_code = '16.71' FOR UPDATE"
-            )
+        async with holding_palembang(conn):  # someone holds Kota Palembang's ledger head
             blocked = asyncio.ensure_future(appender.append(blocked_job))
             await asyncio.sleep(0.2)
             free = await asyncio.wait_for(appender.append(free_job), timeout=10)
@@ -474,10 +481,7 @@ async def test_a_second_batch_waits_while_the_first_is_young(
         await first_batch_taking(app, conn, head, 1.0)  # the usual: a 2 s wait
         blocked_job = await prepared(app, request(head, head.payload()))
         free_jobs = [await prepared(app, request(other, other.payload())) for _ in range(2)]
-        async with conn.transaction():  # Kota Palembang's next batch waits on this lock
-            await conn.execute(
-                "SELECT 1 FROM ledger_heads WHERE district_code = '16.71' FOR UPDATE"
-            )
+        async with holding_palembang(conn):  # Kota Palembang's next batch waits on this lock
             blocked = asyncio.ensure_future(appender.append(blocked_job))
             await asyncio.sleep(0.1)
             free = asyncio.gather(*(appender.append(job) for job in free_jobs))
@@ -502,10 +506,7 @@ async def test_a_lone_request_does_not_wait_for_a_young_batch(
         await first_batch_taking(app, conn, head, 2.0)  # the usual: a 4 s wait
         blocked_job = await prepared(app, request(head, head.payload()))
         free_job = await prepared(app, request(other, other.payload()))
-        async with conn.transaction():
-            await conn.execute(
-                "SELECT 1 FROM ledger_heads WHERE district_code = '16.71' FOR UPDATE"
-            )
+        async with holding_palembang(conn):
             blocked = asyncio.ensure_future(appender.append(blocked_job))
             await asyncio.sleep(0.1)
             free = await asyncio.wait_for(appender.append(free_job), timeout=2)
@@ -589,10 +590,7 @@ async def test_reports_queued_when_the_appender_fails_are_answered(
             raise RuntimeError("a bug")
 
         monkeypatch.setattr(appender, "_overlap_at", broken)
-        async with conn.transaction():
-            await conn.execute(
-                "SELECT 1 FROM ledger_heads WHERE district_code = '16.71' FOR UPDATE"
-            )
+        async with holding_palembang(conn):
             blocked = asyncio.ensure_future(appender.append(blocked_job))
             await asyncio.sleep(0.1)
             queued = asyncio.gather(
