@@ -36,7 +36,7 @@ import asyncpg
 from api.auth.tokens import KeyRing, ensure_server_key
 from api.ledger import entry_hash
 from api.settings import settings_from_env
-from bench import dataset
+from bench import bare, dataset
 from db import appends
 from db.areas import load_areas
 from db.embedded import EmbeddedPostgres
@@ -319,16 +319,19 @@ class Bench:
         """
         drive(port, self.ingest_requests(self.mode.ingest_requests), 64, self.workdir)
 
-    def ingest_in_turns(self, unbatched_port: int) -> None:
-        """Signed ingest at 64 connections, batched (this server) and with one transaction
-        per submission (a second server on the same database, KINERJA_INGEST_BATCH_MAX=0),
-        in turns, so the ratio of the two compares the same moments of the machine."""
+    def ingest_in_turns(self, unbatched_port: int, bare_port: int) -> None:
+        """Signed ingest at 64 connections, batched (this server), with one transaction
+        per submission (a second server on the same database, KINERJA_INGEST_BATCH_MAX=0)
+        and the issue's bare route (``bench.bare``, the same requests), in turns, so the
+        ratios compare the same moments of the machine."""
         servers = {
             "ingest_batched_c64_in_turns": self.port,
             "ingest_one_transaction_each_c64": unbatched_port,
+            "bare_jws_insert_c64_in_turns": bare_port,
         }
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
-        self.warm_ingest(unbatched_port)  # a fresh server; this one took reports before
+        self.warm_ingest(unbatched_port)  # fresh servers; this one took reports before
+        self.warm_ingest(bare_port)
         for _ in range(self.mode.turns):
             for name, port in servers.items():
                 requests = self.ingest_requests(self.mode.ingest_requests)
@@ -521,15 +524,30 @@ def start_server(
         **(extra_env or {}),
     }
     kinerja = Path(sys.executable).parent / "kinerja"
+    return _await_ready([str(kinerja), "serve"], env, port, log, b" 200 ")
+
+
+def start_bare_server(dsn: str, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+    """The issue's bare route (``bench.bare``), served by uvicorn as the API is."""
+    command = [sys.executable, "-m", "uvicorn", "bench.bare:create_app", "--factory"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    command += ["--log-level", "warning", "--no-access-log"]
+    env = {**os.environ, "DATABASE_URL": dsn}
+    return _await_ready(command, env, port, log, b" 404 ")  # it has no health route
+
+
+def _await_ready(
+    command: list[str], env: dict[str, str], port: int, log: Path, ready: bytes
+) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        [str(kinerja), "serve"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+        command, env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
                 s.sendall(b"GET /health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                if b" 200 " in s.recv(100):
+                if ready in s.recv(100):
                     return process
         except OSError:
             pass
@@ -614,11 +632,21 @@ async def main_async(args: argparse.Namespace) -> int:
             base / "server-unbatched.log",
             {"KINERJA_INGEST_BATCH_MAX": "0"},
         )
+        bare_port = free_port()
+        bare_server = None
         try:
-            bench.ingest_in_turns(unbatched_port)
+            conn = await connect(dsn)
+            try:
+                await conn.execute(bare.CREATE_TABLE)
+            finally:
+                await conn.close()
+            bare_server = start_bare_server(dsn, bare_port, workers, base / "server-bare.log")
+            bench.ingest_in_turns(unbatched_port, bare_port)
         finally:
-            unbatched.terminate()
-            unbatched.wait(timeout=20)
+            for process in (unbatched, bare_server):
+                if process is not None:
+                    process.terminate()
+                    process.wait(timeout=20)
         figures["ratios"] = {
             "ingest_api_over_direct_insert": _ratio(
                 bench, ("ingest_signed_c64", "rps"), ("direct_insert_asyncpg_4conn", "rows_per_s")
@@ -632,6 +660,11 @@ async def main_async(args: argparse.Namespace) -> int:
                 bench,
                 ("ingest_batched_c64_in_turns", "rps"),
                 ("ingest_one_transaction_each_c64", "rps"),
+            ),
+            "ingest_batched_over_bare_jws_insert": _ratio(
+                bench,
+                ("ingest_batched_c64_in_turns", "rps"),
+                ("bare_jws_insert_c64_in_turns", "rps"),
             ),
             "ingest_over_plain_json": _ratio(
                 bench, ("ingest_signed_c64", "rps"), ("plain_json_health_live", "rps")
