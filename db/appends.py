@@ -227,7 +227,10 @@ async def read_after_locks(
 # Everything the batch's accepted submissions write, in one statement: the entries, their
 # values (the latest-values trigger runs once for all of them), each district's ledger
 # head, the Idempotency-Key answers, and each district's data version (in district
-# order, after the heads and latest-values locks the batch already holds).
+# order, after the heads and latest-values locks the batch already holds). The heads are
+# found by joining on the key alone: an extra "district_code = ANY(...)" made the planner
+# scan every head and compare each with every element (0.5 ms for 30 districts against
+# 0.35 ms, of backend CPU with the commit).
 _WRITE = """
 WITH entry AS (
     INSERT INTO submissions (id, district_code, division_id, seq, prev_hash, hash, jws,
@@ -252,7 +255,7 @@ WITH entry AS (
 ), head AS (
     UPDATE ledger_heads h SET seq = n.seq, hash = n.hash, updated_at = now()
     FROM unnest($18::text[], $19::bigint[], $20::text[]) AS n(district_code, seq, hash)
-    WHERE h.district_code = n.district_code AND h.district_code = ANY($18::text[])
+    WHERE h.district_code = n.district_code
 ), answer AS (
     INSERT INTO idempotency_keys (user_id, key, request_sha256, status_code, response)
     SELECT * FROM unnest($21::uuid[], $22::text[], $23::text[], $24::int[], $25::bytea[])
