@@ -207,8 +207,9 @@ class ChangeFeed:
             if self._reload is None:
                 self._reload = asyncio.get_running_loop().create_task(self._reload_versions())
             return
-        area, _, version = payload.partition(" ")
-        self._set_version(area, int(version))
+        for pair in payload.split(","):  # one statement's areas (migration 0012)
+            area, _, version = pair.partition(" ")
+            self._set_version(area, int(version))
 
     async def _reload_versions(self) -> None:
         """After a reset, read everything again; until then callers read PostgreSQL."""

@@ -1,9 +1,10 @@
 """The change feed's database side: channels, the version snapshot, and what a request
 changed (so its own worker can apply it the moment the transaction commits).
 
-Triggers (migration 0006) notify ``kinerja_versions`` with ``"<area> <version>"`` for
-every data-version write and ``kinerja_users`` with a user id for every user update;
-``"*"`` on either channel means "reload everything".
+Triggers notify ``kinerja_versions`` with ``"<area> <version>"`` pairs joined by commas,
+once per statement that writes data versions (migration 0012), and ``kinerja_users``
+with a user id for every user update (0006); ``"*"`` on either channel means "reload
+everything".
 """
 
 from __future__ import annotations

@@ -100,6 +100,29 @@ async def test_a_reset_reloads_the_versions(
         assert feed.versions(SCOPES) == await scope_versions(conn, SCOPES) == [2, 2, 0, 2, 0, 0]
 
 
+async def test_one_statement_moving_many_versions_reaches_every_replica(
+    settings: Settings, conn: asyncpg.Connection
+) -> None:
+    """A statement's versions arrive together, in notifications of at most 200 areas
+    (NOTIFY's payload is bounded): 514 districts, inserted and then moved again."""
+    districts = await conn.fetch("SELECT code FROM areas WHERE kind = 'district'")
+    codes = sorted(r["code"] for r in districts)
+    assert len(codes) > 400
+    upsert = (
+        "INSERT INTO data_versions AS dv (area_code, version) "
+        "SELECT c, 1 FROM unnest($1::text[]) c "
+        "ON CONFLICT (area_code) DO UPDATE SET version = dv.version + 1"
+    )
+    async with served(settings) as (a, _), served(settings) as (b, _):
+        await conn.execute(upsert, codes[: len(codes) // 2])  # inserts only
+        await conn.execute(upsert, codes)  # updates half, inserts the rest
+        truth = await scope_versions(conn, ["ID", *codes])
+        assert truth[0] == len(codes) + len(codes) // 2
+        for app in (a, b):
+            await feed_of(app).sync()
+            assert feed_of(app).versions(["ID", *codes]) == truth
+
+
 async def test_user_changes_reach_every_replica(
     settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
 ) -> None:
