@@ -14,6 +14,7 @@ from api.auth.middleware import auth_middleware
 from api.authz import PUBLIC
 from api.database import lifespan_for, provide_connection, record_writes_middleware
 from api.errors import problem_details_config
+from api.head import head_as_get
 from api.observability import configure_logging, request_id_middleware
 from api.representation import ReportCache
 from api.request import ApiRequest
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
                 handler.security = [{}]  # documented as needing no token
     if settings.submission_lane:
         app.asgi_handler = submission_lane(app, app.asgi_handler)
+    app.asgi_handler = head_as_get(app.asgi_handler)
     # Wrap outside Litestar's exception handling so 404/405/413 responses for unmatched
     # routes carry the request id too (route-level middleware never sees those).
     app.asgi_handler = request_id_middleware(app.asgi_handler)

@@ -15,6 +15,7 @@ from api.app import create_app
 from api.observability import JsonFormatter, request_id_var
 from api.settings import settings_from_env
 from db.embedded import EmbeddedPostgres
+from tests.people import Person, bearer
 from tests.pg import scratch_dir
 
 PROBLEM = "application/problem+json"
@@ -157,3 +158,44 @@ async def test_bench_yardstick_only_when_enabled(settings: object) -> None:
         response = await client.get("/bench/bytes", params={"size": 100})
         assert response.status_code == 200 and len(response.content) == 100
         assert (await client.get("/bench/bytes", params={"size": 0})).status_code == 400
+
+
+async def test_head_answers_as_get_without_the_body(client: AsyncTestClient[Litestar]) -> None:
+    got = await client.get("/v1/areas/16")
+    head = await client.head("/v1/areas/16")
+    assert got.status_code == head.status_code == 200
+    assert got.content and head.content == b""
+    for name in ("content-length", "content-type", "cache-control"):
+        assert head.headers.get(name) == got.headers.get(name), name
+    missing = await client.head("/v1/areas/99.99")
+    assert missing.status_code == 404 and missing.content == b""
+    assert missing.headers["content-type"].startswith(PROBLEM)
+
+
+async def test_head_is_authorized_as_get(
+    app: Litestar, client: AsyncTestClient[Litestar], people: dict[str, Person]
+) -> None:
+    ranking = "/v1/rankings/districts?year=2021&as_of=2021-05-15&province="
+    anonymous = await client.head(ranking + "16")
+    assert anonymous.status_code == 401 and anonymous.content == b""
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+    monitor = bearer(app, people["province_monitor"])
+    got = await client.get(ranking + "16", headers=monitor)
+    head = await client.head(ranking + "16", headers=monitor)
+    assert got.status_code == head.status_code == 200 and head.content == b""
+    assert head.headers["etag"] == got.headers["etag"]
+    assert head.headers["content-length"] == got.headers["content-length"]
+    unchanged = await client.head(
+        ranking + "16", headers={**monitor, "If-None-Match": got.headers["etag"]}
+    )
+    assert unchanged.status_code == 304 and unchanged.content == b""
+    # Another province is outside a province monitor's scope: refused as GET refuses it.
+    refused = await client.get(ranking + "31", headers=monitor)
+    outside = await client.head(ranking + "31", headers=monitor)
+    assert outside.status_code == refused.status_code >= 400 and outside.content == b""
+
+
+async def test_head_on_a_post_only_route_is_405(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.head("/v1/auth/token")
+    assert response.status_code == 405 and response.content == b""
+    assert "POST" in response.headers["allow"]
