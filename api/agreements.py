@@ -35,6 +35,7 @@ from api.schemas.agreements import (
     TargetOut,
 )
 from api.schemas.agreements import Amendment as AmendmentOut
+from api.settings import Settings
 from api.signatures import SignatureError, repeats_a_member, verify_signed_by
 from db import agreements as agreement_db
 from db import divisions as division_db
@@ -465,8 +466,37 @@ async def patch(
     return await to_out(conn, updated)
 
 
+class StatementInFuture(ApiError):
+    status_code = 422
+    slug = "statement-iat-in-future"
+    title = "The signature statement is dated in the future"
+
+
+class StatementTooOld(ApiError):
+    status_code = 422
+    slug = "statement-iat-too-old"
+    title = "The signature statement was made too long ago"
+
+
+def check_statement_time(iat: int, now: datetime, settings: Settings) -> None:
+    """A statement's ``iat`` within [now - max age, now + the submissions' clock skew]."""
+    current = int(now.timestamp())
+    if iat > current + settings.submission_iat_max_skew_s:
+        raise StatementInFuture(
+            "The statement's iat is ahead of the server clock by more than "
+            f"{settings.submission_iat_max_skew_s} s; check the device clock and sign again.",
+            extra={"iat": iat, "server_time": current},
+        )
+    if current - iat > settings.agreement_signature_max_age_s:
+        raise StatementTooOld(
+            f"The statement's iat is older than {settings.agreement_signature_max_age_s} s; "
+            "sign the document again.",
+            extra={"iat": iat, "server_time": current},
+        )
+
+
 async def sign(
-    conn: asyncpg.Connection, caller: Principal, agreement_id: UUID, jws: str
+    conn: asyncpg.Connection, caller: Principal, agreement_id: UUID, jws: str, settings: Settings
 ) -> Agreement:
     row = await load_visible(conn, caller, agreement_id, for_update=True)
     verified = await verify_signed_by(conn, jws, caller, typ=SIGNATURE_TYP)
@@ -478,6 +508,7 @@ async def sign(
         raise SignatureError("The signed payload is not a JSON signature statement.") from None
     if repeats_a_member(verified.payload):
         raise SignatureError("The signed statement names a member twice; sign it again.")
+    check_statement_time(payload.iat, datetime.now(UTC), settings)
     if _is_second_party(caller, row):
         party = "second"
     elif _is_first_party(caller, row):

@@ -93,7 +93,7 @@ async def _actor(conn: asyncpg.Connection, principal: Principal) -> Actor:
 
 
 async def _sign_agreement(
-    conn: asyncpg.Connection, agreement: Any, actor: Actor, party: str
+    conn: asyncpg.Connection, settings: Settings, agreement: Any, actor: Actor, party: str
 ) -> Any:
     statement = {
         "agreement_id": str(agreement.id),
@@ -104,11 +104,12 @@ async def _sign_agreement(
     jws = jwt.encode(
         statement, actor.key, algorithm="EdDSA", headers={"kid": actor.kid, "typ": SIGNATURE_TYP}
     )
-    return await agreements.sign(conn, actor.principal, agreement.id, jws)
+    return await agreements.sign(conn, actor.principal, agreement.id, jws, settings)
 
 
 async def _agreement(
     conn: asyncpg.Connection,
+    settings: Settings,
     first: Actor,
     second: Actor,
     *,
@@ -127,8 +128,8 @@ async def _agreement(
             targets=[TargetIn(indicator=code, annual=value) for code, value in targets.items()],
         ),
     )
-    signed = await _sign_agreement(conn, draft, second, "second")
-    await _sign_agreement(conn, signed, first, "first")
+    signed = await _sign_agreement(conn, settings, draft, second, "second")
+    await _sign_agreement(conn, settings, signed, first, "first")
 
 
 async def _submit(
@@ -207,6 +208,7 @@ async def seed(conn: asyncpg.Connection, settings: Settings, today: date, passwo
             await _user(conn, f"monitor_{code}", "province_monitor", code, pw)
             await _agreement(
                 conn,
+                settings,
                 ministry,
                 province_heads[code],
                 year=year,
@@ -230,6 +232,7 @@ async def seed(conn: asyncpg.Connection, settings: Settings, today: date, passwo
             ktp = 100.0 if rng.random() > 0.2 else 99.0
             await _agreement(
                 conn,
+                settings,
                 province_heads["16"],
                 heads[row["code"]],
                 year=year,

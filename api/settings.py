@@ -50,6 +50,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # client's outbox may hold a signed report for days, so the window is generous.
     submission_iat_max_age_s: Annotated[int, msgspec.Meta(ge=0)] = 7 * 24 * 3600
     submission_iat_max_skew_s: Annotated[int, msgspec.Meta(ge=0)] = 300
+    # An agreement signature statement's ``iat``: no further ahead than the same skew, and
+    # no older than this (a party reviews the document, then signs it).
+    agreement_signature_max_age_s: Annotated[int, msgspec.Meta(ge=0)] = 7 * 24 * 3600
     # How long an Idempotency-Key is remembered: at least a day, and by default longer than
     # a signed report stays acceptable, so a retry from an outbox always gets its answer.
     idempotency_ttl_s: Annotated[int, msgspec.Meta(ge=24 * 3600)] = 8 * 24 * 3600

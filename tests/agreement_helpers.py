@@ -32,12 +32,13 @@ class Signer:
         sha256: str | None = None,
         agreement_id: str | None = None,
         alg: str = "EdDSA",
+        iat: int | None = None,
     ) -> str:
         payload = {
             "agreement_id": agreement_id or agreement["id"],
             "document_sha256": sha256 or agreement["document_sha256"],
             "party": party,
-            "iat": int(time.time()),
+            "iat": int(time.time()) if iat is None else iat,
         }
         return jwt.encode(
             payload, self.private, algorithm=alg, headers={"kid": self.kid, "typ": SIGNATURE_TYP}

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from typing import Any
 
 import asyncpg
@@ -125,6 +126,16 @@ async def test_bad_signatures_store_nothing(
             422,
         ),
         "wrong party in statement": (head.statement(agreement, "first"), me, 422),
+        "dated ten minutes ahead": (
+            head.statement(agreement, "second", iat=int(time.time()) + 600),
+            me,
+            422,
+        ),
+        "dated eight days ago": (
+            head.statement(agreement, "second", iat=int(time.time()) - 8 * 24 * 3600),
+            me,
+            422,
+        ),
         "someone else's key": (other.statement(agreement, "second"), me, 422),
         "alg none": (none, me, 422),
         "HS256": (hs256, me, 422),

@@ -189,7 +189,8 @@ class AgreementController(Controller):
         agreement_id: FromPath[UUID],
         data: Annotated[SignatureIn, BodyKwarg(examples=[SIGN_EXAMPLE])],
     ) -> Agreement:
-        return await service.sign(db, caller(request), agreement_id, data.jws)
+        settings = request.app.state.settings
+        return await service.sign(db, caller(request), agreement_id, data.jws, settings)
 
     @post(
         "/{agreement_id:uuid}/amendments",
