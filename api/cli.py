@@ -114,6 +114,8 @@ def cmd_demo(settings: Settings, _: argparse.Namespace) -> int:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from api.http_protocol import ProblemHttpToolsProtocol
+
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers or settings.workers
@@ -142,6 +144,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             uvicorn.run(
                 "api.app:create_app_from_env",
                 factory=True,
+                http=ProblemHttpToolsProtocol,  # malformed requests answered in problem+json
                 host=host,
                 port=port,
                 workers=workers,
