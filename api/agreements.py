@@ -36,7 +36,7 @@ from api.schemas.agreements import (
 )
 from api.schemas.agreements import Amendment as AmendmentOut
 from api.settings import Settings
-from api.signatures import SignatureError, repeats_a_member, verify_signed_by
+from api.signatures import SignatureError, check_iat, repeats_a_member, verify_signed_by
 from db import agreements as agreement_db
 from db import divisions as division_db
 from db import indicators as indicator_db
@@ -478,23 +478,6 @@ class StatementTooOld(ApiError):
     title = "The signature statement was made too long ago"
 
 
-def check_statement_time(iat: int, now: datetime, settings: Settings) -> None:
-    """A statement's ``iat`` within [now - max age, now + the submissions' clock skew]."""
-    current = int(now.timestamp())
-    if iat > current + settings.submission_iat_max_skew_s:
-        raise StatementInFuture(
-            "The statement's iat is ahead of the server clock by more than "
-            f"{settings.submission_iat_max_skew_s} s; check the device clock and sign again.",
-            extra={"iat": iat, "server_time": current},
-        )
-    if current - iat > settings.agreement_signature_max_age_s:
-        raise StatementTooOld(
-            f"The statement's iat is older than {settings.agreement_signature_max_age_s} s; "
-            "sign the document again.",
-            extra={"iat": iat, "server_time": current},
-        )
-
-
 async def sign(
     conn: asyncpg.Connection, caller: Principal, agreement_id: UUID, jws: str, settings: Settings
 ) -> Agreement:
@@ -508,7 +491,15 @@ async def sign(
         raise SignatureError("The signed payload is not a JSON signature statement.") from None
     if repeats_a_member(verified.payload):
         raise SignatureError("The signed statement names a member twice; sign it again.")
-    check_statement_time(payload.iat, datetime.now(UTC), settings)
+    check_iat(
+        payload.iat,
+        datetime.now(UTC),
+        max_age_s=settings.agreement_signature_max_age_s,
+        max_skew_s=settings.submission_iat_max_skew_s,  # the same clocks
+        ahead=StatementInFuture,
+        too_old=StatementTooOld,
+        again="sign the document again",
+    )
     if _is_second_party(caller, row):
         party = "second"
     elif _is_first_party(caller, row):

@@ -260,3 +260,29 @@ async def revoked_since(
     except SignatureError as exc:
         return exc
     return None
+
+
+def check_iat(
+    iat: int,
+    now: datetime,
+    *,
+    max_age_s: int,
+    max_skew_s: int,
+    ahead: type[ApiError],
+    too_old: type[ApiError],
+    again: str,
+) -> None:
+    """A signed ``iat`` within [now - max age, now + skew], else ``ahead`` or ``too_old``
+    (each signed document has its own problem types); ``again`` ends the old one's text."""
+    current = int(now.timestamp())
+    if iat > current + max_skew_s:
+        raise ahead(
+            f"The iat is ahead of the server clock by more than {max_skew_s} s; "
+            "check the device clock and sign again.",
+            extra={"iat": iat, "server_time": current},
+        )
+    if current - iat > max_age_s:
+        raise too_old(
+            f"The iat is older than {max_age_s} s; {again}.",
+            extra={"iat": iat, "server_time": current},
+        )

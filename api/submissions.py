@@ -44,6 +44,7 @@ from api.schemas.submissions import (
 )
 from api.settings import Settings
 from api.signatures import (
+    check_iat,
     repeats_a_member,
     revoked_since,
     verify_before_locking,
@@ -226,19 +227,15 @@ def is_late(as_of: date, received_at: datetime, deadline_day: int) -> bool:
 
 def check_times(payload: SubmissionPayload, now: datetime, settings: Settings) -> None:
     """``iat`` within [now - max age, now + skew]; ``as_of`` not after today in Indonesia."""
-    issued = payload.iat
-    current = int(now.timestamp())
-    if issued > current + settings.submission_iat_max_skew_s:
-        raise IatInFuture(
-            "The iat is ahead of the server clock by more than "
-            f"{settings.submission_iat_max_skew_s} s; check the device clock and sign again.",
-            extra={"iat": issued, "server_time": current},
-        )
-    if current - issued > settings.submission_iat_max_age_s:
-        raise IatTooOld(
-            f"The iat is older than {settings.submission_iat_max_age_s} s; sign the report again.",
-            extra={"iat": issued, "server_time": current},
-        )
+    check_iat(
+        payload.iat,
+        now,
+        max_age_s=settings.submission_iat_max_age_s,
+        max_skew_s=settings.submission_iat_max_skew_s,
+        ahead=IatInFuture,
+        too_old=IatTooOld,
+        again="sign the report again",
+    )
     if payload.as_of < EARLIEST_AS_OF:
         raise AsOfTooEarly(
             f"The as-of date is before {EARLIEST_AS_OF.isoformat()}; no scorecard covers it.",
