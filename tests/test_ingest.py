@@ -469,16 +469,26 @@ async def first_batch_taking(
     assert (await first).status_code == 201
 
 
+@asynccontextmanager
+async def patient_after_first_batch(
+    settings: Settings, conn: asyncpg.Connection, head: Signer, seconds: float
+) -> AsyncIterator[tuple[Litestar, Appender]]:
+    """A served app whose overlap cap is far off (60 s), whose first batch took
+    ``seconds`` (so batches "usually" take that long); the app and its appender."""
+    patient = msgspec.structs.replace(settings, ingest_overlap_after_ms=60_000.0)
+    async with served(patient) as (app, _):
+        await first_batch_taking(app, conn, head, seconds)
+        yield app, app.state.appender
+
+
 async def test_a_second_batch_waits_while_the_first_is_young(
     settings: Settings, conn: asyncpg.Connection, people: dict[str, Person], other: Signer
 ) -> None:
     """Until the batch being written has taken twice as long as batches usually take,
     what arrives waits for the next batch instead of starting one beside it."""
     head = await register_key(conn, people["district_head"])
-    patient = msgspec.structs.replace(settings, ingest_overlap_after_ms=60_000.0)
-    async with served(patient) as (app, _):
-        appender: Appender = app.state.appender
-        await first_batch_taking(app, conn, head, 1.0)  # the usual: a 2 s wait
+    async with patient_after_first_batch(settings, conn, head, 1.0) as (app, appender):
+        # Batches usually take 1 s now, so a second one waits up to 2 s.
         blocked_job = await prepared(app, request(head, head.payload()))
         free_jobs = [await prepared(app, request(other, other.payload())) for _ in range(2)]
         async with holding_palembang(conn):  # Kota Palembang's next batch waits on this lock
@@ -500,10 +510,8 @@ async def test_a_lone_request_does_not_wait_for_a_young_batch(
 ) -> None:
     """At low load a request alone in the queue starts its batch at once."""
     head = await register_key(conn, people["district_head"])
-    patient = msgspec.structs.replace(settings, ingest_overlap_after_ms=60_000.0)
-    async with served(patient) as (app, _):
-        appender: Appender = app.state.appender
-        await first_batch_taking(app, conn, head, 2.0)  # the usual: a 4 s wait
+    async with patient_after_first_batch(settings, conn, head, 2.0) as (app, appender):
+        # Batches usually take 2 s now, so a second one would wait up to 4 s.
         blocked_job = await prepared(app, request(head, head.payload()))
         free_job = await prepared(app, request(other, other.payload()))
         async with holding_palembang(conn):
