@@ -179,14 +179,6 @@ async def settle(
     again with ``make_heads``) when a district has no ledger head yet."""
     keyed = [j for j in jobs if j.idempotency_key is not None]
     pairs = sorted({(j.caller.id, j.idempotency_key or "") for j in keyed})
-    kids = sorted({j.kid for j in jobs})
-    heads, created = await appends.lock_batch(
-        conn,
-        [appends.idempotency_lock_name(user, key) for user, key in pairs],
-        sorted({j.payload.district for j in jobs}),
-        kids,
-        make_missing=make_heads,
-    )
     probes: list[appends.Probe] = []
     firsts: list[int] = []
     for j in jobs:
@@ -195,19 +187,22 @@ async def settle(
         probes += [
             appends.Probe(p.district, p.division, code, p.as_of) for code in sorted(p.values)
         ]
-    found = await appends.read_after_locks(
+    found = await appends.begin_batch(
         conn,
+        lock_names=[appends.idempotency_lock_name(user, key) for user, key in pairs],
+        districts=sorted({j.payload.district for j in jobs}),
+        kids=sorted({j.kid for j in jobs}),
         jtis=[j.payload.jti for j in jobs],
         probes=probes,
-        kids=kids,
         pairs=pairs,
         ttl_s=settings.idempotency_ttl_s,
+        make_missing=make_heads,
     )
     if keyed:
         await purge_if_due(conn, settings)
     batch = _Batch(
         settings=settings,
-        heads=heads,
+        heads=dict(found.heads),
         keys=found.keys,
         now=found.now,
         jtis=found.seen,
@@ -220,7 +215,7 @@ async def settle(
             outcomes.append(batch.add(job, first))
         except ApiError as exc:
             outcomes.append(exc)
-    if unused := sorted(set(created) - batch.moved):
+    if unused := sorted(set(found.created) - batch.moved):
         await appends.forget_heads(conn, unused)
     if not batch.entries:
         return outcomes, {}

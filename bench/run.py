@@ -494,10 +494,20 @@ async def append_batch_directly(
     conn: Any, jobs: list[tuple[dataset.Head, str, dict[str, Any]]], as_of: Any
 ) -> None:
     """Submissions as the API writes a batch, without the API: the heads and their
-    latest-values locks, then one write statement (the caller holds the transaction)."""
-    heads, _ = await appends.lock_batch(
-        conn, [], sorted({h.district for h, _, _ in jobs}), [], make_missing=False
+    latest-values locks (the API's call, with nothing to read), then one write statement
+    (the caller holds the transaction)."""
+    found = await appends.begin_batch(
+        conn,
+        lock_names=[],
+        districts=sorted({h.district for h, _, _ in jobs}),
+        kids=[],
+        jtis=[],
+        probes=[],
+        pairs=[],
+        ttl_s=0,
+        make_missing=False,
     )
+    heads = dict(found.heads)
     entries = []
     for head, jws, payload in jobs:
         entry = _entry(head, heads[head.district], jws, payload, as_of)

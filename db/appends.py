@@ -7,7 +7,7 @@ sorted order, so two batches, or a batch and a single append or a review, always
 shared locks in the same order and cannot deadlock. What an append is checked against
 is read only after the locks, in a statement of its own, so its snapshot already sees
 everything committed before. Round trips are what a batch spends most on, so there
-are three: the locks, the reads, the write.
+are two: the locks with the reads (one function call), and the write.
 """
 
 from __future__ import annotations
@@ -61,17 +61,37 @@ class HeadsMissing(Exception):
     ``make_missing``, which makes them before taking any lock on a head."""
 
 
-async def lock_batch(
+class AfterLocks(msgspec.Struct, frozen=True, kw_only=True):
+    """What a batch holds and is checked against, read once every lock is held."""
+
+    heads: dict[str, ledger_db.Head]
+    #: Districts whose genesis head this transaction made (``make_missing``).
+    created: list[str]
+    now: datetime
+    seen: set[UUID]
+    prior: list[PriorValue]
+    keys: dict[str, KeyState]
+    records: dict[tuple[UUID, str], IdempotencyRecord]
+
+
+async def begin_batch(
     conn: asyncpg.Connection,
+    *,
     lock_names: list[str],
     districts: list[str],
     kids: list[str],
-    *,
+    jtis: list[UUID],
+    probes: list[Probe],
+    pairs: list[tuple[UUID, str]],
+    ttl_s: int,
     make_missing: bool,
-) -> tuple[dict[str, ledger_db.Head], list[str]]:
-    """Take every lock of the batch (migration 0008): the Idempotency-Key locks named,
-    the districts' ledger heads and latest-values locks, and the keys (shared, so none
-    is revoked under the batch); the heads, and those this transaction made.
+) -> AfterLocks:
+    """Take every lock of the batch and read, once they are held, what it is checked
+    against, in one call (``begin_ingest_batch``, migration 0013): the Idempotency-Key
+    locks named, the districts' ledger heads and latest-values locks, and the keys
+    (shared, so none is revoked under the batch); then the database clock, which of
+    ``jtis`` are stored already, the latest counting value for each probe that has
+    one, the keys ``kids`` and the live records of (user, key) ``pairs``.
 
     Heads are made (at genesis, in district order) only with ``make_missing``, after
     the Idempotency-Key locks and before any head is locked: every writer takes those
@@ -80,7 +100,7 @@ async def lock_batch(
     """
     created: list[str] = []
     if make_missing:
-        # Taken again by lock_ingest_batch below: advisory locks nest within a transaction.
+        # Taken again by begin_ingest_batch below: advisory locks nest within a transaction.
         await conn.execute(
             "SELECT count(pg_advisory_xact_lock(hashtextextended(n, 0))) "
             "FROM (SELECT DISTINCT n FROM unnest($1::text[]) AS n ORDER BY n) s",
@@ -94,107 +114,29 @@ async def lock_batch(
             districts,
             ledger_db.GENESIS_HASH,
         )
-    rows = await conn.fetch(
-        "SELECT district_code, seq, hash FROM lock_ingest_batch($1, $2, $3)",
+    row = await conn.fetchrow(
+        "SELECT * FROM begin_ingest_batch($1, $2, $3, $4, $5, $6, $7, $8)",
         lock_names,
         districts,
         kids,
-    )
-    if len(rows) < len(districts):
-        raise HeadsMissing(sorted(set(districts) - {r["district_code"] for r in rows}))
-    heads = {
-        r["district_code"]: ledger_db.Head(
-            district_code=r["district_code"], seq=r["seq"], hash=r["hash"]
-        )
-        for r in rows
-    }
-    return heads, list(created)
-
-
-async def forget_heads(conn: asyncpg.Connection, districts: list[str]) -> None:
-    """Remove genesis heads this transaction made for districts it then wrote nothing to,
-    so a batch whose submissions were all refused leaves nothing behind."""
-    await conn.execute(
-        "DELETE FROM ledger_heads WHERE district_code = ANY($1::text[]) AND seq = 0", districts
-    )
-
-
-# Everything a batch checks against, read in one statement once every lock is held (so
-# its snapshot sees all that was committed before): the clock; which jtis are stored;
-# per probe, the latest counting value (one index probe: district-level and division
-# reports are separate branches, so each uses the partial index on equality); the keys
-# as they stand (one index probe each: as "kid = ANY" the planner scanned the table);
-# and the live Idempotency-Key records (see ``db.idempotency.find``).
-_READ = """
-SELECT clock_timestamp() AS now,
-       (SELECT coalesce(array_agg(jti), '{}') FROM submissions WHERE jti = ANY($1::uuid[]))
-           AS seen,
-       (SELECT coalesce(jsonb_agg(jsonb_build_array(q.i - 1, p.numerator, p.denominator,
-                                                    p.as_of, p.seq)), '[]')
-        FROM ROWS FROM (json_to_recordset($2::json) AS (district_code text,
-             division_id uuid, indicator_code text, as_of date)) WITH ORDINALITY
-             AS q(district_code, division_id, indicator_code, as_of, i)
-        CROSS JOIN LATERAL (
-            (SELECT v.numerator, v.denominator, v.as_of, v.seq FROM submission_values v
-             WHERE q.division_id IS NULL AND v.district_code = q.district_code
-               AND v.indicator_code = q.indicator_code AND v.division_id IS NULL
-               AND v.as_of <= q.as_of AND v.counting
-             ORDER BY v.as_of DESC, v.seq DESC LIMIT 1)
-            UNION ALL
-            (SELECT v.numerator, v.denominator, v.as_of, v.seq FROM submission_values v
-             WHERE q.division_id IS NOT NULL AND v.district_code = q.district_code
-               AND v.indicator_code = q.indicator_code AND v.division_id = q.division_id
-               AND v.as_of <= q.as_of AND v.counting
-             ORDER BY v.as_of DESC, v.seq DESC LIMIT 1)
-        ) p) AS previous,
-       k.kids, k.owners, k.revoked,
-       r.users, r.keys, r.shas, r.statuses, r.responses, r.created
-FROM (SELECT array_agg(s.kid) AS kids, array_agg(s.owner_id) AS owners,
-             array_agg(s.revoked_at) AS revoked
-      FROM unnest($3::text[]) AS u(kid)
-      CROSS JOIN LATERAL (SELECT kid, owner_id, revoked_at FROM signing_keys
-                          WHERE kid = u.kid LIMIT 1) s) k,
-     (SELECT array_agg(i.user_id) AS users, array_agg(i.key) AS keys,
-             array_agg(i.request_sha256) AS shas, array_agg(i.status_code) AS statuses,
-             array_agg(i.response) AS responses, array_agg(i.created_at) AS created
-      FROM idempotency_keys i JOIN unnest($4::uuid[], $5::text[]) AS p(user_id, key)
-        ON i.user_id = p.user_id AND i.key = p.key
-      WHERE i.created_at > now() - make_interval(secs => $6)) r
-"""
-
-
-class AfterLocks(msgspec.Struct, frozen=True, kw_only=True):
-    """What ``read_after_locks`` found."""
-
-    now: datetime
-    seen: set[UUID]
-    prior: list[PriorValue]
-    keys: dict[str, KeyState]
-    records: dict[tuple[UUID, str], IdempotencyRecord]
-
-
-async def read_after_locks(
-    conn: asyncpg.Connection,
-    *,
-    jtis: list[UUID],
-    probes: list[Probe],
-    kids: list[str],
-    pairs: list[tuple[UUID, str]],
-    ttl_s: int,
-) -> AfterLocks:
-    """Read, once the batch holds its locks, everything it checks against: the database
-    clock, which of ``jtis`` are stored already, the latest counting value for each
-    probe that has one, the keys ``kids`` and the live records of (user, key) ``pairs``."""
-    row = await conn.fetchrow(
-        _READ,
         jtis,
         probes,  # as JSON, like the write's values (see ``write``)
-        kids,
         [u for u, _ in pairs],
         [k for _, k in pairs],
         float(ttl_s),
     )
     assert row is not None
+    heads = {
+        district: ledger_db.Head(district_code=district, seq=seq, hash=hash_)
+        for district, seq, hash_ in zip(
+            row["head_districts"] or (),
+            row["head_seqs"] or (),
+            row["head_hashes"] or (),
+            strict=True,
+        )
+    }
+    if len(heads) < len(set(districts)):
+        raise HeadsMissing(sorted(set(districts) - heads.keys()))
     keys = {
         kid: KeyState(kid=kid, owner_id=owner, revoked_at=revoked)
         for kid, owner, revoked in zip(
@@ -203,9 +145,9 @@ async def read_after_locks(
     }
     records = {
         (user, key): IdempotencyRecord(
-            request_sha256=sha, status_code=status, response=response, created_at=created
+            request_sha256=sha, status_code=status, response=response, created_at=created_at
         )
-        for user, key, sha, status, response, created in zip(
+        for user, key, sha, status, response, created_at in zip(
             row["users"] or (),
             row["keys"] or (),
             row["shas"] or (),
@@ -216,11 +158,21 @@ async def read_after_locks(
         )
     }
     return AfterLocks(
+        heads=heads,
+        created=list(created),
         now=row["now"],
         seen=set(row["seen"]),
         prior=msgspec.convert(row["previous"], list[PriorValue]),
         keys=keys,
         records=records,
+    )
+
+
+async def forget_heads(conn: asyncpg.Connection, districts: list[str]) -> None:
+    """Remove genesis heads this transaction made for districts it then wrote nothing to,
+    so a batch whose submissions were all refused leaves nothing behind."""
+    await conn.execute(
+        "DELETE FROM ledger_heads WHERE district_code = ANY($1::text[]) AND seq = 0", districts
     )
 
 

@@ -195,15 +195,15 @@ async def test_a_first_report_waits_for_its_idempotency_key_before_making_a_head
     # first head. A batch that made that head, then waited for the key, would deadlock
     # with it: the batch must wait for the key before it makes anything.
     retrying, key_taken = asyncio.Event(), asyncio.Event()
-    lock_batch = appends.lock_batch
+    begin_batch = appends.begin_batch
 
-    async def gated(*args: Any, make_missing: bool) -> Any:
+    async def gated(*args: Any, make_missing: bool, **kwargs: Any) -> Any:
         if make_missing:  # the batch found no head and rolled back: now take the key
             retrying.set()
             await key_taken.wait()
-        return await lock_batch(*args, make_missing=make_missing)
+        return await begin_batch(*args, make_missing=make_missing, **kwargs)
 
-    monkeypatch.setattr(appends, "lock_batch", gated)
+    monkeypatch.setattr(appends, "begin_batch", gated)
     async with served(settings) as (app, _):
         job = await prepared(app, request(other, other.payload(), key="retry-1"))
         batched = asyncio.ensure_future(app.state.appender.append(job))
