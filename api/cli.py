@@ -115,6 +115,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.http_protocol import ProblemHttpToolsProtocol
+    from api.workers import AddressInUse, check_free, serve_workers
 
     host = args.host or settings.host
     port = args.port or settings.port
@@ -128,6 +129,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
                 if settings.environment == "production":
                     return _fail("refusing to seed demo data in production")
                 asyncio.run(_seed_demo(dsn, settings))
+            if workers > 1:
+                check_free(host, port)  # the workers' sockets may share an address
             where = (
                 "embedded PostgreSQL in " + str(settings.data_path)
                 if not settings.database_url
@@ -141,7 +144,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             )
             # Ctrl-C / SIGTERM end uvicorn; the context manager then stops PostgreSQL.
             signal.signal(signal.SIGTERM, signal.default_int_handler)
-            uvicorn.run(
+            config = uvicorn.Config(
                 "api.app:create_app_from_env",
                 factory=True,
                 http=ProblemHttpToolsProtocol,  # malformed requests answered in problem+json
@@ -152,10 +155,16 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
                 access_log=False,
                 lifespan="on",
             )
+            if workers > 1:
+                serve_workers(config)  # a listening socket per worker
+            else:
+                uvicorn.Server(config).run()
     except EmbeddedError as exc:
         return _fail(str(exc))
     except MigrationError as exc:
         return _fail(f"migrations refused: {exc}", 1)
+    except AddressInUse as exc:
+        return _fail(str(exc))
     except KeyboardInterrupt:
         pass
     return 0
