@@ -4,8 +4,11 @@ no idempotency, no flags, no latest values). Its rate says how quick this machin
 at the moment, so the API's rate can be read against the issue's figure for it (about
 3,000 requests/s with 2 workers at 64 connections) as a ratio of the same run.
 
-Served by uvicorn exactly as the API is: ``uvicorn bench.bare:create_app --factory``
-with ``DATABASE_URL`` set. The requests are the API's own (the same path and bytes).
+Served by stock uvicorn, as the issue measured it: ``uvicorn bench.bare:create_app
+--factory`` with ``DATABASE_URL`` set, its workers sharing one listening socket. Also,
+so the API can be read against it on equal terms, as ``kinerja serve`` runs the API:
+``python -m bench.bare PORT WORKERS``, each worker on a socket of its own
+(``api.workers``). The requests are the API's own (the same path and bytes).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import sys
 import uuid
 from typing import Any
 
@@ -78,3 +82,23 @@ async def _stop(app: Litestar) -> None:
 
 def create_app() -> Litestar:
     return Litestar(route_handlers=[bare_submission], on_startup=[_start], on_shutdown=[_stop])
+
+
+if __name__ == "__main__":
+    import uvicorn
+
+    from api.workers import check_free, serve_workers
+
+    port, workers = int(sys.argv[1]), int(sys.argv[2])
+    check_free("127.0.0.1", port)
+    serve_workers(
+        uvicorn.Config(
+            "bench.bare:create_app",
+            factory=True,
+            host="127.0.0.1",
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+        )
+    )

@@ -319,19 +319,24 @@ class Bench:
         """
         drive(port, self.ingest_requests(self.mode.ingest_requests), 64, self.workdir)
 
-    def ingest_in_turns(self, unbatched_port: int, bare_port: int) -> None:
+    def ingest_in_turns(
+        self, unbatched_port: int, bare_port: int, bare_own_sockets_port: int
+    ) -> None:
         """Signed ingest at 64 connections, batched (this server), with one transaction
         per submission (a second server on the same database, KINERJA_INGEST_BATCH_MAX=0)
-        and the issue's bare route (``bench.bare``, the same requests), in turns, so the
-        ratios compare the same moments of the machine."""
+        and the issue's bare route (``bench.bare``, the same requests) under stock
+        uvicorn and with a socket per worker as the API has, in turns, so the ratios
+        compare the same moments of the machine."""
         servers = {
             "ingest_batched_c64_in_turns": self.port,
             "ingest_one_transaction_each_c64": unbatched_port,
             "bare_jws_insert_c64_in_turns": bare_port,
+            "bare_jws_insert_own_sockets_c64_in_turns": bare_own_sockets_port,
         }
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
         self.warm_ingest(unbatched_port)  # fresh servers; this one took reports before
         self.warm_ingest(bare_port)
+        self.warm_ingest(bare_own_sockets_port)
         for _ in range(self.mode.turns):
             for name, port in servers.items():
                 requests = self.ingest_requests(self.mode.ingest_requests)
@@ -537,11 +542,18 @@ def start_server(
     return _await_ready([str(kinerja), "serve"], env, port, log, b" 200 ")
 
 
-def start_bare_server(dsn: str, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
-    """The issue's bare route (``bench.bare``), served by uvicorn as the API is."""
-    command = [sys.executable, "-m", "uvicorn", "bench.bare:create_app", "--factory"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    command += ["--log-level", "warning", "--no-access-log"]
+def start_bare_server(
+    dsn: str, port: int, workers: int, log: Path, *, own_sockets: bool = False
+) -> subprocess.Popen[bytes]:
+    """The issue's bare route (``bench.bare``), served by stock uvicorn (its workers
+    sharing one listening socket), or with ``own_sockets`` a socket per worker, as
+    ``kinerja serve`` runs the API."""
+    if own_sockets:
+        command = [sys.executable, "-m", "bench.bare", str(port), str(workers)]
+    else:
+        command = [sys.executable, "-m", "uvicorn", "bench.bare:create_app", "--factory"]
+        command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+        command += ["--log-level", "warning", "--no-access-log"]
     env = {**os.environ, "DATABASE_URL": dsn}
     return _await_ready(command, env, port, log, b" 404 ")  # it has no health route
 
@@ -642,8 +654,8 @@ async def main_async(args: argparse.Namespace) -> int:
             base / "server-unbatched.log",
             {"KINERJA_INGEST_BATCH_MAX": "0"},
         )
-        bare_port = free_port()
-        bare_server = None
+        bare_port, bare_own_port = free_port(), free_port()
+        bare_server = bare_own_server = None
         try:
             conn = await connect(dsn)
             try:
@@ -651,9 +663,12 @@ async def main_async(args: argparse.Namespace) -> int:
             finally:
                 await conn.close()
             bare_server = start_bare_server(dsn, bare_port, workers, base / "server-bare.log")
-            bench.ingest_in_turns(unbatched_port, bare_port)
+            bare_own_server = start_bare_server(
+                dsn, bare_own_port, workers, base / "server-bare-own.log", own_sockets=True
+            )
+            bench.ingest_in_turns(unbatched_port, bare_port, bare_own_port)
         finally:
-            for process in (unbatched, bare_server):
+            for process in (unbatched, bare_server, bare_own_server):
                 if process is not None:
                     process.terminate()
                     process.wait(timeout=20)
@@ -675,6 +690,11 @@ async def main_async(args: argparse.Namespace) -> int:
                 bench,
                 ("ingest_batched_c64_in_turns", "rps"),
                 ("bare_jws_insert_c64_in_turns", "rps"),
+            ),
+            "ingest_batched_over_bare_jws_insert_own_sockets": _ratio(
+                bench,
+                ("ingest_batched_c64_in_turns", "rps"),
+                ("bare_jws_insert_own_sockets_c64_in_turns", "rps"),
             ),
             "ingest_over_plain_json": _ratio(
                 bench, ("ingest_signed_c64", "rps"), ("plain_json_health_live", "rps")

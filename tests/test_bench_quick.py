@@ -31,6 +31,7 @@ def test_quick_benchmark_writes_its_file(tmp_path: Path) -> None:
         "ingest_batched_c64_in_turns",
         "ingest_one_transaction_each_c64",
         "bare_jws_insert_c64_in_turns",
+        "bare_jws_insert_own_sockets_c64_in_turns",
         "direct_insert_asyncpg_4conn",
         "direct_batched_insert_asyncpg_2conn",
         "ranking_national_cold_c1",
@@ -42,4 +43,5 @@ def test_quick_benchmark_writes_its_file(tmp_path: Path) -> None:
         assert figures[name].get("errors", 0) == 0, (name, figures[name])
     assert figures["server_peak_memory_mib"] > 0
     assert figures["ratios"]["ingest_batched_over_bare_jws_insert"] > 0
+    assert figures["ratios"]["ingest_batched_over_bare_jws_insert_own_sockets"] > 0
     assert out.with_suffix(".md").read_text().startswith("# Benchmark (quick)")
