@@ -144,21 +144,20 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             )
             # Ctrl-C / SIGTERM end uvicorn; the context manager then stops PostgreSQL.
             signal.signal(signal.SIGTERM, signal.default_int_handler)
-            config = uvicorn.Config(
-                "api.app:create_app_from_env",
-                factory=True,
-                http=ProblemHttpToolsProtocol,  # malformed requests answered in problem+json
-                host=host,
-                port=port,
-                workers=workers,
-                log_config=None,
-                access_log=False,
-                lifespan="on",
-            )
-            if workers > 1:
-                serve_workers(config)  # a listening socket per worker
+            options: dict[str, Any] = {
+                "factory": True,
+                "http": ProblemHttpToolsProtocol,  # malformed requests in problem+json
+                "host": host,
+                "port": port,
+                "workers": workers,
+                "log_config": None,
+                "access_log": False,
+                "lifespan": "on",
+            }
+            if workers > 1:  # a listening socket per worker
+                serve_workers(uvicorn.Config("api.app:create_app_from_env", **options))
             else:
-                uvicorn.Server(config).run()
+                uvicorn.run("api.app:create_app_from_env", **options)
     except EmbeddedError as exc:
         return _fail(str(exc))
     except MigrationError as exc:
