@@ -65,11 +65,11 @@ def check_free(host: str, port: int, backlog: int = 2048) -> None:
     """Refuse an address another server listens on, before any worker starts: sockets
     that all set ``SO_REUSEPORT`` may share one, so binding alone would not tell."""
     try:
-        with socket.create_connection((host, port), timeout=1):
-            pass
+        probe = socket.create_connection((host, port), timeout=1)
     except OSError:
-        pass
-    else:
+        probe = None  # nothing answers there
+    if probe is not None:
+        probe.close()
         raise AddressInUse(f"{host}:{port} is in use by another server")
     try:
         listen(host, port, backlog).close()
