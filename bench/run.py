@@ -327,7 +327,8 @@ class Bench:
         """Reports not measured, to a server that has taken none yet: a worker's first
         report from each district also reads the caller and their key into the worker's
         memory and the ingest indexes into PostgreSQL's, once per process, not per report.
-        (Each measured run still signs in every district anew: token checks are counted.)
+        It also has each worker check every district's access token once, as a client's
+        first report after signing in does (``district_token``).
         """
         drive(port, self.ingest_requests(self.mode.ingest_requests), 64, self.workdir)
 
