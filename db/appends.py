@@ -208,7 +208,7 @@ WITH entry AS (
         district_code text, division_id uuid, as_of date, seq bigint, numerator bigint,
         denominator bigint, stated_pct numeric, channels jsonb, flags text[])
 ), head AS (
-    INSERT INTO ledger_heads AS h (district_code, seq, hash)
+    INSERT INTO ledger_heads (district_code, seq, hash)
     SELECT * FROM unnest($18::text[], $19::bigint[], $20::text[])
     ON CONFLICT (district_code) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash,
         updated_at = now()
