@@ -142,7 +142,7 @@ async def run(spec: dict) -> dict:
     requests.reverse()  # connections pop from the end: keep the given order
     results: list[tuple[float, int]] = []
     deadline = time.monotonic() + float(spec.get("max_seconds", 120))
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     try:  # the deadline stops new requests; this stops a run stuck on an unanswered one
         await asyncio.wait_for(
             asyncio.gather(
@@ -158,6 +158,8 @@ async def run(spec: dict) -> dict:
     elapsed = time.perf_counter() - started
     return {
         "elapsed_s": elapsed,
+        # Its own CPU while it sent and read: what it took from the server's cores.
+        "cpu_s": time.process_time() - cpu_started,
         "latencies_s": [r[0] for r in results],
         "statuses": [r[1] for r in results],
     }

@@ -36,7 +36,7 @@ import asyncpg
 from api.auth.tokens import KeyRing, ensure_server_key
 from api.ledger import entry_hash
 from api.settings import settings_from_env
-from bench import bare, dataset
+from bench import bare, cpu, dataset
 from db import appends
 from db.areas import load_areas
 from db.embedded import EmbeddedPostgres
@@ -101,6 +101,7 @@ def drive(port: int, requests: list[bytes], concurrency: int, workdir: Path) -> 
     latencies = sorted(result["latencies_s"])
     bad = [s for s in result["statuses"] if s >= 400]
     return {
+        "load_cpu_s": result["cpu_s"],
         "rps": len(latencies) / result["elapsed_s"],
         "p50_ms": percentile(latencies, 50) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,
@@ -128,11 +129,19 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "min": round(min(values), 2),
                 "max": round(max(values), 2),
             }
+    for key in CPU_KEYS:  # all the runs' CPU over all their requests (see bench.cpu)
+        metered = [r for r in runs if key in r]
+        if metered:
+            spent = sum(r[key] * r["n"] for r in metered)
+            out[key] = round(spent / max(1, sum(r["n"] for r in metered)), 1)
     errors = sum(r.get("errors", 0) for r in runs)
     if errors:
         out["errors"] = errors
         out["statuses"] = sorted({s for r in runs for s in r.get("statuses", [])})
     return out
+
+
+CPU_KEYS = ("server_cpu_us", "postgres_cpu_us", "load_cpu_us")
 
 
 def server_memory_kib(pid: int) -> int:
@@ -164,6 +173,8 @@ class Bench:
         self.ring = KeyRing(self.settings)
         self.rng = random.Random(8)
         self.district_tokens: dict[str, tuple[float, str]] = {}
+        self.server_pids: dict[int, int] = {}  # port -> the server's main process
+        self.postgres_pid: int | None = None
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -214,8 +225,18 @@ class Bench:
 
     # -- measurements ----------------------------------------------------------------------
 
+    def drive(self, port: int, requests: list[bytes], concurrency: int) -> dict[str, Any]:
+        """``drive``, with the CPU each request cost the server, PostgreSQL and the load
+        generator (``bench.cpu``) where the server's process is known."""
+        pid = self.server_pids.get(port)
+        before = cpu.reading(pid, self.postgres_pid) if pid else None
+        run = drive(port, requests, concurrency, self.workdir)
+        if before is not None:
+            run.update(cpu.per_request(before, run["n"], run["load_cpu_s"]))
+        return run
+
     def repeated(self, name: str, build: Any, concurrency: int) -> None:
-        runs = [drive(self.port, build(), concurrency, self.workdir) for _ in range(self.mode.runs)]
+        runs = [self.drive(self.port, build(), concurrency) for _ in range(self.mode.runs)]
         self.figures[name] = {"concurrency": concurrency, **summarise(runs)}
 
     def get(
@@ -318,7 +339,7 @@ class Bench:
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in specs}
         for _ in range(self.mode.turns):
             for name, requests, concurrency in specs:
-                runs[name].append(drive(self.port, requests, concurrency, self.workdir))
+                runs[name].append(self.drive(self.port, requests, concurrency))
         for name, _, concurrency in specs:
             self.figures[name] = {"concurrency": concurrency, **summarise(runs[name])}
             self.turns[name] = [run["rps"] for run in runs[name]]
@@ -353,7 +374,7 @@ class Bench:
         for _ in range(self.mode.turns):
             for name, port in servers.items():
                 requests = self.ingest_requests(self.mode.ingest_requests)
-                runs[name].append(drive(port, requests, 64, self.workdir))
+                runs[name].append(self.drive(port, requests, 64))
         for name in servers:
             self.figures[name] = {"concurrency": 64, **summarise(runs[name])}
             self.turns[name] = [run["rps"] for run in runs[name]]
@@ -609,6 +630,25 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {name} | {fig.get('concurrency', '')} | {cell(rate)} | {cell(fig.get('p50_ms'))} | "
             f"{cell(fig.get('p99_ms'))} |"
         )
+    cores = result["machine"]["cores"] or 1
+    figures = result["figures"].items()
+    metered = {n: f for n, f in figures if isinstance(f, dict) and CPU_KEYS[0] in f}
+    if metered:
+        lines += [
+            "",
+            "CPU per request, µs (all the runs together): the server's processes, "
+            "PostgreSQL's and the load generator's; the last column is "
+            f"{cores} cores divided by their sum, the rate at which that cost fills every core.",
+            "",
+            "| figure | server | PostgreSQL | load generator | total | req/s filling the cores |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, fig in metered.items():
+            parts = [fig.get(k) for k in CPU_KEYS]
+            total = sum(p for p in parts if p is not None)
+            alone = round(cores * 1e6 / total) if total else ""
+            shown = ["" if p is None else f"{p:.0f}" for p in parts]
+            lines.append(f"| {name} | {' | '.join(shown)} | {total:.0f} | {alone} |")
     lines += ["", "| ratio | value |", "|---|---|"]
     for name, value in result["figures"].get("ratios", {}).items():
         lines.append(f"| {name} | {value} |")
@@ -634,6 +674,8 @@ async def main_async(args: argparse.Namespace) -> int:
         bench.port = free_port()
         workers = os.cpu_count() or 2
         server = start_server(dsn, bench.port, workers, base / "server.log")
+        bench.server_pids[bench.port] = server.pid
+        bench.postgres_pid = cpu.postmaster_pid(cluster.pgdata)
         bench.repeated(
             "plain_json_health_live", lambda: [bench.get("/health/live")] * mode.plain_requests, 64
         )
@@ -675,6 +717,9 @@ async def main_async(args: argparse.Namespace) -> int:
             bare_own_server = start_bare_server(
                 dsn, bare_own_port, workers, base / "server-bare-own.log", own_sockets=True
             )
+            bench.server_pids[unbatched_port] = unbatched.pid
+            bench.server_pids[bare_port] = bare_server.pid
+            bench.server_pids[bare_own_port] = bare_own_server.pid
             bench.ingest_in_turns(unbatched_port, bare_port, bare_own_port)
         finally:
             for process in (unbatched, bare_server, bare_own_server):
@@ -704,6 +749,11 @@ async def main_async(args: argparse.Namespace) -> int:
                 bench,
                 ("ingest_batched_c64_in_turns", "rps"),
                 ("bare_jws_insert_own_sockets_c64_in_turns", "rps"),
+            ),
+            # The same comparison by CPU per request (bench.cpu): the bare route's over the
+            # API's, the ratio of rates were each to fill every core.
+            "ingest_batched_over_bare_jws_insert_by_cpu": _cpu_ratio(
+                figures, "bare_jws_insert_c64_in_turns", "ingest_batched_c64_in_turns"
             ),
             "ingest_over_plain_json": _ratio(
                 bench, ("ingest_signed_c64", "rps"), ("plain_json_health_live", "rps")
@@ -777,6 +827,12 @@ async def main_async(args: argparse.Namespace) -> int:
                 server.kill()
         cluster.stop(mode="immediate")
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _cpu_ratio(figures: dict[str, Any], a: str, b: str) -> float | None:
+    """Total CPU per request of figure ``a`` over that of ``b``."""
+    totals = [sum(figures.get(name, {}).get(k, 0.0) for k in CPU_KEYS) for name in (a, b)]
+    return round(totals[0] / totals[1], 3) if totals[0] and totals[1] else None
 
 
 def _ratio(bench: Bench, a: tuple[str, str], b: tuple[str, str]) -> float | None:

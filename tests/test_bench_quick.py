@@ -42,6 +42,13 @@ def test_quick_benchmark_writes_its_file(tmp_path: Path) -> None:
         assert name in figures, name
         assert figures[name].get("errors", 0) == 0, (name, figures[name])
     assert figures["server_peak_memory_mib"] > 0
+    # CPU per request, by who spent it (bench.cpu): the load generator reports its own;
+    # the server and PostgreSQL are read from /proc, charged by the tick.
+    for name in ("ingest_signed_c64", "bare_jws_insert_c64_in_turns"):
+        assert figures[name]["load_cpu_us"] > 0, figures[name]
+        assert figures[name]["server_cpu_us"] + figures[name]["postgres_cpu_us"] > 0
+    assert "| figure | server | PostgreSQL |" in out.with_suffix(".md").read_text()
+    assert figures["ratios"]["ingest_batched_over_bare_jws_insert_by_cpu"] > 0
     assert figures["ratios"]["ingest_batched_over_bare_jws_insert"] > 0
     assert figures["ratios"]["ingest_batched_over_bare_jws_insert_own_sockets"] > 0
     assert out.with_suffix(".md").read_text().startswith("# Benchmark (quick)")
