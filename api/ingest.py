@@ -237,12 +237,7 @@ class Appender:
     submission, worker and PostgreSQL alike; throughput the same to 10% more). A batch
     held up for longer than its kind, by a district's lock or a slow disk, does not hold
     up what comes after it; nor does a request wait when it is alone in the queue, as
-    at low load its latency matters more than the cost of one more batch. A batch that
-    has written everything and waits only for its commit is not waited for at all: on
-    this shared machine the disk's flushes sometimes stall for milliseconds, and the
-    CPU then sat idle under the next batch's requests (in turns at 64 connections
-    against waiting for the commit too: 1.09 times the reports a second, median of ten
-    paired turns, eight of them faster; CPU per report the same)."""
+    at low load its latency matters more than the cost of one more batch."""
 
     def __init__(
         self,
@@ -264,8 +259,6 @@ class Appender:
         self._usual_s = 0.0
         #: Each batch being written, with when it started (loop time).
         self._running: dict[asyncio.Task[None], float] = {}
-        #: Those of them that only wait for their commit (the WAL flush) now.
-        self._committing: set[asyncio.Task[None]] = set()
         self._overlap_timer: asyncio.Handle | None = None
         self._overlap_due: float | None = None
         self._queue: list[_Pending] = []
@@ -357,10 +350,9 @@ class Appender:
             while self._queue and len(self._running) < self._in_flight:
                 # A lone request does not wait: at low load its latency matters more
                 # than the cost of one more batch.
-                writing = [t for r, t in self._running.items() if r not in self._committing]
-                if writing and not self._closing and len(self._queue) > 1:
+                if self._running and not self._closing and len(self._queue) > 1:
                     wait = min(2 * self._usual_s, self._overlap_after_s)
-                    due = max(writing) + wait
+                    due = max(self._running.values()) + wait
                     if loop.time() < due:  # look again then, or when a batch ends
                         self._overlap_at(loop, due)
                         break
@@ -390,16 +382,7 @@ class Appender:
         self._overlap_due = None
         self._wake.set()
 
-    def _now_committing(self) -> None:
-        """The current batch has written everything and waits only for its commit: the
-        next batch need not wait for it (a slow disk flush would leave the CPU idle)."""
-        task = asyncio.current_task()
-        if task is not None and task in self._running:
-            self._committing.add(task)
-            self._wake.set()
-
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._committing.discard(task)
         started = self._running.pop(task, None)
         if started is not None:
             took = asyncio.get_running_loop().time() - started
@@ -425,13 +408,11 @@ class Appender:
                         outcomes, versions = await settle(
                             conn, self._settings, jobs, make_heads=False
                         )
-                        self._now_committing()
                 except appends.HeadsMissing:  # a district's first report: rolled back
                     async with conn.transaction():
                         outcomes, versions = await settle(
                             conn, self._settings, jobs, make_heads=True
                         )
-                        self._now_committing()
         except Exception:
             log.warning(
                 "an ingest batch of %d failed; appending each on its own", len(batch), exc_info=True

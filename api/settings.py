@@ -90,8 +90,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Batches a worker writes at once, each in its own transaction and connection.
     ingest_batches_in_flight: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
     # Another batch starts beside one being written only once that one has taken twice
-    # as long as batches recently took, and at most this long (0: at once); beside one
-    # that only waits for its commit, at once.
+    # as long as batches recently took, and at most this long (0: at once).
     ingest_overlap_after_ms: Annotated[float, msgspec.Meta(ge=0, le=60_000)] = 50.0
     # Answer POST /v1/submissions in its own lane, outside Litestar's routing and
     # middleware chain (same checks and answers, less CPU); false: through Litestar.

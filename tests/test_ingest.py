@@ -522,65 +522,6 @@ async def test_a_lone_request_does_not_wait_for_a_young_batch(
         assert (await blocked).status_code == 201
 
 
-@asynccontextmanager
-async def commits_held(conn: asyncpg.Connection) -> AsyncIterator[None]:
-    """Every commit of a new submission waits, as if the disk took for ever to flush the
-    WAL, until the block ends: a deferred trigger (run at COMMIT) waits for a lock this
-    connection holds."""
-    await conn.execute(
-        """
-        CREATE FUNCTION test_commit_waits() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN NULL; END $$;
-        CREATE CONSTRAINT TRIGGER test_commit_waits AFTER INSERT ON submissions
-            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_commit_waits();
-        SELECT pg_advisory_lock(4242);
-        """
-    )
-    try:
-        yield
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock(4242)")
-        await conn.execute(
-            "DROP TRIGGER test_commit_waits ON submissions; DROP FUNCTION test_commit_waits()"
-        )
-
-
-async def commits_waiting(conn: asyncpg.Connection, count: int) -> None:
-    """Until ``count`` transactions wait in their commit (``commits_held``), at most 10 s."""
-    for _ in range(200):
-        waiting = await conn.fetchval(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242"
-            " AND NOT granted"
-        )
-        if waiting >= count:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{waiting} commits wait, not {count}")
-
-
-async def test_a_batch_waiting_for_its_commit_does_not_hold_up_the_next(
-    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person], other: Signer
-) -> None:
-    """A batch that has written everything and waits only for its commit (a slow disk
-    flush) is not young: what queues meanwhile starts its batch at once, however long
-    batches usually take, instead of leaving the CPU idle while the disk catches up."""
-    head = await register_key(conn, people["district_head"])
-    async with patient_after_first_batch(settings, conn, head, 0.1) as (app, appender):
-        appender._usual_s = 30.0  # a batch beside a young one would wait 60 s (the cap)
-        first_job = await prepared(app, request(head, head.payload()))
-        next_jobs = [await prepared(app, request(other, other.payload())) for _ in range(2)]
-        async with commits_held(conn):
-            first = asyncio.ensure_future(appender.append(first_job))
-            await commits_waiting(conn, 1)
-            following = asyncio.gather(*(appender.append(job) for job in next_jobs))
-            await commits_waiting(conn, 2)  # the next batch got as far as its commit
-            assert not first.done() and not following.done()
-        assert (await first).status_code == 201
-        assert [a.status_code for a in await following] == [201, 201]
-    assert appender.batches == 3
-    assert await conn.fetchval("SELECT count(*) FROM submissions") == 4
-
-
 async def test_refusals_come_in_the_order_one_transaction_each_gives_them(
     settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
 ) -> None:
