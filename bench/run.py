@@ -118,8 +118,13 @@ def percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[index]
 
 
+#: What ``Bench.drive`` adds to a run where the server is known (``bench.cpu``).
+CPU_KEYS = ("server_cpu_us", "postgres_cpu_us", "load_cpu_us")
+
+
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Median, min and max of every numeric field over the runs."""
+    """Median, min and max of the rates and latencies over the runs; the CPU per
+    request of all the runs together."""
     out: dict[str, Any] = {"runs": len(runs)}
     for key in ("rps", "p50_ms", "p99_ms", "rows_per_s"):
         values = [r[key] for r in runs if key in r]
@@ -139,9 +144,6 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         out["errors"] = errors
         out["statuses"] = sorted({s for r in runs for s in r.get("statuses", [])})
     return out
-
-
-CPU_KEYS = ("server_cpu_us", "postgres_cpu_us", "load_cpu_us")
 
 
 def server_memory_kib(pid: int) -> int:
