@@ -5,6 +5,11 @@ It reads a spec (JSON) naming the host, port, concurrency and a list of requests
 connections, and writes each latency and status to the output file. Requests go to
 loopback only, and the run ends when the list is exhausted (or at the deadline).
 
+Without ``rate`` the loop is closed: each connection sends its next request when the
+last is answered, which finds the most the server sustains. With ``rate`` (requests a
+second) it is open: requests fall due at that rate whatever the server does, each timed
+from when it fell due, which is how latency below saturation is read.
+
 It shares the cores with the server and PostgreSQL, so every microsecond it spends is
 taken from what it measures: each connection is a bare protocol that sends its next
 request from the callback that completed the last one, without a task or stream
@@ -18,6 +23,7 @@ import base64
 import json
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -60,35 +66,36 @@ def _chunked_end(buffer: bytes, start: int) -> int:
 
 
 class _Connection(asyncio.Protocol):
+    """One keep-alive connection: sends one request at a time, as its schedule gives them,
+    and times each from the moment the schedule meant it to be sent."""
+
     def __init__(
         self,
-        queue: list[bytes],
+        schedule: _Closed | _Offered,
         results: list[tuple[float, int]],
-        deadline: float,
         done: asyncio.Future[None],
     ) -> None:
-        self._queue = queue
+        self._schedule = schedule
         self._results = results
-        self._deadline = deadline
         self._done = done
         self._transport: asyncio.Transport | None = None
         self._buffer = b""
-        self._started = 0.0
+        self._intended = 0.0
         self._waiting = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
-        self._send_next()
+        self._schedule.joined(self)
 
-    def _send_next(self) -> None:
+    def send(self, request: bytes, intended: float) -> None:
         assert self._transport is not None
-        if not self._queue or time.monotonic() >= self._deadline:
-            self._transport.close()
-            return
-        request = self._queue.pop()
         self._waiting = True
-        self._started = time.perf_counter()
+        self._intended = intended
         self._transport.write(request)
+
+    def finish(self) -> None:
+        assert self._transport is not None
+        self._transport.close()
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -104,10 +111,10 @@ class _Connection(asyncio.Protocol):
             return
         if end < 0 or end > len(self._buffer):
             return
-        self._results.append((time.perf_counter() - self._started, status))
+        self._results.append((time.perf_counter() - self._intended, status))
         self._waiting = False
         self._buffer = self._buffer[end:]
-        self._send_next()
+        self._schedule.ready(self)
 
     def _fail(self, exc: Exception) -> None:
         if not self._done.done():
@@ -125,12 +132,88 @@ class _Connection(asyncio.Protocol):
                 self._done.set_result(None)
 
 
+class _Closed:
+    """Closed loop: a connection sends its next request as soon as the last is answered,
+    so the rate is what the server sustains with that many clients."""
+
+    def __init__(self, requests: list[bytes], deadline: float) -> None:
+        self._queue = requests[::-1]  # connections pop from the end: keep the given order
+        self._deadline = deadline
+
+    def ready(self, conn: _Connection) -> None:
+        if not self._queue or time.monotonic() >= self._deadline:
+            conn.finish()
+        else:
+            conn.send(self._queue.pop(), time.perf_counter())
+
+    joined = ready
+
+    async def run(self) -> None:
+        return
+
+
+class _Offered:
+    """Open loop: request ``i`` is due at ``start + i / rate`` whatever the server does,
+    and waits for a free connection if none is. Its latency counts from when it was due,
+    so a server that falls behind shows it in every request that waited, not only in the
+    one it was slow to answer (as a closed loop would, sending less while it waits)."""
+
+    def __init__(
+        self, requests: list[bytes], rate: float, connections: int, deadline: float
+    ) -> None:
+        if rate <= 0:
+            raise SystemExit("load: the rate must be positive")
+        self._requests = requests
+        self._rate = rate
+        self._deadline = deadline
+        self._idle: list[_Connection] = []
+        self._waiting: deque[tuple[bytes, float]] = deque()
+        self._released = False
+        self._to_join = connections
+        self._all_joined = asyncio.Event()
+
+    def joined(self, conn: _Connection) -> None:
+        self._to_join -= 1
+        if self._to_join <= 0:
+            self._all_joined.set()
+        self.ready(conn)
+
+    def ready(self, conn: _Connection) -> None:
+        if self._waiting:
+            conn.send(*self._waiting.popleft())
+        elif self._released:
+            conn.finish()
+        else:
+            self._idle.append(conn)
+
+    async def run(self) -> None:
+        """Release the requests on time (the event loop wakes about every millisecond,
+        so those due meanwhile go together, each timed from its own due moment), once
+        every connection is open, so none pays for opening one."""
+        await self._all_joined.wait()
+        start = time.perf_counter()
+        for i, request in enumerate(self._requests):
+            due = start + i / self._rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if time.monotonic() >= self._deadline:
+                break
+            if self._idle:
+                self._idle.pop().send(request, due)
+            else:
+                self._waiting.append((request, due))
+        self._released = True
+        while self._idle:
+            self._idle.pop().finish()
+
+
 async def _connection(
-    host: str, port: int, queue: list[bytes], results: list[tuple[float, int]], deadline: float
+    host: str, port: int, schedule: _Closed | _Offered, results: list[tuple[float, int]]
 ) -> None:
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
-    await loop.create_connection(lambda: _Connection(queue, results, deadline, done), host, port)
+    await loop.create_connection(lambda: _Connection(schedule, results, done), host, port)
     await done
 
 
@@ -139,19 +222,23 @@ async def run(spec: dict) -> dict:
     if host not in LOOPBACK:
         raise SystemExit("load goes to loopback only")
     requests = [base64.b64decode(r) for r in spec["requests"]]
-    requests.reverse()  # connections pop from the end: keep the given order
     results: list[tuple[float, int]] = []
-    deadline = time.monotonic() + float(spec.get("max_seconds", 120))
+    limit = float(spec.get("max_seconds", 120))
+    deadline = time.monotonic() + limit
+    rate, connections = spec.get("rate"), int(spec["concurrency"])
+    schedule: _Closed | _Offered = (
+        _Offered(requests, float(rate), connections, deadline)
+        if rate is not None
+        else _Closed(requests, deadline)
+    )
     started, cpu_started = time.perf_counter(), time.process_time()
     try:  # the deadline stops new requests; this stops a run stuck on an unanswered one
         await asyncio.wait_for(
             asyncio.gather(
-                *(
-                    _connection(host, port, requests, results, deadline)
-                    for _ in range(int(spec["concurrency"]))
-                )
+                *(_connection(host, port, schedule, results) for _ in range(connections)),
+                schedule.run(),
             ),
-            timeout=float(spec.get("max_seconds", 120)) + 30,
+            timeout=limit + 30,
         )
     except TimeoutError:
         raise SystemExit("load: a request went unanswered past the deadline") from None

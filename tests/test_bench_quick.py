@@ -28,6 +28,7 @@ def test_quick_benchmark_writes_its_file(tmp_path: Path) -> None:
     for name in (
         "plain_json_health_live",
         "ingest_signed_c64",
+        "ingest_signed_offered_100",
         "ingest_batched_c64_in_turns",
         "ingest_one_transaction_each_c64",
         "bare_jws_insert_c64_in_turns",
@@ -42,6 +43,11 @@ def test_quick_benchmark_writes_its_file(tmp_path: Path) -> None:
         assert name in figures, name
         assert figures[name].get("errors", 0) == 0, (name, figures[name])
     assert figures["server_peak_memory_mib"] > 0
+    # Offered at a fixed rate (an open loop): every report answered, the rate recorded.
+    offered = figures["ingest_signed_offered_100"]
+    assert offered["offered_rps"] == 100
+    assert offered["p99_ms"]["median"] > 0
+    assert "64, 100/s offered" in out.with_suffix(".md").read_text()
     # CPU per request, by who spent it (bench.cpu): the load generator reports its own;
     # the server and PostgreSQL are read from /proc, charged by the tick.
     for name in ("ingest_signed_c64", "bare_jws_insert_c64_in_turns"):
