@@ -505,21 +505,38 @@ async def test_a_second_batch_waits_while_the_first_is_young(
     assert appender.batches == 3  # the first, the blocked one, and the two together
 
 
-async def test_a_lone_request_does_not_wait_for_a_young_batch(
+async def test_a_lone_request_waits_for_a_young_batch_too(
     settings: Settings, conn: asyncpg.Connection, people: dict[str, Person], other: Signer
 ) -> None:
-    """At low load a request alone in the queue starts its batch at once."""
+    """A request alone in the queue also waits while the batch being written is young,
+    and starts beside it once that batch has taken twice the usual time."""
     head = await register_key(conn, people["district_head"])
-    async with patient_after_first_batch(settings, conn, head, 2.0) as (app, appender):
-        # Batches usually take 2 s now, so a second one would wait up to 4 s.
+    async with patient_after_first_batch(settings, conn, head, 1.0) as (app, appender):
+        # Batches usually take 1 s now, so a second one waits up to 2 s.
         blocked_job = await prepared(app, request(head, head.payload()))
         free_job = await prepared(app, request(other, other.payload()))
         async with holding_palembang(conn):
             blocked = asyncio.ensure_future(appender.append(blocked_job))
             await asyncio.sleep(0.1)
-            free = await asyncio.wait_for(appender.append(free_job), timeout=2)
-            assert free.status_code == 201 and not blocked.done()
+            free = asyncio.ensure_future(appender.append(free_job))
+            await asyncio.sleep(0.4)
+            assert not free.done() and not blocked.done()  # held: the first is young
+            assert (await asyncio.wait_for(free, timeout=10)).status_code == 201
+            assert not blocked.done()
         assert (await blocked).status_code == 201
+    assert appender.batches == 3
+
+
+async def test_a_lone_request_starts_at_once_when_nothing_is_being_written(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
+) -> None:
+    """With no batch being written, a request does not wait for company."""
+    head = await register_key(conn, people["district_head"])
+    async with patient_after_first_batch(settings, conn, head, 2.0) as (app, appender):
+        # Batches usually take 2 s now; a held request would wait up to 4 s.
+        job = await prepared(app, request(head, head.payload()))
+        answer = await asyncio.wait_for(appender.append(job), timeout=1.5)
+        assert answer.status_code == 201
 
 
 async def test_refusals_come_in_the_order_one_transaction_each_gives_them(
