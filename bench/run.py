@@ -133,6 +133,8 @@ def percentile(sorted_values: list[float], p: float) -> float:
 
 #: What ``Bench.drive`` adds to a run where the server is known (``bench.cpu``).
 CPU_KEYS = ("server_cpu_us", "postgres_cpu_us", "load_cpu_us")
+#: What the hypervisor took meanwhile (``bench.cpu``): not part of the total.
+STOLEN_KEY = "stolen_cpu_us"
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -147,7 +149,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "min": round(min(values), 2),
                 "max": round(max(values), 2),
             }
-    for key in CPU_KEYS:  # all the runs' CPU over all their requests (see bench.cpu)
+    for key in (*CPU_KEYS, STOLEN_KEY):  # all the runs' CPU over all their requests
         metered = [r for r in runs if key in r]
         if metered:
             spent = sum(r[key] * r["n"] for r in metered)
@@ -658,18 +660,25 @@ def markdown(result: dict[str, Any]) -> str:
         lines += [
             "",
             "CPU per request, µs (all the runs together): the server's processes, "
-            "PostgreSQL's and the load generator's; the last column is "
-            f"{cores} cores divided by their sum, the rate at which that cost fills every core.",
+            "PostgreSQL's and the load generator's; "
+            f"{cores} cores divided by their sum, the rate at which that cost fills every "
+            "core; and the CPU the hypervisor took from this machine meanwhile (not 0: the "
+            "figure had less than every core).",
             "",
-            "| figure | server | PostgreSQL | load generator | total | req/s filling the cores |",
-            "|---|---|---|---|---|---|",
+            "| figure | server | PostgreSQL | load generator | total | req/s filling the cores "
+            "| stolen |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name, fig in metered.items():
             parts = [fig.get(k) for k in CPU_KEYS]
             total = sum(p for p in parts if p is not None)
             alone = round(cores * 1e6 / total) if total else ""
             shown = ["" if p is None else f"{p:.0f}" for p in parts]
-            lines.append(f"| {name} | {' | '.join(shown)} | {total:.0f} | {alone} |")
+            stolen = fig.get(STOLEN_KEY)
+            lines.append(
+                f"| {name} | {' | '.join(shown)} | {total:.0f} | {alone} | "
+                f"{'' if stolen is None else f'{stolen:.0f}'} |"
+            )
     lines += ["", "| ratio | value |", "|---|---|"]
     for name, value in result["figures"].get("ratios", {}).items():
         lines.append(f"| {name} | {value} |")

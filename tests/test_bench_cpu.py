@@ -44,6 +44,7 @@ def test_per_request_divides_the_time_spent_since_the_reading() -> None:
     assert figures["server_cpu_us"] >= 1000  # at least one 10 ms tick over 10 requests
     assert figures["load_cpu_us"] == 200.0
     assert "postgres_cpu_us" not in figures
+    assert figures["stolen_cpu_us"] >= 0
     assert cpu.per_request(reading, 0, load_cpu_s=1.0) == {}
 
 
@@ -51,3 +52,12 @@ def test_a_missing_pid_file_gives_no_postmaster(tmp_path: Path) -> None:
     assert cpu.postmaster_pid(tmp_path) is None
     (tmp_path / "postmaster.pid").write_text("4242\n/data\n")
     assert cpu.postmaster_pid(tmp_path) == 4242
+
+
+def test_stolen_time_is_read_from_the_machine_and_only_grows() -> None:
+    first = cpu.stolen_seconds()
+    assert first >= 0
+    assert cpu.stolen_seconds() >= first
+    # The steal column is the eighth number of /proc/stat's first line.
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    assert fields[0] == "cpu" and len(fields) > 8
