@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
-## Full benchmark (about 4 minutes on 2 cores): bench/results/latest.json and .md.
+## Full benchmark (about 5 minutes on 2 cores): bench/results/latest.json and .md.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
