@@ -92,11 +92,17 @@ async def list_keys(
 
 
 async def revoke(conn: asyncpg.Connection, kid: str) -> SigningKey | None:
-    """Set ``revoked_at`` once; revoking again keeps the first time.
+    """Set ``revoked_at`` once, in the caller's transaction; revoking again keeps the
+    first time.
 
-    ``clock_timestamp()``, not ``now()``: a submission received while this transaction
-    runs must not appear to come after the revocation it preceded.
+    The time must come after every submission received under the key. Those in flight
+    hold it shared (``lock_for_signing``), and new ones may still take it shared while a
+    writer waits for them; an UPDATE works out its new row before it waits, so its
+    ``clock_timestamp()`` could precede a submission let in meanwhile, and verify would
+    then call that submission's signature invalid. So the key is taken first, and its
+    time read once it is held, when no submission can take it any more.
     """
+    await conn.execute("SELECT 1 FROM signing_keys WHERE kid = $1 FOR UPDATE", kid)
     row = await conn.fetchrow(
         "UPDATE signing_keys SET revoked_at = coalesce(revoked_at, clock_timestamp()) "
         f"WHERE kid = $1 RETURNING {_COLUMNS}",

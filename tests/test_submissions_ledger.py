@@ -137,6 +137,47 @@ async def test_a_key_revoked_later_still_verifies_what_it_signed(
     assert (await verify(client, app, people["admin"], "31.71"))["entries"] == 0
 
 
+async def test_a_report_taken_in_while_its_key_is_being_revoked_still_verifies(
+    settings: Settings, head: Signer, people: dict[str, Person], conn: asyncpg.Connection
+) -> None:
+    """A revocation waits for the reports in flight under its key, and a new report can
+    still take the key (shared) while it waits: the revocation's time must be read only
+    once it holds the key, or it would come before that report and verify would call
+    the report's signature invalid."""
+    owner = bearer_of(people["district_head"])
+    async with served(settings) as (app, http):
+        async with conn.transaction():  # a report in flight under the key
+            await conn.execute("SELECT 1 FROM signing_keys WHERE kid = $1 FOR SHARE", head.kid)
+            revoking = asyncio.ensure_future(
+                http.post(f"/v1/keys/{head.kid}/revoke", headers=owner(app))
+            )
+            await asyncio.sleep(0.3)
+            assert not revoking.done()  # waiting for the report in flight
+            sent = await asyncio.wait_for(
+                http.post(
+                    "/v1/submissions",
+                    content=head.sign(),
+                    headers={**owner(app), "Content-Type": "application/jose"},
+                ),
+                timeout=10,
+            )
+            assert sent.status_code == 201, sent.text
+        revoked = await asyncio.wait_for(revoking, timeout=10)
+        assert revoked.status_code == 200, revoked.text
+        verified = await http.get(
+            "/v1/districts/16.71/ledger/verify", headers=bearer(app, people["province_head"])
+        )
+    assert verified.json() == {"district": "16.71", "ok": True, "entries": 1, "first_broken": None}
+    received, revoked_at = await conn.fetchrow(
+        "SELECT s.received_at, k.revoked_at FROM submissions s JOIN signing_keys k USING (kid)"
+    )
+    assert received < revoked_at
+
+
+def bearer_of(person: Person) -> Callable[[Litestar], dict[str, str]]:
+    return lambda app: bearer(app, person)
+
+
 def b64_json(segment: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
     return data
