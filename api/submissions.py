@@ -664,27 +664,21 @@ async def submit(
     # Appends for this district queue here; everything below sees a stable chain.
     # Lock order, as reviews take it: the head, a corrected submission, the district's
     # latest values, then (in the append) its data version.
-    head, previous = await sub_db.lock_head_and_previous(
+    head = await sub_db.lock_head(conn, payload.district, hold_latest=payload.supersedes is None)
+    # A replayed jti is refused by the unique index when the entry is inserted below.
+    target = await _superseded_target(conn, payload)
+    if payload.supersedes is not None:
+        await sub_db.hold_latest(conn, payload.district)
+    # Read once every lock is held: a review returning a report holds the latest-values
+    # lock until it commits, and the report then no longer counts.
+    previous = await sub_db.previous_values(
         conn,
         district_code=payload.district,
         division_id=payload.division,
         codes=sorted(payload.values),
         as_of=payload.as_of,
-        hold_latest=payload.supersedes is None,
+        excluding=target.id if target else None,
     )
-    # A replayed jti is refused by the unique index when the entry is inserted below.
-    target = await _superseded_target(conn, payload)
-    if payload.supersedes is not None:
-        await sub_db.hold_latest(conn, payload.district)
-    if previous is None or target is not None:  # read again, after the lock / without it
-        previous = await sub_db.previous_values(
-            conn,
-            district_code=payload.district,
-            division_id=payload.division,
-            codes=sorted(payload.values),
-            as_of=payload.as_of,
-            excluding=target.id if target else None,
-        )
     new = new_entry(
         caller=caller,
         payload=payload,

@@ -43,7 +43,7 @@ from db.embedded import EmbeddedPostgres
 from db.ledger import Head
 from db.migrate import migrate
 from db.pool import connect
-from db.submissions import NewSubmission, NewValue, append_submission, lock_head_and_previous
+from db.submissions import NewSubmission, NewValue, append_submission, lock_head
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -539,9 +539,7 @@ async def append_directly(
 ) -> None:
     """One submission as the API writes it alone, without the API: its locks (ledger
     head, latest values), then its append statement (the caller holds the transaction)."""
-    current, _ = await lock_head_and_previous(  # no indicators: the locks, no reads
-        conn, district_code=head.district, division_id=None, codes=[], as_of=as_of, hold_latest=True
-    )
+    current = await lock_head(conn, head.district, hold_latest=True)
     await append_submission(conn, _entry(head, current, jws, payload, as_of), None)
 
 

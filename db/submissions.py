@@ -193,49 +193,34 @@ async def previous_values(
 _HOLD_LATEST = "pg_advisory_xact_lock(hashtext('kinerja.latest:' || $1::text))"
 
 
-def _head_and_previous_sql(division: bool, hold_latest: bool) -> str:
+def _lock_head_sql(hold_latest: bool) -> str:
     # FOR UPDATE rather than a no-op upsert: the append's update is then the first new
     # version of the head row in the transaction (no dead tuple, no foreign-key recheck).
-    previous = _previous_sql(division)
-    hold = f"{_HOLD_LATEST} AS held," if hold_latest else ""
+    # The latest-values lock is taken in the outer query, so only once the head is held.
+    hold = f", {_HOLD_LATEST} AS held" if hold_latest else ""
     return f"""
     WITH head AS (
         SELECT seq, hash FROM ledger_heads WHERE district_code = $1 FOR UPDATE
     )
-    SELECT head.seq, head.hash, $4::uuid AS division_id, {hold}
-           coalesce((SELECT seq FROM ledger_heads WHERE district_code = $1), 0) AS seen,
-           (SELECT coalesce(jsonb_agg(prev), '[]') FROM ({previous}) prev) AS previous
-    FROM head
+    SELECT head.seq, head.hash {hold} FROM head
     """
 
 
-_HEAD_AND_PREVIOUS = {
-    (division, hold): _head_and_previous_sql(division, hold)
-    for division in (False, True)
-    for hold in (False, True)
-}
+_LOCK_HEAD = {hold: _lock_head_sql(hold) for hold in (False, True)}
 
 
-async def lock_head_and_previous(
-    conn: asyncpg.Connection,
-    *,
-    district_code: str,
-    division_id: UUID | None,
-    codes: list[str],
-    as_of: date,
-    hold_latest: bool,
-) -> tuple[ledger_db.Head, dict[str, Previous] | None]:
-    """Lock the district's ledger head (created at genesis) and read the previous values,
-    in one round trip; with ``hold_latest``, also take the latest-values lock
-    (``_HOLD_LATEST``) right after the head.
+async def lock_head(
+    conn: asyncpg.Connection, district_code: str, *, hold_latest: bool
+) -> ledger_db.Head:
+    """Lock the district's ledger head (made at genesis if there is none); with
+    ``hold_latest``, also take the latest-values lock (``_HOLD_LATEST``) right after it.
 
-    The statement reads previous values in the snapshot it started with, and may then
-    wait for another append to this district to commit before it gets the head. The
-    head as the snapshot saw it tells: when it is older than the locked one, the values
-    are ``None`` and the caller reads them again, now after the lock.
+    Nothing is read here that the append is checked against: this statement's snapshot
+    predates any wait for the locks, and a review returning a report changes what counts
+    without moving the head. The caller reads after it, in statements of their own.
     """
-    query = _HEAD_AND_PREVIOUS[(division_id is not None, hold_latest)]
-    row = await conn.fetchrow(query, district_code, codes, as_of, division_id)
+    query = _LOCK_HEAD[hold_latest]
+    row = await conn.fetchrow(query, district_code)
     if row is None:  # the district's first entry: its genesis head, then lock it
         await conn.execute(
             "INSERT INTO ledger_heads (district_code, seq, hash) VALUES ($1, 0, $2) "
@@ -243,13 +228,9 @@ async def lock_head_and_previous(
             district_code,
             ledger_db.GENESIS_HASH,
         )
-        row = await conn.fetchrow(query, district_code, codes, as_of, division_id)
+        row = await conn.fetchrow(query, district_code)
         assert row is not None
-    head = ledger_db.Head(district_code=district_code, seq=row["seq"], hash=row["hash"])
-    if row["seen"] != row["seq"]:
-        return head, None
-    previous = msgspec.convert(row["previous"], list[Previous])
-    return head, {p.indicator_code: p for p in previous}
+    return ledger_db.Head(district_code=district_code, seq=row["seq"], hash=row["hash"])
 
 
 async def hold_latest(conn: asyncpg.Connection, district_code: str) -> None:
@@ -274,7 +255,7 @@ class IdempotentAnswer(msgspec.Struct, frozen=True, kw_only=True):
 # its values (the latest-values trigger runs per value), the district's ledger head, the
 # Idempotency-Key answer if any, and the district's data version, returned for the
 # change feed. The caller holds the ledger head and the latest-values lock
-# (``lock_head_and_previous``, ``hold_latest``): the version row is locked here, before
+# (``lock_head``, ``hold_latest``): the version row is locked here, before
 # the triggers run at the end of the statement, so that lock must already be held.
 _APPEND = """
 WITH entry AS (

@@ -22,7 +22,6 @@ from litestar.testing import AsyncTestClient
 from api.cli import main
 from api.ledger import _check_payload
 from api.settings import Settings
-from db import ledger as ledger_db
 from db import submissions as sub_db
 from db.ledger import GENESIS_HASH, ChainEntry
 from tests.people import Person, bearer, make_user
@@ -64,17 +63,17 @@ async def test_fifty_concurrent_submissions_leave_a_contiguous_chain(
     signers = [head if i % 5 else division for i in range(50)]
     # Count requests waiting for the district's head at once: the lock must be contended.
     waiting = {"now": 0, "most": 0}
-    lock_head = sub_db.lock_head_and_previous
+    lock_head = sub_db.lock_head
 
-    async def counted(connection: asyncpg.Connection, **kwargs: Any) -> Any:
+    async def counted(*args: Any, **kwargs: Any) -> Any:
         waiting["now"] += 1
         waiting["most"] = max(waiting["most"], waiting["now"])
         try:
-            return await lock_head(connection, **kwargs)
+            return await lock_head(*args, **kwargs)
         finally:
             waiting["now"] -= 1
 
-    monkeypatch.setattr(sub_db, "lock_head_and_previous", counted)
+    monkeypatch.setattr(sub_db, "lock_head", counted)
 
     async with served(msgspec.structs.replace(settings, ingest_batch_max=batch_max)) as (
         app,
@@ -371,80 +370,51 @@ async def test_cli_verifies_every_ledger(
     assert code == 2 and "no district" in err
 
 
-async def test_previous_values_read_before_waiting_for_the_head_are_read_again(
-    database_url: str, conn: asyncpg.Connection, head: Signer
+async def test_a_report_returned_while_an_append_waits_no_longer_counts_for_its_flags(
+    settings: Settings, database_url: str, conn: asyncpg.Connection, head: Signer
 ) -> None:
-    """The head lock and the previous values share one statement, whose snapshot may
-    predate the append it waited for: it must then say so rather than answer stale."""
+    """A review returning a report holds the district's latest-values lock, not its
+    head: an append waiting for that lock must compare with what counts once it holds
+    it, not with what counted when its statement began."""
+    from api.auth.middleware import authenticate
+    from api.submissions import submit as append_alone
     from db.pool import connect
 
-    when = date(2021, 5, 15)
-
-    def lock(c: asyncpg.Connection) -> Any:
-        return sub_db.lock_head_and_previous(
-            c,
-            district_code="16.71",
-            division_id=None,
-            codes=["ktp_el"],
-            as_of=when,
-            hold_latest=True,
+    single = msgspec.structs.replace(settings, ingest_batch_max=0)
+    async with served(single) as (app, http):
+        headers = {**bearer(app, head.person), "Content-Type": "application/jose"}
+        first = await http.post(
+            "/v1/submissions", content=head.sign({"ktp_el": (1000, 2000)}), headers=headers
         )
-
-    await conn.execute(
-        "INSERT INTO ledger_heads (district_code, seq, hash) VALUES ('16.71', 0, $1)",
-        ledger_db.GENESIS_HASH,
-    )
-    holder = await connect(database_url)
+        assert first.status_code == 201, first.text
+        caller = await authenticate(app.state, headers["Authorization"].split()[1])
+    returned = uuid.UUID(first.json()["id"])
+    reviewer = await connect(database_url)
     try:
-        # Another append holds the head and writes a value, not yet committed.
-        tx = holder.transaction()
-        await tx.start()
-        first, _ = await lock(holder)
-        await holder.execute(
-            "INSERT INTO submissions (id, district_code, seq, prev_hash, hash, jws, payload, "
-            "jti, iat, as_of, submitter_id, kid, received_at) VALUES ($1, '16.71', 1, $2, "
-            "$3, 'x.y.z', '{}', $4, now(), $5, $6, $7, now())",
-            uuid.uuid4(),
-            first.hash,
-            "1" * 64,
-            uuid.uuid4(),
-            when,
-            head.person.id,
-            head.kid,
-        )
-        await holder.execute(
-            "INSERT INTO submission_values (submission_id, indicator_code, district_code, "
-            "as_of, seq, numerator, denominator) SELECT id, 'ktp_el', '16.71', as_of, 1, 7, 10 "
-            "FROM submissions WHERE seq = 1 AND district_code = '16.71'"
-        )
-        await holder.execute("UPDATE ledger_heads SET seq = 1 WHERE district_code = '16.71'")
-        waiter = await connect(database_url)
-        try:
-            wtx = waiter.transaction()
-            await wtx.start()
-            pending = asyncio.create_task(lock(waiter))
-            await asyncio.sleep(0.3)
-            assert not pending.done()  # waiting for the head
-            await tx.commit()
-            locked, previous = await pending
-            assert locked.seq == 1 and previous is None  # stale snapshot: read again
-            fresh = await sub_db.previous_values(
-                waiter,
-                district_code="16.71",
-                division_id=None,
-                codes=["ktp_el"],
-                as_of=when,
-                excluding=None,
+        review = reviewer.transaction()
+        await review.start()  # as api.submissions.review: the row, then its values
+        await reviewer.execute("SELECT 1 FROM submissions WHERE id = $1 FOR UPDATE", returned)
+        await sub_db.set_status(reviewer, returned, "returned")
+        async with conn.transaction():
+            appending = asyncio.ensure_future(
+                append_alone(
+                    conn,
+                    single,
+                    caller,
+                    head.sign({"ktp_el": (900, 2000)}).encode(),
+                    content_type="application/jose",
+                    idempotency_key=None,
+                )
             )
-            assert fresh["ktp_el"].numerator == 7
-            await wtx.rollback()
-            # Uncontended, the same statement answers the values itself.
-            _, direct = await lock(waiter)
-            assert direct is not None and direct["ktp_el"].denominator == 10
-        finally:
-            await waiter.close()
+            await asyncio.sleep(0.3)
+            assert not appending.done()  # holding the head, waiting for the latest values
+            await review.commit()
+            appended = await asyncio.wait_for(appending, timeout=10)
     finally:
-        await holder.close()
+        await reviewer.close()
+    body = msgspec.json.decode(appended.body)
+    assert body["ledger"]["seq"] == 2
+    assert body["flags"] == []  # not numerator_decreased: the 1,000 was returned
 
 
 def test_a_report_accepted_under_earlier_bounds_still_verifies() -> None:
