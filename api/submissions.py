@@ -709,6 +709,16 @@ async def submit(
         if exc.constraint_name == "submissions_jti_key":
             raise JtiReplayed("A submission with this jti was already received.") from None
         raise
+    except asyncpg.ForeignKeyViolationError as exc:
+        if exc.constraint_name != "submission_values_indicator_code_fkey":
+            raise
+        # Removed from the catalogue after this worker last saw it named.
+        sub_db.forget_indicators()
+        gone = re.search(r"\(indicator_code\)=\((.*)\) is not present", exc.detail or "")
+        codes = [gone.group(1)] if gone else sorted(payload.values)
+        raise UnknownIndicator(
+            f"Unknown indicator: {', '.join(codes)}.", extra={"indicators": codes}
+        ) from None
     if target is not None:
         await sub_db.mark_superseded(conn, target.id, new.id)
     return SubmitResult(status_code=201, body=response, submission_id=new.id, replayed=False)

@@ -151,6 +151,12 @@ async def known_indicators(conn: asyncpg.Connection | asyncpg.Pool, codes: list[
     return found
 
 
+def forget_indicators() -> None:
+    """Drop the codes remembered by ``known_indicators``: one was removed from the
+    catalogue since (an append then failed on its foreign key)."""
+    _KNOWN_INDICATORS.clear()
+
+
 def _previous_sql(division: bool, extra: str = "") -> str:
     """Per indicator ($2), the latest counting value of the district ($1, and division $4)
     as of a date ($3), one index probe each; ``extra`` narrows it further."""

@@ -14,11 +14,13 @@ from typing import Any
 
 import asyncpg
 import httpx
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.errors import PROBLEM_BASE
+from api.settings import Settings
 from client.signing import SUBMISSION_TYP, build_payload, sign_submission
 from db.versions import scope_versions
 from tests.people import Person, bearer, make_division
@@ -28,6 +30,7 @@ from tests.submitting import (
     ec_key,
     post_jws,
     register_key,
+    served,
     stored_counts,
     submit,
     today,
@@ -651,4 +654,53 @@ async def test_a_deeply_nested_jws_header_is_refused_not_a_crash(
     response = await post_jws(client, app, signer.person, f"{header}.{good[1]}.{good[2]}")
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
+    assert await stored_counts(conn) == before
+
+
+@pytest.mark.parametrize("batch_max", [0, 64])
+async def test_an_indicator_removed_after_a_worker_saw_it_named_is_refused_as_unknown(
+    batch_max: int, settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
+) -> None:
+    """A worker remembers the indicator codes it has seen; one removed from the
+    catalogue since is refused as unknown (422), not as a conflict, and nothing is kept."""
+    from db import submissions as sub_db
+
+    signer = await register_key(conn, people["district_head"])
+    async with served(msgspec.structs.replace(settings, ingest_batch_max=batch_max)) as (
+        app,
+        http,
+    ):
+        admin = bearer(app, people["admin"])
+        made = await http.post(
+            "/v1/indicators",
+            json={
+                "code": "rekam_harian",
+                "name_id": "Perekaman KTP-el harian",
+                "name_en": "Daily KTP-el recordings",
+                "polarity": "higher",
+                "numerator_definition": "recordings in the period",
+                "denominator_definition": "days in the period",
+                "unit": "per_day",
+            },
+            headers=admin,
+        )
+        assert made.status_code == 201, made.text
+        assert await sub_db.known_indicators(conn, ["rekam_harian"]) == {"rekam_harian"}
+        removed = await http.delete("/v1/indicators/rekam_harian", headers=admin)
+        assert removed.status_code == 204, removed.text
+        before = await stored_counts(conn)
+        sent = await http.post(
+            "/v1/submissions",
+            content=signer.sign({"ktp_el": (10, 20), "rekam_harian": (5, 30)}),
+            headers={**bearer(app, signer.person), "Content-Type": JOSE},
+        )
+        again = await http.post(  # and the worker no longer takes the code for known
+            "/v1/submissions",
+            content=signer.sign({"rekam_harian": (6, 30)}),
+            headers={**bearer(app, signer.person), "Content-Type": JOSE},
+        )
+    assert sent.status_code == 422, sent.text
+    assert sent.json()["type"].endswith("unknown-indicator")
+    assert sent.json()["indicators"] == ["rekam_harian"]
+    assert again.status_code == 422 and again.json()["indicators"] == ["rekam_harian"]
     assert await stored_counts(conn) == before
