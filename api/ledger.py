@@ -13,12 +13,12 @@ head row records the last ``seq`` and ``hash``.
 Verification walks the chain in ``seq`` order and reports the first entry where
 any of these fails: the ``seq`` is the next one (``seq_gap``); ``prev_hash`` is
 the previous entry's hash (``prev_hash_mismatch``); ``hash`` recomputes
-(``hash_mismatch``); the JWS verifies with the registered key it names, which
-belonged to the submitter and was not revoked when the entry was received
-(``signature_invalid``); the stored payload and columns equal the signed payload
-(``payload_mismatch``); the stored values that scorecards read equal the signed
-values (``values_mismatch``); and finally that the head agrees with the last
-entry (``head_mismatch``, or ``seq_gap`` when entries are missing from the end).
+(``hash_mismatch``); the JWS verifies with the registered key it names, whose kid
+is still its thumbprint, which belonged to the submitter and was not revoked when
+the entry was received (``signature_invalid``); the stored payload and columns
+equal the signed payload (``payload_mismatch``); the stored values that scorecards
+read equal the signed values (``values_mismatch``); and finally that the head agrees
+with the last entry (``head_mismatch``, or ``seq_gap`` when entries are missing from the end).
 Review decisions and flags are the server's own records, not signed by the
 district, so they are not part of the chain.
 """
@@ -33,6 +33,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from api.jwk import thumbprint
 from api.schemas.submissions import BrokenEntry, LedgerReport, Problem, StoredPayload
 from api.signatures import SignatureError, verify_with_key
 from db import ledger as ledger_db
@@ -58,6 +59,12 @@ def _check_signature(entry: ChainEntry, key: key_db.SigningKey | None) -> bytes:
     """The signed payload bytes, if the JWS verifies with the key valid when it was received."""
     if key is None:
         raise _Broken("signature_invalid", f"key {entry.kid} is not registered")
+    try:  # a kid is its key's thumbprint: another public key under it was put there
+        registered = thumbprint(key.jwk) == key.kid
+    except (KeyError, TypeError, AttributeError):
+        registered = False
+    if not registered:
+        raise _Broken("signature_invalid", f"key {entry.kid} is not the key registered as it")
     if key.owner_id != entry.submitter_id:
         raise _Broken("signature_invalid", "the key does not belong to the submitter")
     if key.created_at > entry.received_at:
@@ -145,10 +152,17 @@ async def verify_district(conn: asyncpg.Connection, district_code: str) -> Ledge
                 raise _Broken("seq_gap", f"expected seq {expected_seq}, found {entry.seq}")
             if entry.prev_hash != prev:
                 raise _Broken("prev_hash_mismatch", "prev_hash is not the previous entry's hash")
+            if not entry.jws.isascii():  # every JWS received is: it was changed
+                raise _Broken("hash_mismatch", "the JWS is not ASCII, as every JWS received is")
             if entry_hash(entry.prev_hash, entry.jws) != entry.hash:
                 raise _Broken("hash_mismatch", "hash does not match prev_hash and the JWS")
             if entry.kid not in keys:
-                keys[entry.kid] = await key_db.get_key(conn, entry.kid)
+                try:
+                    keys[entry.kid] = await key_db.get_key(conn, entry.kid)
+                except msgspec.ValidationError:  # no key was ever registered so
+                    raise _Broken(
+                        "signature_invalid", f"key {entry.kid} is not the key registered as it"
+                    ) from None
             raw = _check_signature(entry, keys[entry.kid])
             _check_values(entry, _check_payload(entry, raw))
         except _Broken as exc:
@@ -159,6 +173,10 @@ async def verify_district(conn: asyncpg.Connection, district_code: str) -> Ledge
 
     last_seq = expected_seq - 1
     if head is None and entries:
+        # A first append may have committed after the head was looked for: now that it
+        # would be there, hold it and walk again, in a stable chain this time.
+        if await ledger_db.share_head(conn, district_code) is not None:
+            return await verify_district(conn, district_code)
         return broken(last_seq, None, "head_mismatch", "entries exist but the head is missing")
     if head is not None and head.seq > last_seq:
         return broken(

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -16,12 +16,15 @@ import asyncpg
 import httpx
 import msgspec
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.cli import main
 from api.ledger import _check_payload
 from api.settings import Settings
+from client.keys import public_jwk
+from db import ledger as ledger_db
 from db import submissions as sub_db
 from db.ledger import GENESIS_HASH, ChainEntry
 from tests.people import Person, bearer, make_user
@@ -242,6 +245,10 @@ async def _jws_rehashed(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
     await conn.execute("UPDATE ledger_heads SET hash = $1", prev)
 
 
+async def _jws_not_ascii(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    await conn.execute("UPDATE submissions SET jws = jws || 'é' WHERE id = $1", row["id"])
+
+
 async def _hash(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
     await conn.execute("UPDATE submissions SET hash = repeat('a', 64) WHERE id = $1", row["id"])
 
@@ -270,6 +277,7 @@ TAMPERS = [
     Tamper("as_of column edited", _as_of, "payload_mismatch"),
     Tamper("jws edited", _jws, "hash_mismatch"),
     Tamper("jws edited and chain rehashed", _jws_rehashed, "signature_invalid"),
+    Tamper("jws given a non-ASCII character", _jws_not_ascii, "hash_mismatch"),
     Tamper("hash edited", _hash, "hash_mismatch"),
     Tamper("prev_hash edited", _prev_hash, "prev_hash_mismatch"),
     Tamper("kid swapped", _other_key, "signature_invalid"),
@@ -297,6 +305,82 @@ async def test_a_row_changed_with_sql_is_named(
     assert broken["problem"] == tamper.problem, broken
     assert broken["seq"] == 2
     assert broken["id"] == (str(second["id"]) if tamper.names_entry else None)
+
+
+@pytest.mark.parametrize(
+    "replace",
+    [lambda jwk: public_jwk(Ed25519PrivateKey.generate()), lambda jwk: "not a key"],
+    ids=["another key", "not a key"],
+)
+async def test_a_key_row_given_another_public_key_is_noticed(
+    replace: Callable[[dict[str, Any]], Any],
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    head: Signer,
+    people: dict[str, Person],
+) -> None:
+    """Verify checks the key as registered, not a copy a worker parsed earlier: a kid is
+    its key's thumbprint, so a row holding another public key under it was changed."""
+    for _ in range(2):
+        await submit(client, app, head)
+    assert (await verify(client, app, people["admin"]))["ok"] is True  # the key is parsed
+    registered = await conn.fetchval("SELECT jwk FROM signing_keys WHERE kid = $1", head.kid)
+    await conn.execute(
+        "UPDATE signing_keys SET jwk = $2 WHERE kid = $1", head.kid, replace(registered)
+    )
+    report = await verify(client, app, people["admin"])
+    assert report["first_broken"] == {
+        "seq": 1,
+        "id": str((await chain_of(conn, "16.71"))[0]["id"]),
+        "problem": "signature_invalid",
+        "detail": f"key {head.kid} is not the key registered as it",
+    }
+
+
+async def test_a_first_report_committed_while_verify_reads_is_not_a_broken_head(
+    settings: Settings,
+    conn: asyncpg.Connection,
+    head: Signer,
+    people: dict[str, Person],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The district has no head when verify looks for one; its first report commits
+    before the chain is read. That is a whole chain, not entries without a head."""
+    from api.auth.middleware import authenticate
+    from api.submissions import submit as append_alone
+    from db.pool import connect
+
+    appender = await connect(database_url)
+    try:
+        async with served(settings) as (app, http):
+            token = bearer(app, head.person)["Authorization"].split()[1]
+            first = appender.transaction()
+            await first.start()
+            await append_alone(
+                appender,
+                settings,
+                await authenticate(app.state, token),
+                head.sign().encode(),
+                content_type="application/jose",
+                idempotency_key=None,
+            )
+            read_chain = ledger_db.chain
+
+            async def committed_first(*args: Any, **kwargs: Any) -> AsyncIterator[ChainEntry]:
+                if appender.is_in_transaction():
+                    await first.commit()
+                async for entry in read_chain(*args, **kwargs):
+                    yield entry
+
+            monkeypatch.setattr(ledger_db, "chain", committed_first)
+            response = await http.get(
+                "/v1/districts/16.71/ledger/verify", headers=bearer(app, people["admin"])
+            )
+    finally:
+        await appender.close()
+    assert response.json() == {"district": "16.71", "ok": True, "entries": 1, "first_broken": None}
 
 
 async def test_the_last_entry_deleted_is_noticed(
@@ -338,6 +422,7 @@ async def test_cli_verifies_every_ledger(
     app: Litestar,
     conn: asyncpg.Connection,
     head: Signer,
+    outsiders: dict[str, Person],
     database_url: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -368,6 +453,20 @@ async def test_cli_verifies_every_ledger(
     }
     code, _, err = await asyncio.to_thread(run, "--district", "99.99")
     assert code == 2 and "no district" in err
+
+    # A JWS that no longer even encodes as ASCII is a broken entry, and the other
+    # districts are still checked.
+    await _jws_not_ascii(conn, second)
+    outsider = await register_key(conn, outsiders["district_head"])
+    await submit(client, app, outsider)
+    code, reports, err = await asyncio.to_thread(run, "--all")
+    assert code == 1, err
+    assert sorted((r["district"], r["ok"]) for r in reports) == sorted(
+        [(outsiders["district_head"].area_code, True), ("16.71", False)]
+    )
+    assert {r["district"]: r for r in reports}["16.71"]["first_broken"]["problem"] == (
+        "hash_mismatch"
+    )
 
 
 async def test_a_report_returned_while_an_append_waits_no_longer_counts_for_its_flags(
