@@ -17,18 +17,24 @@ the previous entry's hash (``prev_hash_mismatch``); ``hash`` recomputes
 is still its thumbprint, which belonged to the submitter and was not revoked when
 the entry was received (``signature_invalid``); the stored payload and columns
 equal the signed payload (``payload_mismatch``); the stored values that scorecards
-read equal the signed values (``values_mismatch``); and finally that the head agrees
-with the last entry (``head_mismatch``, or ``seq_gap`` when entries are missing from the end).
-Review decisions and flags are the server's own records, not signed by the
-district, so they are not part of the chain.
+read equal the signed values (``values_mismatch``); an entry, and its values, are
+marked superseded by exactly the later entry whose signed ``supersedes`` names it
+(``superseded_mismatch``: a correction is only read after what it corrects, so this
+is settled as the walk goes on, and the earliest entry at fault is named); and finally
+that the head agrees with the last entry (``head_mismatch``, or ``seq_gap`` when
+entries are missing from the end). Review decisions and the other flags are the
+server's own records, not signed by the district, so they are not part of the chain.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from dataclasses import field as default
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import msgspec
@@ -127,6 +133,43 @@ def _check_values(entry: ChainEntry, claims: StoredPayload) -> None:
                 raise _Broken("values_mismatch", f"the stored {code}.{field} differs")
 
 
+@dataclass
+class _Supersessions:
+    """Each entry's supersession mark, against the corrections signed later in the chain."""
+
+    #: (seq, id, the correction recorded, whether its values carry the same mark).
+    marks: list[tuple[int, UUID, UUID | None, bool]] = default(default_factory=list)
+    #: Corrected entry → the entry whose signed ``supersedes`` names it.
+    corrected_by: dict[UUID, UUID] = default(default_factory=dict)
+    read: set[UUID] = default(default_factory=set)
+
+    def add(self, entry: ChainEntry) -> None:
+        """Record a verified entry (its ``supersedes_id`` is the signed one)."""
+        if entry.supersedes_id is not None:
+            if entry.supersedes_id not in self.read:
+                raise _Broken("superseded_mismatch", "it supersedes no earlier entry of this chain")
+            self.corrected_by[entry.supersedes_id] = entry.id
+        marked = {value.get("superseded") for value in entry.stored_values.values()}
+        agree = marked <= {entry.superseded_by is not None}
+        self.marks.append((entry.seq, entry.id, entry.superseded_by, agree))
+        self.read.add(entry.id)
+
+    def first_wrong(self, *, whole: bool) -> tuple[int, UUID, str] | None:
+        """The earliest entry marked otherwise than the corrections say; with the chain
+        read only in part (``whole`` false), a mark naming an entry not read yet may
+        still be right."""
+        for seq, entry_id, recorded, agree in self.marks:
+            signed = self.corrected_by.get(entry_id)
+            if recorded != signed:
+                if signed is not None:
+                    return seq, entry_id, f"entry {signed} corrects it, but it is not marked so"
+                if whole or recorded in self.read:
+                    return seq, entry_id, f"marked superseded by {recorded}, which does not"
+            if not agree:
+                return seq, entry_id, "its values are marked otherwise than the entry"
+        return None
+
+
 async def verify_district(conn: asyncpg.Connection, district_code: str) -> LedgerReport:
     """Recompute the district's chain; answer ok, or the first broken entry and why.
 
@@ -135,6 +178,7 @@ async def verify_district(conn: asyncpg.Connection, district_code: str) -> Ledge
     """
     head = await ledger_db.share_head(conn, district_code)
     keys: dict[str, key_db.SigningKey | None] = {}
+    supersessions = _Supersessions()
     expected_seq, prev, entries = 1, GENESIS_HASH, 0
 
     def broken(seq: int, entry_id: Any, problem: Problem, detail: str) -> LedgerReport:
@@ -165,7 +209,10 @@ async def verify_district(conn: asyncpg.Connection, district_code: str) -> Ledge
                     ) from None
             raw = _check_signature(entry, keys[entry.kid])
             _check_values(entry, _check_payload(entry, raw))
+            supersessions.add(entry)
         except _Broken as exc:
+            if earlier := supersessions.first_wrong(whole=False):
+                return broken(*earlier[:2], "superseded_mismatch", earlier[2])
             seq = expected_seq if exc.problem == "seq_gap" else entry.seq
             entry_id = None if exc.problem == "seq_gap" else entry.id
             return broken(seq, entry_id, exc.problem, exc.detail)
@@ -178,6 +225,8 @@ async def verify_district(conn: asyncpg.Connection, district_code: str) -> Ledge
         if await ledger_db.share_head(conn, district_code) is not None:
             return await verify_district(conn, district_code)
         return broken(last_seq, None, "head_mismatch", "entries exist but the head is missing")
+    if wrong := supersessions.first_wrong(whole=True):
+        return broken(*wrong[:2], "superseded_mismatch", wrong[2])
     if head is not None and head.seq > last_seq:
         return broken(
             last_seq + 1, None, "seq_gap", f"the head is at seq {head.seq}; entries end earlier"

@@ -46,6 +46,8 @@ class ChainEntry(msgspec.Struct, frozen=True, kw_only=True):
     supersedes_id: UUID | None
     supersede_reason: str | None
     stored_values: dict[str, Any]
+    #: The correction recorded as superseding this entry, if any.
+    superseded_by: UUID | None = None
 
 
 async def share_head(conn: asyncpg.Connection, district_code: str) -> Head | None:
@@ -60,13 +62,13 @@ async def share_head(conn: asyncpg.Connection, district_code: str) -> Head | Non
 _CHAIN = """
 SELECT s.id, s.seq, s.prev_hash, s.hash, s.jws, s.payload, s.jti, s.iat, s.district_code,
        s.division_id, s.as_of, s.kid, s.submitter_id, s.received_at, s.note,
-       s.supersedes_id, s.supersede_reason,
+       s.supersedes_id, s.supersede_reason, s.superseded_by,
        coalesce((
            SELECT jsonb_object_agg(v.indicator_code, jsonb_build_object(
                'numerator', v.numerator, 'denominator', v.denominator,
                'stated_pct', v.stated_pct, 'channels', v.channels,
                'district_code', v.district_code, 'division_id', v.division_id,
-               'as_of', v.as_of, 'seq', v.seq))
+               'as_of', v.as_of, 'seq', v.seq, 'superseded', v.superseded))
            FROM submission_values v WHERE v.submission_id = s.id
        ), '{}'::jsonb) AS stored_values
 FROM submissions s

@@ -383,6 +383,73 @@ async def test_a_first_report_committed_while_verify_reads_is_not_a_broken_head(
     assert response.json() == {"district": "16.71", "ok": True, "entries": 1, "first_broken": None}
 
 
+SUPERSESSION_TAMPERS = {
+    "a correction's mark removed": (
+        "UPDATE submissions SET superseded_by = NULL WHERE seq = 1",
+        1,
+        "corrects it, but it is not marked so",
+    ),
+    "a good entry marked superseded": (
+        "UPDATE submissions SET superseded_by = (SELECT id FROM submissions WHERE seq = 3) "
+        "WHERE seq = 2",
+        2,
+        "which does not",
+    ),
+    "corrected values made to count again": (
+        "UPDATE submission_values SET superseded = false WHERE seq = 1",
+        1,
+        "its values are marked otherwise than the entry",
+    ),
+    "a good entry's values made not to count": (
+        "UPDATE submission_values SET superseded = true WHERE seq = 2",
+        2,
+        "its values are marked otherwise than the entry",
+    ),
+}
+
+
+@pytest.mark.parametrize("tamper", SUPERSESSION_TAMPERS, ids=str)
+async def test_a_supersession_mark_the_signed_corrections_do_not_make_is_named(
+    tamper: str,
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    head: Signer,
+    people: dict[str, Person],
+) -> None:
+    """Which entry a correction supersedes is signed: its mark (which decides whether
+    its values count) follows from the chain, so verify checks it."""
+    first = await submit(client, app, head, values={"ktp_el": (10, 20)})
+    await submit(client, app, head)
+    await submit(client, app, head, values={"ktp_el": (11, 20)}, supersedes=(first["id"], "typo"))
+    assert (await verify(client, app, people["admin"]))["ok"] is True
+    sql, seq, detail = SUPERSESSION_TAMPERS[tamper]
+    await conn.execute(sql)
+    report = await verify(client, app, people["admin"])
+    broken = report["first_broken"]
+    assert (broken["seq"], broken["problem"]) == (seq, "superseded_mismatch"), broken
+    assert broken["id"] == str((await chain_of(conn, "16.71"))[seq - 1]["id"])
+    assert detail in broken["detail"]
+
+
+async def test_a_wrong_mark_before_a_broken_entry_is_named_first(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    head: Signer,
+    people: dict[str, Person],
+) -> None:
+    for _ in range(3):
+        await submit(client, app, head)
+    chain = await chain_of(conn, "16.71")
+    await conn.execute(  # the first entry corrects nothing
+        "UPDATE submissions SET superseded_by = $1 WHERE id = $2", chain[0]["id"], chain[1]["id"]
+    )
+    await _hash(conn, chain[2])
+    broken = (await verify(client, app, people["admin"]))["first_broken"]
+    assert (broken["seq"], broken["problem"]) == (2, "superseded_mismatch"), broken
+
+
 async def test_the_last_entry_deleted_is_noticed(
     client: AsyncTestClient[Litestar],
     app: Litestar,
