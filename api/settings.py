@@ -29,6 +29,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pool_min_size: int = 1
     pool_max_size: int = 10
     migrate_on_start: bool = True
+    # Every request body, a signed report's too (a few indicators and a note): 413 above.
     max_body_bytes: int = 64 * 1024
     page_size_default: int = 50
     page_size_max: int = 500

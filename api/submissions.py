@@ -61,8 +61,6 @@ from scorecards.checks import denominator_jump, numerator_decreased, over_100, s
 
 SUBMISSION_TYP = "kinerja-submission+jwt"
 JOSE_MEDIA_TYPE = "application/jose"
-#: A report is a few indicators and a note; anything larger is refused (413) unread.
-SUBMISSION_MAX_BYTES = 64 * 1024
 
 #: Western Indonesia Time: a deadline ends at midnight here, the last of the country's
 #: zones to reach it, so no office is late by the clock of a zone east of it.

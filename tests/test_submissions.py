@@ -704,3 +704,22 @@ async def test_an_indicator_removed_after_a_worker_saw_it_named_is_refused_as_un
     assert sent.json()["indicators"] == ["rekam_harian"]
     assert again.status_code == 422 and again.json()["indicators"] == ["rekam_harian"]
     assert await stored_counts(conn) == before
+
+
+async def test_the_body_limit_for_reports_is_the_configured_one(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
+) -> None:
+    signer = await register_key(conn, people["district_head"])
+    small = msgspec.structs.replace(settings, max_body_bytes=2048)
+    async with served(small) as (app, http):
+        headers = {**bearer(app, signer.person), "Content-Type": JOSE}
+        fits = await http.post(
+            "/v1/submissions", content=signer.sign(note="x" * 200), headers=headers
+        )
+        too_big = await http.post(
+            "/v1/submissions", content=signer.sign(note="x" * 3000), headers=headers
+        )
+    assert fits.status_code == 201, fits.text
+    assert too_big.status_code == 413, too_big.text
+    assert too_big.headers["content-type"].startswith("application/problem+json")
+    assert await conn.fetchval("SELECT count(*) FROM submissions") == 1

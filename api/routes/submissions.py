@@ -40,7 +40,7 @@ from api.schemas.submissions import (
     SubmissionDetail,
     SubmissionPage,
 )
-from api.submissions import JOSE_MEDIA_TYPE, SUBMISSION_MAX_BYTES
+from api.submissions import JOSE_MEDIA_TYPE
 from db.submissions import ListFilters
 
 
@@ -119,7 +119,6 @@ class SubmissionController(Controller):
         opt={"permission": "submissions:submit"},
         summary="Submit a signed progress report (compact JWS, application/jose)",
         operation_class=JwsBodyOperation,
-        request_max_body_size=SUBMISSION_MAX_BYTES,
         responses={
             201: ResponseSpec(
                 data_container=SubmissionDetail, description="Stored, or a replayed retry"
