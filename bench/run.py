@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import platform
@@ -36,6 +37,7 @@ import asyncpg
 from api.auth.tokens import KeyRing, ensure_server_key
 from api.ledger import entry_hash
 from api.settings import settings_from_env
+from api.submissions import created_response
 from bench import bare, cpu, dataset
 from db import appends
 from db.areas import load_areas
@@ -43,7 +45,13 @@ from db.embedded import EmbeddedPostgres
 from db.ledger import Head
 from db.migrate import migrate
 from db.pool import connect
-from db.submissions import NewSubmission, NewValue, append_submission, lock_head
+from db.submissions import (
+    IdempotentAnswer,
+    NewSubmission,
+    NewValue,
+    append_submission,
+    lock_head,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -534,13 +542,26 @@ def _entry(
     )
 
 
+def _answer(entry: NewSubmission) -> IdempotentAnswer:
+    """The stored answer to the entry's Idempotency-Key: the benchmark's requests, as the
+    client's, all carry one, so the API writes one for each submission."""
+    return IdempotentAnswer(
+        key=uuid.uuid4().hex,
+        request_sha256=hashlib.sha256(entry.jws.encode()).hexdigest(),
+        status_code=201,
+        response=created_response(entry),
+    )
+
+
 async def append_directly(
     conn: Any, head: dataset.Head, jws: str, payload: dict[str, Any], as_of: Any
 ) -> None:
     """One submission as the API writes it alone, without the API: its locks (ledger
-    head, latest values), then its append statement (the caller holds the transaction)."""
+    head, latest values), then its append statement with the entry's values, head,
+    Idempotency-Key answer and data version (the caller holds the transaction)."""
     current = await lock_head(conn, head.district, hold_latest=True)
-    await append_submission(conn, _entry(head, current, jws, payload, as_of), None)
+    entry = _entry(head, current, jws, payload, as_of)
+    await append_submission(conn, entry, _answer(entry))
 
 
 async def append_batch_directly(
@@ -548,7 +569,7 @@ async def append_batch_directly(
 ) -> None:
     """Submissions as the API writes a batch, without the API: the heads and their
     latest-values locks (the API's call, with nothing to read), then one write statement
-    (the caller holds the transaction)."""
+    with the same rows as the API's (the caller holds the transaction)."""
     found = await appends.begin_batch(
         conn,
         lock_names=[],
@@ -566,7 +587,8 @@ async def append_batch_directly(
         entry = _entry(head, heads[head.district], jws, payload, as_of)
         heads[head.district] = Head(district_code=head.district, seq=entry.seq, hash=entry.hash)
         entries.append(entry)
-    await appends.write(conn, entries, [heads[d] for d in sorted(heads)], [])
+    answers = [(entry.submitter_id, _answer(entry)) for entry in entries]
+    await appends.write(conn, entries, [heads[d] for d in sorted(heads)], answers)
 
 
 def payload_values(payload: dict[str, Any]) -> dict[str, tuple[int, int]]:
@@ -633,8 +655,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"Machine: {result['machine']['cores']} cores, Python {result['machine']['python']}, "
         f"{result['machine']['postgres']}. Dataset: {json.dumps(result['figures']['dataset'])}.",
         "",
-        "| figure | concurrency | req/s (median [min-max]) | p50 ms | p99 ms |",
-        "|---|---|---|---|---|",
+        "| figure | concurrency | req/s (median [min-max]) | p50 ms | p99 ms | failed |",
+        "|---|---|---|---|---|---|",
     ]
 
     def cell(v: Any) -> str:
@@ -647,9 +669,14 @@ def markdown(result: dict[str, Any]) -> str:
         clients = str(fig.get("concurrency", ""))
         if fig.get("offered_rps"):
             clients += f", {fig['offered_rps']}/s offered"
+        failed = ""
+        if fig.get("errors"):
+            failed = f"{fig['errors']} (statuses {', '.join(map(str, fig['statuses']))})"
+        elif "rps" in fig:
+            failed = "0"
         lines.append(
             f"| {name} | {clients} | {cell(rate)} | {cell(fig.get('p50_ms'))} | "
-            f"{cell(fig.get('p99_ms'))} |"
+            f"{cell(fig.get('p99_ms'))} | {failed} |"
         )
     cores = result["machine"]["cores"] or 1
     figures = result["figures"].items()
@@ -857,6 +884,10 @@ async def main_async(args: argparse.Namespace) -> int:
         out.write_text(json.dumps(result, indent=2) + "\n")
         out.with_suffix(".md").write_text(markdown(result))
         print(markdown(result))
+        failed = sorted(n for n, f in figures.items() if isinstance(f, dict) and f.get("errors"))
+        if failed:  # a figure with refused requests measured something else
+            print(f"requests failed in: {', '.join(failed)}", file=sys.stderr)
+            return 1
         return 0
     finally:
         if server is not None:
