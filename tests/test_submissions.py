@@ -664,6 +664,7 @@ async def test_an_indicator_removed_after_a_worker_saw_it_named_is_refused_as_un
     """A worker remembers the indicator codes it has seen; one removed from the
     catalogue since is refused as unknown (422), not as a conflict, and nothing is kept."""
     from db import submissions as sub_db
+    from tests.test_catalogue import indicator
 
     signer = await register_key(conn, people["district_head"])
     async with served(msgspec.structs.replace(settings, ingest_batch_max=batch_max)) as (
@@ -671,19 +672,7 @@ async def test_an_indicator_removed_after_a_worker_saw_it_named_is_refused_as_un
         http,
     ):
         admin = bearer(app, people["admin"])
-        made = await http.post(
-            "/v1/indicators",
-            json={
-                "code": "rekam_harian",
-                "name_id": "Perekaman KTP-el harian",
-                "name_en": "Daily KTP-el recordings",
-                "polarity": "higher",
-                "numerator_definition": "recordings in the period",
-                "denominator_definition": "days in the period",
-                "unit": "per_day",
-            },
-            headers=admin,
-        )
+        made = await http.post("/v1/indicators", json=indicator("rekam_harian"), headers=admin)
         assert made.status_code == 201, made.text
         assert await sub_db.known_indicators(conn, ["rekam_harian"]) == {"rekam_harian"}
         removed = await http.delete("/v1/indicators/rekam_harian", headers=admin)
