@@ -263,6 +263,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep retrying with backoff for up to this long until the outbox is empty",
     )
     flushing.set_defaults(handler=cmd_outbox_flush)
+    discarding = outbox_sub.add_parser(
+        "discard",
+        parents=[common],
+        help="remove a rejected report",
+        description="Remove a report the server rejected (its # in `outbox list`), once dealt"
+        " with. Reports still waiting to be delivered cannot be removed.",
+    )
+    discarding.add_argument("number", type=int, metavar="#", help="the report's # in the list")
+    discarding.set_defaults(handler=cmd_outbox_discard)
 
     scorecard = command("scorecard", "your district's scorecard", cmd_scorecard)
     scorecard.add_argument("--district", help="district code (default: your own)")
@@ -312,7 +321,7 @@ def _session(
 
 
 def _outbox_usage(session: Session) -> int:  # pragma: no cover - argparse requires an action
-    raise CliError("outbox needs an action: list or flush")
+    raise CliError("outbox needs an action: list, flush or discard")
 
 
 # -- init, login, register-key ----------------------------------------------------------
@@ -525,7 +534,10 @@ def _print_outcome(s: Session, district: str, as_of: str, outcome: Outcome) -> s
             s.print(line)
         return "stored"
     if outcome.kind == "rejected":
-        s.print(f"rejected  {what}  not retried; correct it and submit again")
+        s.print(
+            f"rejected  {what}  not retried; kept in `{PROG} outbox list` until discarded;"
+            " correct it and submit again"
+        )
         for line in _problem_lines(outcome.status, outcome.body):
             s.print("          " + line)
         return "rejected"
@@ -617,34 +629,68 @@ def _split(spec: str, sep: str, option: str, shape: str) -> tuple[str, str]:
 
 
 def cmd_outbox_list(s: Session) -> int:
-    """Show what waits in the outbox, oldest first."""
+    """Show what waits in the outbox, oldest first, then what the server rejected."""
     with Outbox.open(s.home) as box:
         items = box.all()
+        rejected = box.rejected()
     if s.args.json:
-        listed = [_item_json(item) for item in items]
+        listed = [_item_json(item) for item in items + rejected]
         s.print(json.dumps(listed, indent=2, ensure_ascii=False))
         return EXIT_OK
-    if not items:
+    if not items and not rejected:
         s.print("The outbox is empty.")
         return EXIT_OK
-    rows = []
-    for item in items:
-        claims = _claims(item.jws)
-        rows.append(
-            (
-                item.id,
-                claims.get("district", "?"),
-                claims.get("as_of", "?"),
-                ",".join(sorted(claims.get("values") or {})),
-                render.local_time(item.created_at),
-                item.attempts,
-                render.local_time(item.next_attempt_at) if item.attempts else "now",
-                render.text(item.last_error),
+    if items:
+        rows = []
+        for item in items:
+            claims = _claims(item.jws)
+            rows.append(
+                (
+                    item.id,
+                    claims.get("district", "?"),
+                    claims.get("as_of", "?"),
+                    ",".join(sorted(claims.get("values") or {})),
+                    render.local_time(item.created_at),
+                    item.attempts,
+                    render.local_time(item.next_attempt_at) if item.attempts else "now",
+                    render.text(item.last_error),
+                )
             )
+        headers = (
+            "#",
+            "District",
+            "As of",
+            "Indicators",
+            "Queued",
+            "Tries",
+            "Next try",
+            "Last error",
         )
-    headers = ("#", "District", "As of", "Indicators", "Queued", "Tries", "Next try", "Last error")
-    s.print(render.table(headers, rows, right=(0, 5)))
-    s.print(f"\n{len(items)} waiting; `{PROG} outbox flush` sends them.")
+        s.print(render.table(headers, rows, right=(0, 5)))
+        s.print(f"\n{len(items)} waiting; `{PROG} outbox flush` sends them.")
+    if rejected:
+        rows = []
+        for item in rejected:
+            claims = _claims(item.jws)
+            rows.append(
+                (
+                    item.id,
+                    claims.get("district", "?"),
+                    claims.get("as_of", "?"),
+                    ",".join(sorted(claims.get("values") or {})),
+                    render.local_time(item.rejected_at or item.created_at),
+                    render.text(item.last_error),
+                )
+            )
+        if items:
+            s.print("")
+        s.print("Rejected by the server (not retried):")
+        headers = ("#", "District", "As of", "Indicators", "Rejected", "Why")
+        s.print(render.table(headers, rows, right=(0,)))
+        s.print(
+            f"\n{len(rejected)} rejected; correct and submit again, then"
+            f" `{PROG} outbox discard #` removes each."
+        )
     return EXIT_OK
 
 
@@ -652,6 +698,7 @@ def _item_json(item: OutboxItem) -> dict[str, Any]:
     claims = _claims(item.jws)
     return {
         "id": item.id,
+        "state": "waiting" if item.rejected_at is None else "rejected",
         "idempotency_key": item.idempotency_key,
         "district": claims.get("district"),
         "as_of": claims.get("as_of"),
@@ -661,7 +708,22 @@ def _item_json(item: OutboxItem) -> dict[str, Any]:
         "attempts": item.attempts,
         "next_attempt_at": item.next_attempt_at,
         "last_error": item.last_error,
+        "rejected_at": item.rejected_at,
     }
+
+
+def cmd_outbox_discard(s: Session) -> int:
+    """Remove one rejected report the user has dealt with."""
+    with Outbox.open(s.home) as box:
+        gone = box.discard(s.args.number)
+    if gone is None:
+        raise CliError(
+            f"no rejected report #{s.args.number} (see `{PROG} outbox list`;"
+            " reports still waiting are only removed once the server has them)"
+        )
+    claims = _claims(gone.jws)
+    s.print(f"discarded #{gone.id}  {claims.get('district', '?')} {claims.get('as_of', '?')}")
+    return EXIT_OK
 
 
 def cmd_outbox_flush(s: Session) -> int:

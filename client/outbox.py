@@ -3,7 +3,9 @@
 District offices report over poor links. A submission is written here before it
 is sent and removed only once the server has answered for it, so closing the
 laptop, losing power or the network mid-request never loses a report. Each item
-keeps its idempotency key, so re-sending it never stores it twice.
+keeps its idempotency key, so re-sending it never stores it twice. A report the
+server refuses for good stays too, marked rejected with the reason, until the user
+discards it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ BACKOFF_CAP = 600.0
 BACKOFF_JITTER = 0.1
 """Share of the delay that jitter may take off, so many offices do not retry in step."""
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -37,10 +39,15 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL NOT NULL,
-    last_error TEXT
+    last_error TEXT,
+    rejected_at REAL
 )
 """
-_COLUMNS = "id, idempotency_key, jws, created_at, attempts, next_attempt_at, last_error"
+#: Version 1 files lack the rejected state: refused reports were deleted then.
+_UPGRADE_FROM_1 = "ALTER TABLE outbox ADD COLUMN rejected_at REAL"
+_COLUMNS = (
+    "id, idempotency_key, jws, created_at, attempts, next_attempt_at, last_error, rejected_at"
+)
 
 
 class OutboxItem(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,7 +60,8 @@ class OutboxItem(msgspec.Struct, frozen=True, kw_only=True):
         created_at: Unix time it was queued.
         attempts: Failed delivery attempts so far.
         next_attempt_at: Unix time before which it is not retried.
-        last_error: Why the last attempt failed.
+        last_error: Why the last attempt failed, or why the server refused it.
+        rejected_at: Unix time the server refused it for good; None while it waits.
     """
 
     id: int
@@ -63,6 +71,7 @@ class OutboxItem(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int
     next_attempt_at: float
     last_error: str | None
+    rejected_at: float | None = None
 
 
 def backoff_delay(
@@ -112,7 +121,10 @@ class Outbox:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             with self._transaction():
+                version = self._conn.execute("PRAGMA user_version").fetchone()[0]
                 self._conn.execute(_SCHEMA)
+                if version == 1:
+                    self._conn.execute(_UPGRADE_FROM_1)
                 self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
         except BaseException:
             self._conn.close()
@@ -177,17 +189,55 @@ class Outbox:
         """Items due for an attempt at ``now``, oldest first (reports keep their order)."""
         at = time.time() if now is None else now
         rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM outbox WHERE next_attempt_at <= ? ORDER BY id", (at,)
+            f"SELECT {_COLUMNS} FROM outbox WHERE rejected_at IS NULL AND next_attempt_at <= ?"
+            " ORDER BY id",
+            (at,),
         ).fetchall()
         return [_item(row) for row in rows]
 
     def all(self) -> list[OutboxItem]:
-        """Every queued item, due or backing off, oldest first."""
-        rows = self._conn.execute(f"SELECT {_COLUMNS} FROM outbox ORDER BY id").fetchall()
+        """Every item still to be delivered, due or backing off, oldest first."""
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM outbox WHERE rejected_at IS NULL ORDER BY id"
+        ).fetchall()
         return [_item(row) for row in rows]
 
+    def rejected(self) -> list[OutboxItem]:
+        """Items the server refused for good, oldest first: kept, with the reason, until the
+        user discards them (a report typed on the command line exists nowhere else)."""
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM outbox WHERE rejected_at IS NOT NULL ORDER BY id"
+        ).fetchall()
+        return [_item(row) for row in rows]
+
+    def mark_rejected(
+        self, idempotency_key: str, error: str, now: float | None = None
+    ) -> OutboxItem | None:
+        """Keep an item the server refused for good, with why, out of every later flush."""
+        at = time.time() if now is None else now
+        with self._transaction():
+            self._conn.execute(
+                "UPDATE outbox SET rejected_at = ?, last_error = ? WHERE idempotency_key = ?",
+                (at, error, idempotency_key),
+            )
+            return self._get(idempotency_key)
+
+    def discard(self, item_id: int) -> OutboxItem | None:
+        """Remove a rejected item (by its ``#``) the user has dealt with; None if there is
+        no rejected item with that number. Items still to be delivered are never removed
+        here: only the server's answer does that."""
+        with self._transaction():
+            row = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM outbox WHERE id = ? AND rejected_at IS NOT NULL",
+                (item_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            self._conn.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+        return _item(row)
+
     def mark_sent(self, idempotency_key: str) -> bool:
-        """Remove an item the server has answered for; True if it was queued."""
+        """Remove an item the server has stored; True if it was queued."""
         with self._transaction():
             cursor = self._conn.execute(
                 "DELETE FROM outbox WHERE idempotency_key = ?", (idempotency_key,)
@@ -250,7 +300,7 @@ class Outbox:
         self._conn.execute("COMMIT")
 
 
-def _item(row: tuple[int, str, str, float, int, float, str | None]) -> OutboxItem:
+def _item(row: tuple[int, str, str, float, int, float, str | None, float | None]) -> OutboxItem:
     """Build an item from a row selected with ``_COLUMNS``."""
     return OutboxItem(
         id=row[0],
@@ -260,4 +310,5 @@ def _item(row: tuple[int, str, str, float, int, float, str | None]) -> OutboxIte
         attempts=row[4],
         next_attempt_at=row[5],
         last_error=row[6],
+        rejected_at=row[7],
     )

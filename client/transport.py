@@ -117,9 +117,13 @@ def classify(response: httpx.Response) -> Outcome:
     """Map an HTTP answer to an ``Outcome``."""
     status = response.status_code
     body = _json(response)
-    if 200 <= status < 300:
-        return Outcome(kind="stored", status=status, body=body)
     error = _describe(status, body, response)
+    if 200 <= status < 300:
+        if status in (200, 201) and isinstance(body, dict) and "id" in body:
+            return Outcome(kind="stored", status=status, body=body)
+        # Not the server's answer for a stored report (a captive portal, a proxy's page):
+        # the report may never have arrived, so it stays queued.
+        return Outcome(kind="retry", status=status, body=body, error=f"{error} (not stored)")
     if status == 409:
         slug = _problem_slug(body)
         if slug == ALREADY_RECEIVED:
@@ -147,9 +151,9 @@ def deliver(
 ) -> Outcome:
     """Send a submission, leaving it in the outbox unless the server answered for it.
 
-    The item is queued *before* the request and removed after a stored or
-    rejected answer, so a crash mid-request leaves it queued for the next
-    flush (the idempotency key makes the re-send harmless).
+    The item is queued *before* the request and removed only after a stored
+    answer (a refusal keeps it, marked rejected), so a crash mid-request leaves
+    it queued for the next flush (the idempotency key makes the re-send harmless).
     """
     at = time.time() if now is None else now
     outbox.put(jws, idempotency_key, at)
@@ -169,8 +173,8 @@ def flush(
 ) -> FlushReport:
     """Re-send the due outbox items (with ``everything``, all of them), oldest first.
 
-    Stored and rejected items leave the outbox (rejected ones are reported, not
-    retried); the rest back off. A 401 stops the flush: every other item would
+    Stored items leave the outbox; rejected ones stay, marked so with the reason,
+    and are not retried; the rest back off. A 401 stops the flush: every other item would
     be refused the same way, and none of them is at fault. ``everything`` is for
     a person who asked for a flush now: the backoff paces unattended retries.
     """
@@ -196,9 +200,12 @@ def flush(
 
 
 def _record(outbox: Outbox, idempotency_key: str, outcome: Outcome, now: float) -> None:
-    """Update the outbox after an attempt: remove answered items, back off failed ones."""
-    if outcome.kind in ("stored", "rejected"):
+    """Update the outbox after an attempt: remove stored items, keep refused ones as
+    rejected (with the reason), back off failed ones."""
+    if outcome.kind == "stored":
         outbox.mark_sent(idempotency_key)
+    elif outcome.kind == "rejected":
+        outbox.mark_rejected(idempotency_key, outcome.error or "rejected", now)
     elif outcome.kind == "retry":
         outbox.mark_failed(
             idempotency_key, outcome.error or "retry", now, retry_after=outcome.retry_after
@@ -240,7 +247,7 @@ def _retry_after(response: httpx.Response) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²" is a digit to Python, not to float()
         return float(value)
     try:
         when = parsedate_to_datetime(value)

@@ -423,6 +423,17 @@ async def test_rejections_show_the_problem_and_are_not_retried(
     flushed = cli("outbox", "flush", transport=counting)
     assert flushed.code == 0 and counting.posts == 4  # nothing left to retry
     assert await _count(conn) == 2
+    # The rejected reports stay listed, with why, until discarded one by one.
+    listed = cli("outbox", "list")
+    assert listed.code == 0 and "Rejected by the server (not retried):" in listed.out
+    assert "3 rejected" in listed.out and "The as-of date is in the future" in listed.out
+    kept = json.loads(cli("outbox", "list", "--json").out)
+    assert [item["state"] for item in kept] == ["rejected"] * 3
+    gone = cli("outbox", "discard", str(kept[0]["id"]))
+    assert gone.code == 0 and f"discarded #{kept[0]['id']}" in gone.out
+    again = cli("outbox", "discard", str(kept[0]["id"]))
+    assert again.code == 2 and "no rejected report" in again.err
+    assert len(json.loads(cli("outbox", "list", "--json").out)) == 2
 
     bad_file = tmp_path / "bad.csv"
     bad_file.write_text("district,as_of,indicator,numerator\n16.71,2021-02-15,ktp_el,1\n")

@@ -466,7 +466,13 @@ def test_send_posts_the_jws_with_headers() -> None:
     ],
 )
 def test_send_classifies_answers(status: int, headers: dict[str, str], kind: str) -> None:
-    problem = {"type": "about:blank", "title": "Unprocessable", "detail": "as_of in the future"}
+    problem: dict[str, Any] = {
+        "type": "about:blank",
+        "title": "Unprocessable",
+        "detail": "as_of in the future",
+    }
+    if kind == "stored":
+        problem = {"id": "s-1", "flags": []}
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(
@@ -516,11 +522,75 @@ def test_deliver_stored_leaves_nothing_queued(outbox: Outbox) -> None:
     assert outbox.all() == []
 
 
-def test_deliver_rejected_is_not_queued(outbox: Outbox) -> None:
+def test_deliver_rejected_is_kept_as_rejected_not_queued(outbox: Outbox) -> None:
     with _http(lambda request: httpx.Response(422, json={"title": "Invalid"})) as http:
         outcome = deliver(http, BASE_URL, "tok", "h.p.s", "key-1", outbox, T0)
     assert outcome.kind == "rejected"
-    assert outbox.all() == []
+    assert outbox.all() == [] and outbox.pending(T0 + 3600) == []
+    (kept,) = outbox.rejected()
+    assert (kept.jws, kept.rejected_at, kept.last_error) == ("h.p.s", T0, "HTTP 422: Invalid")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(200, html="<html>Log in to the hotel Wi-Fi</html>"),
+        httpx.Response(204),
+        httpx.Response(201, json=["not", "a", "report"]),
+    ],
+    ids=["captive portal page", "no content", "not a report"],
+)
+def test_a_2xx_that_is_not_a_stored_report_keeps_it_queued(
+    answer: httpx.Response, outbox: Outbox
+) -> None:
+    with _http(lambda request: answer) as http:
+        outcome = deliver(http, BASE_URL, "tok", "h.p.s", "key-1", outbox, T0)
+    assert outcome.kind == "retry" and outcome.error is not None
+    assert outcome.error.endswith("(not stored)")
+    (item,) = outbox.all()
+    assert item.attempts == 1 and item.rejected_at is None
+
+
+def test_a_retry_after_that_is_no_number_is_ignored() -> None:
+    answer = httpx.Response(503, headers=[(b"Retry-After", b"\xb2")])
+    with _http(lambda request: answer) as http:
+        outcome = send_submission(http, BASE_URL, "tok", "h.p.s", "key-1")
+    assert outcome.kind == "retry" and outcome.retry_after is None
+
+
+def test_only_a_rejected_item_can_be_discarded(outbox: Outbox) -> None:
+    waiting = outbox.put("a.a.a", "key-1", T0)
+    refused = outbox.put("b.b.b", "key-2", T0)
+    outbox.mark_rejected("key-2", "HTTP 422: Invalid", T0)
+    assert outbox.discard(waiting.id) is None
+    gone = outbox.discard(refused.id)
+    assert gone is not None and gone.jws == "b.b.b"
+    assert outbox.discard(refused.id) is None
+    assert [i.jws for i in outbox.all()] == ["a.a.a"] and outbox.rejected() == []
+
+
+def test_an_outbox_from_before_the_rejected_state_keeps_its_items(home: Path) -> None:
+    home.mkdir(mode=0o700)
+    path = home / "outbox.sqlite3"
+    with closing(sqlite3.connect(path)) as old:
+        old.execute(
+            "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, idempotency_key TEXT"
+            " NOT NULL UNIQUE, jws TEXT NOT NULL, created_at REAL NOT NULL, attempts INTEGER"
+            " NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL, last_error TEXT)"
+        )
+        old.execute(
+            "INSERT INTO outbox (idempotency_key, jws, created_at, next_attempt_at)"
+            " VALUES ('key-1', 'a.a.a', 1, 1)"
+        )
+        old.execute("PRAGMA user_version=1")
+        old.commit()
+    with Outbox(path) as box:
+        (item,) = box.all()
+        assert (item.jws, item.rejected_at) == ("a.a.a", None)
+        box.mark_rejected("key-1", "HTTP 403", T0)
+        assert [i.jws for i in box.rejected()] == ["a.a.a"]
+    with Outbox(path) as again:  # opening an upgraded file again changes nothing
+        assert [i.jws for i in again.rejected()] == ["a.a.a"]
 
 
 def test_retry_reuses_the_same_jws_and_key_until_stored(outbox: Outbox) -> None:
@@ -558,7 +628,7 @@ def test_retry_reuses_the_same_jws_and_key_until_stored(outbox: Outbox) -> None:
     assert seen == [("key-1", b"h.p.s")] * 3
 
 
-def test_flush_removes_stored_and_rejected_and_backs_off_the_rest(outbox: Outbox) -> None:
+def test_flush_removes_stored_keeps_rejected_and_backs_off_the_rest(outbox: Outbox) -> None:
     answers = {
         b"ok.ok.ok": httpx.Response(200, json={"id": "s-1", "replayed": True}),
         b"no.no.no": httpx.Response(422, json={"title": "Invalid", "detail": "unknown kid"}),
@@ -576,6 +646,7 @@ def test_flush_removes_stored_and_rejected_and_backs_off_the_rest(outbox: Outbox
     assert report.unauthorized is False
     (left,) = outbox.all()
     assert left.jws == "down.down.down" and left.attempts == 1
+    assert [i.jws for i in outbox.rejected()] == ["no.no.no"]
 
 
 def test_flush_stops_on_401_and_leaves_items_untouched(outbox: Outbox) -> None:
