@@ -104,11 +104,11 @@ class _Batch:
         check_holder(
             job.kid, held.owner_id if held else None, held.revoked_at if held else None, caller
         )
+        if payload.jti in self.jtis:  # before the times, as ``submit`` checks
+            raise JtiReplayed("A submission with this jti was already received.")
         check_times(payload, self.now, self.settings)
         if job.unknown_indicator is not None:  # found before the batch, refused in order
             raise job.unknown_indicator
-        if payload.jti in self.jtis:
-            raise JtiReplayed("A submission with this jti was already received.")
         new = new_entry(
             caller=caller,
             payload=payload,

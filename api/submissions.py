@@ -656,6 +656,12 @@ async def submit(
     now = now or verified.now
     payload, signed = _decode(verified.payload)
     await _check_submitter(conn, caller, payload)
+    # A replay before the times: a report stored long ago and sent again (its answer
+    # lost, its Idempotency-Key expired) is "already received", not "too old", so the
+    # client knows it is stored rather than signing it again. Racing appends of one jti
+    # are still settled by the unique index below.
+    if await sub_db.jti_seen(conn, payload.jti):
+        raise JtiReplayed("A submission with this jti was already received.")
     check_times(payload, now, settings)
     await _check_indicators(conn, payload)
 

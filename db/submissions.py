@@ -151,6 +151,12 @@ async def known_indicators(conn: asyncpg.Connection | asyncpg.Pool, codes: list[
     return found
 
 
+async def jti_seen(conn: asyncpg.Connection, jti: UUID) -> bool:
+    """Whether a submission with this jti is stored (one probe of its unique index)."""
+    query = "SELECT EXISTS (SELECT 1 FROM submissions WHERE jti = $1)"
+    return bool(await conn.fetchval(query, jti))
+
+
 def forget_indicators() -> None:
     """Drop the codes remembered by ``known_indicators``: one was removed from the
     catalogue since (an append then failed on its foreign key)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -628,3 +629,32 @@ async def test_reports_queued_when_the_appender_fails_are_answered(
                 await appender.append(await prepared(app, request(other, other.payload())))
             assert refused.value.status_code == 503
         assert (await blocked).status_code == 201  # the batch already sent still ends
+
+
+@pytest.mark.parametrize("batch_max", [0, 64])
+async def test_a_report_stored_long_ago_and_sent_again_is_a_replay_not_too_old(
+    batch_max: int, settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
+) -> None:
+    """Its answer lost and its Idempotency-Key expired, a report stored long ago comes
+    back from the client's outbox: "already received" tells the client it is stored;
+    "too old" would have it signed again, and stored twice."""
+    head = await register_key(conn, people["district_head"])
+    jws = head.sign(now=time.time() - 60)
+    async with served(settings) as (app, http):
+        headers = {**bearer(app, head.person), "Content-Type": JOSE}
+        first = await http.post("/v1/submissions", content=jws.encode(), headers=headers)
+        assert first.status_code == 201, first.text
+    strict = msgspec.structs.replace(
+        settings, submission_iat_max_age_s=30, ingest_batch_max=batch_max
+    )
+    async with served(strict) as (app, http):
+        headers = {**bearer(app, head.person), "Content-Type": JOSE}
+        again = await http.post("/v1/submissions", content=jws.encode(), headers=headers)
+        fresh_but_old = await http.post(
+            "/v1/submissions", content=head.sign(now=time.time() - 60).encode(), headers=headers
+        )
+    assert again.status_code == 409, again.text
+    assert again.json()["type"].endswith("jti-replayed")
+    assert fresh_but_old.status_code == 422  # a new report that old is still refused
+    assert fresh_but_old.json()["type"].endswith("iat-too-old")
+    assert await conn.fetchval("SELECT count(*) FROM submissions") == 1
