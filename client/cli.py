@@ -641,21 +641,16 @@ def cmd_outbox_list(s: Session) -> int:
         s.print("The outbox is empty.")
         return EXIT_OK
     if items:
-        rows = []
-        for item in items:
-            claims = _claims(item.jws)
-            rows.append(
-                (
-                    item.id,
-                    claims.get("district", "?"),
-                    claims.get("as_of", "?"),
-                    ",".join(sorted(claims.get("values") or {})),
-                    render.local_time(item.created_at),
-                    item.attempts,
-                    render.local_time(item.next_attempt_at) if item.attempts else "now",
-                    render.text(item.last_error),
-                )
+        rows = [
+            (
+                *_what(item),
+                render.local_time(item.created_at),
+                item.attempts,
+                render.local_time(item.next_attempt_at) if item.attempts else "now",
+                render.text(item.last_error),
             )
+            for item in items
+        ]
         headers = (
             "#",
             "District",
@@ -669,19 +664,14 @@ def cmd_outbox_list(s: Session) -> int:
         s.print(render.table(headers, rows, right=(0, 5)))
         s.print(f"\n{len(items)} waiting; `{PROG} outbox flush` sends them.")
     if rejected:
-        rows = []
-        for item in rejected:
-            claims = _claims(item.jws)
-            rows.append(
-                (
-                    item.id,
-                    claims.get("district", "?"),
-                    claims.get("as_of", "?"),
-                    ",".join(sorted(claims.get("values") or {})),
-                    render.local_time(item.rejected_at or item.created_at),
-                    render.text(item.last_error),
-                )
+        rows = [
+            (
+                *_what(item),
+                render.local_time(item.rejected_at or item.created_at),
+                render.text(item.last_error),
             )
+            for item in rejected
+        ]
         if items:
             s.print("")
         s.print("Rejected by the server (not retried):")
@@ -692,6 +682,13 @@ def cmd_outbox_list(s: Session) -> int:
             f" `{PROG} outbox discard #` removes each."
         )
     return EXIT_OK
+
+
+def _what(item: OutboxItem) -> tuple[int, str, str, str]:
+    """An outbox row's first columns: its number, district, date and indicators."""
+    claims = _claims(item.jws)
+    indicators = ",".join(sorted(claims.get("values") or {}))
+    return item.id, claims.get("district", "?"), claims.get("as_of", "?"), indicators
 
 
 def _item_json(item: OutboxItem) -> dict[str, Any]:
