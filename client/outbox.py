@@ -188,27 +188,16 @@ class Outbox:
     def pending(self, now: float | None = None) -> list[OutboxItem]:
         """Items due for an attempt at ``now``, oldest first (reports keep their order)."""
         at = time.time() if now is None else now
-        rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM outbox WHERE rejected_at IS NULL AND next_attempt_at <= ?"
-            " ORDER BY id",
-            (at,),
-        ).fetchall()
-        return [_item(row) for row in rows]
+        return self._items("rejected_at IS NULL AND next_attempt_at <= ?", (at,))
 
     def all(self) -> list[OutboxItem]:
         """Every item still to be delivered, due or backing off, oldest first."""
-        rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM outbox WHERE rejected_at IS NULL ORDER BY id"
-        ).fetchall()
-        return [_item(row) for row in rows]
+        return self._items("rejected_at IS NULL")
 
     def rejected(self) -> list[OutboxItem]:
         """Items the server refused for good, oldest first: kept, with the reason, until the
         user discards them (a report typed on the command line exists nowhere else)."""
-        rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM outbox WHERE rejected_at IS NOT NULL ORDER BY id"
-        ).fetchall()
-        return [_item(row) for row in rows]
+        return self._items("rejected_at IS NOT NULL")
 
     def mark_rejected(
         self, idempotency_key: str, error: str, now: float | None = None
@@ -280,6 +269,13 @@ class Outbox:
             )
             updated = self._get(idempotency_key)
         return updated
+
+    def _items(self, where: str, params: tuple[float, ...] = ()) -> list[OutboxItem]:
+        """The items matching ``where``, oldest first."""
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM outbox WHERE {where} ORDER BY id", params
+        ).fetchall()
+        return [_item(row) for row in rows]
 
     def _get(self, idempotency_key: str) -> OutboxItem | None:
         """Read one item by key."""
