@@ -33,6 +33,15 @@ NO_BINARIES_MESSAGE = (
 )
 
 
+#: A new WAL segment is not filled with zeroes first. While a cluster's WAL grows (a fresh
+#: one, or one taking more load than its recycled segments cover), the backend that
+#: reaches a segment's end writes and syncs 16 MB of zeroes while every committing
+#: backend waits for it: during ingest at 1,000 reports/s that stalled all commits for
+#: 20-40 ms about every 2 s, and was most of the requests over 20 ms. Off, the segment is
+#: extended as it is written; every commit is still synced before it is acknowledged.
+WAL_OPTIONS = "-c wal_init_zero=off"
+
+
 class EmbeddedError(RuntimeError):
     """A problem starting or stopping the embedded cluster, worded for an operator."""
 
@@ -217,7 +226,7 @@ class EmbeddedPostgres:
         if not self.running():
             options = (
                 f"-c listen_addresses='' -c unix_socket_directories='{self.socket_dir}' "
-                f"-c max_connections=200 {extra_options}"
+                f"-c max_connections=200 {WAL_OPTIONS} {extra_options}"
             )
             result = subprocess.run(
                 self._cmd(

@@ -48,8 +48,10 @@ async def test_cluster_is_reused_and_guarded() -> None:
         try:
             conn = await asyncpg.connect(dsn)
             assert await conn.fetchval("SELECT n FROM kept") == 42
-            await conn.close()
             assert "host=" in dsn  # Unix socket, no TCP port
+            # New WAL segments are not zero-filled while commits wait (db.embedded).
+            assert await conn.fetchval("SHOW wal_init_zero") == "off"
+            await conn.close()
         finally:
             again.stop()
 
