@@ -89,12 +89,8 @@ def http_request(method: str, path: str, headers: dict[str, str], body: bytes = 
 
 
 async def write_out(conn: asyncpg.Connection) -> None:
-    """After a bulk load: a checkpoint, then the kernel's dirty pages to disk.
-
-    The kernel writes dirty pages out about 30 s after they were written, and while 100+
-    MB were under writeback an fdatasync took 40-70 ms here, so every commit waited that
-    long (measured with a probe beside ingest at 1,000/s: that turn's p99 went to 65-140
-    ms). A bulk load leaves hundreds of MB dirty; written out now, they stay out of the
+    """After a bulk load: a checkpoint, then the kernel's dirty pages to disk (see
+    ``Bench.drive``), so hundreds of MB are not written out in the middle of the next
     figures. The checkpoint also leaves the load's WAL segments to be reused, as on a
     server that has run a while, rather than made in the middle of a figure."""
     await conn.execute("CHECKPOINT")
@@ -268,7 +264,17 @@ class Bench:
         self, port: int, requests: list[bytes], concurrency: int, rate: float | None = None
     ) -> dict[str, Any]:
         """``drive``, with the CPU each request cost the server, PostgreSQL and the load
-        generator (``bench.cpu``) where the server's process is known."""
+        generator (``bench.cpu``) where the server's process is known.
+
+        Each run starts with the kernel's dirty pages written out (``os.sync``): the
+        kernel writes pages out some 30 s after they were written, and while 100+ MB
+        were under writeback an fdatasync took 40-70 ms here, so every commit waited
+        that long (a probe beside ingest at 1,000/s: that run's p99 went to 59-140 ms,
+        its slow requests all within 100-200 ms). Unsynced, the writes of one figure
+        (the 64-connection ingest writes some 10 MB/s) land in another. A run's own
+        writes are written out after it ends, so on a server taking a rate for longer,
+        such a flush holds commits for 100-200 ms about every 30 s."""
+        os.sync()
         pid = self.server_pids.get(port)
         before = cpu.reading(pid, self.postgres_pid) if pid else None
         run = drive(port, requests, concurrency, self.workdir, rate)
