@@ -23,7 +23,12 @@ import msgspec
 Basis = Literal["latest", "accepted"]
 
 
-class Value(msgspec.Struct, frozen=True, kw_only=True):
+class Value(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Untracked by the cycle collector (``gc=False``): nothing it holds (strings,
+    numbers, a date, a UUID, a tuple of strings) can refer back to it, so it is never in
+    a cycle, and workers keep thousands in report caches that every full collection
+    scanned."""
+
     district_code: str
     indicator_code: str
     submission_id: UUID

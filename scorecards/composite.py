@@ -52,7 +52,7 @@ class CompositePart(msgspec.Struct, frozen=True, kw_only=True):
     weight: float | None = None
 
 
-class Composite(msgspec.Struct, frozen=True, kw_only=True):
+class Composite(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A composite score and what went into it.
 
     Attributes:
@@ -61,6 +61,10 @@ class Composite(msgspec.Struct, frozen=True, kw_only=True):
         included: Codes that contributed, in input order.
         no_data: Codes left out because they had no achievement, in input order.
         weights: Normalised weights (summing to 1) of the included codes.
+
+    Untracked by the cycle collector (``gc=False``): its tuples and dict hold only
+    strings and floats, so it is never in a cycle, and report caches keep one per
+    district.
     """
 
     score: float | None
