@@ -264,11 +264,11 @@ class IdempotentAnswer(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # Everything an accepted submission writes, in one statement (one round trip): the entry,
-# its values (the latest-values trigger runs per value), the district's ledger head, the
-# Idempotency-Key answer if any, and the district's data version, returned for the
-# change feed. The caller holds the ledger head and the latest-values lock
-# (``lock_head``, ``hold_latest``): the version row is locked here, before
-# the triggers run at the end of the statement, so that lock must already be held.
+# its values (the latest-values trigger runs once for the statement, migration 0007), the
+# district's ledger head, the Idempotency-Key answer if any, and the district's data
+# version, returned for the change feed. The caller holds the ledger head and the
+# latest-values lock (``lock_head``, ``hold_latest``): the version row is locked here,
+# before the triggers run at the end of the statement, so that lock must already be held.
 _APPEND = """
 WITH entry AS (
     INSERT INTO submissions (id, district_code, division_id, seq, prev_hash, hash, jws,
