@@ -123,6 +123,8 @@ class _Connection(asyncio.Protocol):
         self._transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self._waiting:
+            self._schedule.lost(self)
         if not self._done.done():
             if exc is None and self._waiting:
                 exc = _Broken("the server closed the connection before answering")
@@ -147,6 +149,9 @@ class _Closed:
             conn.send(self._queue.pop(), time.perf_counter())
 
     joined = ready
+
+    def lost(self, conn: _Connection) -> None:
+        """Nothing to do: a connection is only ever idle here between two callbacks."""
 
     async def run(self) -> None:
         return
@@ -185,6 +190,13 @@ class _Offered:
             conn.finish()
         else:
             self._idle.append(conn)
+
+    def lost(self, conn: _Connection) -> None:
+        """An idle connection the server closed (its keep-alive timeout, 5 s in
+        uvicorn, ends the ones at the bottom of the idle stack in a long run at a low
+        rate) is not used again; the others carry the load."""
+        if conn in self._idle:
+            self._idle.remove(conn)
 
     async def run(self) -> None:
         """Release the requests on time (the event loop wakes about every millisecond,

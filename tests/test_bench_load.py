@@ -80,3 +80,37 @@ async def test_an_open_loop_times_a_request_from_when_it_fell_due() -> None:
     assert max(latencies) >= 0.40
     # Latency grows with each request that waited: a closed loop would show 50 ms each.
     assert latencies == sorted(latencies)
+
+
+async def test_an_open_loop_does_not_reuse_an_idle_connection_the_server_closed() -> None:
+    # The server closes a connection idle for 150 ms (as uvicorn does after 5 s), and
+    # answers the sixth request 200 ms late. Requests due every 50 ms keep one
+    # connection busy while the server closes the other three; those due while the
+    # sixth is answered wait for the busy one rather than go to a closed one.
+    loop = asyncio.get_running_loop()
+    served: list[float] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 0.15)
+                served.append(loop.time())
+                if len(served) == 6:
+                    await asyncio.sleep(0.2)
+                writer.write(ANSWER)
+                await writer.drain()
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        out = await load.run(spec(port, 12, concurrency=4, rate=20.0))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert out["statuses"] == [200] * 12
+    # The sixth's delay reached the two due behind it, each timed from its due moment.
+    assert sorted(out["latencies_s"])[-3] >= 0.1
