@@ -70,7 +70,7 @@ class Mode:
         self.warm_requests = 200 if quick else 3000
         self.last_month = 2 if quick else 10
         # Ingest offered at fixed rates (an open loop, ``bench.load``), each for this long.
-        self.offered_rates = (100,) if quick else (500, 1000, 1500, 2000)
+        self.offered_rates = (100,) if quick else (500, 750, 1000, 1500, 2000)
         self.offered_seconds = 1.0 if quick else 3.0
 
 
