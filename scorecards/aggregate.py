@@ -62,12 +62,15 @@ class Aggregate(msgspec.Struct, frozen=True, kw_only=True):
     no_target_codes: tuple[str, ...]
 
 
-def weighted_target(pairs: Sequence[tuple[float, int]]) -> float | None:
-    """Population-weighted mean of targets: ``sum target * weight / sum weight``.
+def as_written(target: float) -> Fraction:
+    """A target as the decimal it was written with (stored with two decimals, carried as
+    a float): 90.02 is read as 9002/100, not as the binary float nearest to it, so a mean
+    of targets compares exactly with another target."""
+    return Fraction(repr(target))
 
-    Used for aggregate targets and for cascade checks (are a province's
-    districts, weighted by population, aiming at least as high as the province?).
-    Computed exactly and rounded once.
+
+def exact_weighted_target(pairs: Sequence[tuple[float, int]]) -> Fraction | None:
+    """Population-weighted mean of targets, exactly: ``sum target * weight / sum weight``.
 
     Args:
         pairs: ``(target_percent, denominator)`` per member.
@@ -86,8 +89,17 @@ def weighted_target(pairs: Sequence[tuple[float, int]]) -> float | None:
         if not math.isfinite(target):
             raise ScorecardError("targets must be finite numbers")
         total += weight
-        weighted += Fraction(target) * weight
-    return None if total == 0 else float(weighted / total)
+        weighted += as_written(target) * weight
+    return None if total == 0 else weighted / total
+
+
+def weighted_target(pairs: Sequence[tuple[float, int]]) -> float | None:
+    """Population-weighted mean of targets (``exact_weighted_target``), rounded once.
+
+    Used for aggregate targets; the cascade checks compare the exact mean.
+    """
+    exact = exact_weighted_target(pairs)
+    return None if exact is None else float(exact)
 
 
 def aggregate(members: Sequence[AggregateMember]) -> Aggregate:

@@ -8,11 +8,12 @@ that chain does not hold, so a province head sees the gap before the year ends.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from typing import Literal
 
 import msgspec
 
-from scorecards.aggregate import weighted_target
+from scorecards.aggregate import as_written, exact_weighted_target
 from scorecards.models import Polarity
 
 FindingCode = Literal[
@@ -50,8 +51,11 @@ class DistrictPlan(msgspec.Struct, frozen=True, kw_only=True):
     division_indicators: frozenset[str] = frozenset()
 
 
-def _falls_short(value: float, reference: float, polarity: Polarity) -> bool:
-    return value < reference if polarity == "higher" else value > reference
+def _falls_short(value: Fraction, reference: float, polarity: Polarity) -> bool:
+    """Compared exactly, with targets as the decimals they were written with: a mean of
+    90.00 and 90.02 is 90.01, not short of it (in binary floats, 90.00999999999999)."""
+    limit = as_written(reference)
+    return value < limit if polarity == "higher" else value > limit
 
 
 def province_findings(
@@ -80,7 +84,7 @@ def province_findings(
             value = district.targets[indicator]
             reference = (province_targets or {}).get(indicator)
             if reference is not None and _falls_short(
-                value, reference, polarity.get(indicator, "higher")
+                as_written(value), reference, polarity.get(indicator, "higher")
             ):
                 findings.append(
                     Finding(
@@ -112,8 +116,9 @@ def province_findings(
             for d in districts
             if d.targets is not None and indicator in d.targets
         ]
-        mean = weighted_target(pairs)
-        if mean is not None and _falls_short(mean, reference, polarity.get(indicator, "higher")):
+        exact = exact_weighted_target(pairs)
+        if exact is not None and _falls_short(exact, reference, polarity.get(indicator, "higher")):
+            mean = float(exact)
             findings.append(
                 Finding(
                     code="weighted_mean_below_province",

@@ -92,6 +92,25 @@ def test_equal_targets_never_make_a_weighted_mean_gap() -> None:
     assert [f.code for f in findings] == ["indicator_uncovered_by_divisions"] * 2
 
 
+def test_a_weighted_mean_equal_to_the_province_target_is_no_gap() -> None:
+    """Targets are two-decimal numbers carried as floats: 90.00 and 90.02 over equal
+    populations averaged 90.00999999999999 in binary and were reported short of 90.01
+    (found by review). 90.00 and 90.01 do fall short."""
+    polarity = {"kia": "higher"}
+
+    def gaps(a: float, b: float, province: float) -> list[float | None]:
+        plans = [
+            DistrictPlan(code="16.71", population=1000, targets={"kia": a}),
+            DistrictPlan(code="16.72", population=1000, targets={"kia": b}),
+        ]
+        findings = province_findings("16", {"kia": province}, plans, polarity)  # type: ignore[arg-type]
+        return [f.target for f in findings if f.code == "weighted_mean_below_province"]
+
+    assert gaps(90.0, 90.02, 90.01) == []
+    assert gaps(90.0, 90.01, 90.01) == [90.005]
+    assert gaps(0.1, 0.2, 0.15) == []
+
+
 async def test_single_indicator_ranking_says_no_data_for_a_district_that_did_not_report_it(
     client: AsyncTestClient[Litestar],
     app: Litestar,
