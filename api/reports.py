@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
@@ -195,14 +196,14 @@ def _target(row: data.TargetRow) -> Target:
 
 
 #: Per worker: year → (agreements fingerprint, area → (agreement id, targets)).
-_TARGETS: dict[int, tuple[tuple[int, Any], dict[str, tuple[Any, dict[str, Target]]]]] = {}
+_TARGETS: dict[int, tuple[UUID | None, dict[str, tuple[Any, dict[str, Target]]]]] = {}
 
 
 async def _year_targets(
     conn: asyncpg.Connection, year: int
-) -> tuple[tuple[int, Any], dict[str, tuple[Any, dict[str, Target]]]]:
-    """Active province and district targets of a year, reread only when agreements of
-    that year changed (any insert or status change moves the fingerprint)."""
+) -> tuple[UUID | None, dict[str, tuple[Any, dict[str, Target]]]]:
+    """Active province and district targets of a year, reread only when an agreement of
+    that year was written since (``agreements_fingerprint``)."""
     fingerprint = await data.agreements_fingerprint(conn, year)
     cached = _TARGETS.get(year)
     if cached is not None and cached[0] == fingerprint:
@@ -220,7 +221,7 @@ async def _year_targets(
 
 #: Per worker: (year, agreements fingerprint, districts) → each district's target set,
 #: shared by every request until an agreement of the year changes (never modified).
-_DISTRICT_TARGETS: dict[tuple[int, Any, tuple[str, ...]], dict[str, TargetSet]] = {}
+_DISTRICT_TARGETS: dict[tuple[int, UUID | None, tuple[str, ...]], dict[str, TargetSet]] = {}
 
 
 async def district_targets(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID
 
 import asyncpg
@@ -204,14 +204,13 @@ async def history(
     return sorted(seen.values())
 
 
-async def agreements_fingerprint(conn: asyncpg.Connection, year: int) -> tuple[int, Any]:
-    """Changes whenever an agreement of ``year`` is added or changes status or content."""
-    row = await conn.fetchrow(
-        "SELECT count(*) AS n, max(updated_at) AS changed FROM agreements WHERE year = $1",
-        year,
+async def agreements_fingerprint(conn: asyncpg.Connection, year: int) -> UUID | None:
+    """Changes, in commit order, whenever an agreement of ``year`` is written (migration
+    0014); None before any is."""
+    tag: UUID | None = await conn.fetchval(
+        "SELECT tag FROM agreement_year_versions WHERE year = $1", year
     )
-    assert row is not None
-    return int(row["n"]), row["changed"]
+    return tag
 
 
 async def active_targets(

@@ -17,6 +17,7 @@ ones plus ``backlog`` (pending applications / applications, lower is better, tar
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import date
@@ -27,9 +28,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.agreement_helpers import activate, draft, register_signer
+from tests.agreement_helpers import activate, draft, register_signer, sign
 from tests.people import Person, bearer, coordinate, make_user
-from tests.submitting import register_key, submit
+from tests.submitting import register_key, served, submit
 
 YEAR = 2021
 AS_OF = date(2021, 5, 15)
@@ -452,3 +453,73 @@ async def test_remembered_district_scores_equal_a_fresh_computation(
     palembang = next(r for r in kept["rows"] if r["code"] == "16.71")
     assert palembang["indicators"]["kia"]["achievement"] == 150.0
     assert palembang["score"] == pytest.approx((100 + 100 + 90 / 95 * 100 + 120) / 4)
+
+
+async def test_an_activation_that_commits_after_a_later_agreement_write_reaches_scorecards(
+    settings: Any, database_url: str, conn: asyncpg.Connection, people: dict[str, Person]
+) -> None:
+    """Found by review: the target caches were keyed by the year's latest updated_at, the
+    time a writing transaction began. An activation that began first and committed after
+    another agreement write of the year, with a report read in between, left the district
+    on its province's target until some other agreement of that year changed."""
+    async with served(settings) as (app, http):
+        ministry = await register_signer(conn, people["ministry_monitor"])
+        province = await register_signer(conn, people["province_head"])
+        palembang = await register_signer(conn, people["district_head"])
+        national = await draft(
+            http,
+            app,
+            people["ministry_monitor"],
+            year=YEAR,
+            level="national_province",
+            second={"area_code": "16", "official": "Kadis Sumsel"},
+            target_list=[{"indicator": "ktp_el", "annual": 100}],
+        )
+        await activate(http, app, national, second=province, first=ministry)
+        own = await draft(
+            http,
+            app,
+            people["province_head"],
+            year=YEAR,
+            level="province_district",
+            second={"area_code": "16.71", "official": "Kadis Palembang"},
+            target_list=[{"indicator": "ktp_el", "annual": 90}],
+        )
+        assert (await sign(http, app, palembang, own, "second")).status_code == 201
+        other = await draft(
+            http,
+            app,
+            people["province_head"],
+            year=YEAR,
+            level="province_district",
+            second={"area_code": "16.72", "official": "Kadis Prabumulih"},
+            target_list=[{"indicator": "ktp_el", "annual": 95}],
+        )
+        head = bearer(app, people["province_head"])
+        # The first party's signature begins its transaction, then waits on a row lock.
+        blocker = await asyncpg.connect(database_url)
+        try:
+            lock = blocker.transaction()
+            await lock.start()
+            await blocker.execute("SELECT 1 FROM agreements WHERE id = $1 FOR UPDATE", own["id"])
+            signing = asyncio.create_task(sign(http, app, province, own, "first"))
+            await asyncio.sleep(0.5)
+            # Meanwhile another draft of the year is edited and committed, and read.
+            edited = await http.patch(
+                f"/v1/agreements/{other['id']}",
+                headers=head,
+                json={"second_party": {"area_code": "16.72", "official": "Plt"}},
+            )
+            assert edited.status_code == 200, edited.text
+            ranked = await http.get(
+                "/v1/rankings/districts", params={**PARAMS, "province": "16"}, headers=head
+            )
+            assert ranked.status_code == 200, ranked.text
+            await lock.rollback()
+        finally:
+            await blocker.close()
+        signed = await signing
+        assert (signed.status_code, signed.json()["status"]) == (201, "active")
+        card = await http.get("/v1/scorecards/districts/16.71", params=PARAMS, headers=head)
+        row = next(r for r in card.json()["indicators"] if r["indicator"] == "ktp_el")
+        assert (row["target_source"], row["target"]) == ("district", 90.0)
