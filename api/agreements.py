@@ -112,7 +112,7 @@ async def visible(
         return row.second_division_id is not None and row.second_division_id == caller.division_id
     if caller.role in ("province_head", "province_monitor") and row.first_area == caller.area_code:
         return True
-    return await authz.area_in_scope(conn, caller, row.second_area)
+    return await authz.area_in_scope(conn, caller, row.second_area, year=row.year)
 
 
 async def load_visible(

@@ -10,6 +10,7 @@ A test fails on any route without a declaration.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -138,17 +139,37 @@ def is_national(principal: Principal) -> bool:
     return principal.role in ("admin", "ministry_monitor")
 
 
+def _this_year() -> int:
+    """The year in Indonesia's western time (UTC+7), where every office reports from."""
+    return (datetime.now(UTC) + timedelta(hours=7)).year
+
+
 async def area_in_scope(
-    conn: asyncpg.Connection | asyncpg.Pool, principal: Principal, area_code: str
+    conn: asyncpg.Connection | asyncpg.Pool,
+    principal: Principal,
+    area_code: str,
+    *,
+    year: int | None = None,
 ) -> bool:
-    """Whether ``area_code`` (a province or district) lies inside the caller's scope."""
+    """Whether ``area_code`` (a province or district) lies inside the caller's scope.
+
+    ``year`` is the year of the data asked about (a report's, an agreement's, a
+    scorecard's; None: this year). Only a region coordinator's scope depends on it: the
+    districts whose region for that year they coordinate, in their own province.
+    """
     if is_national(principal):
         return True
     role = principal.role
     if role in ("province_head", "province_monitor"):
         return await scope_db.area_within(conn, area_code, principal.area_code)
     if role == "region_coordinator":
-        return await scope_db.district_coordinated_by(conn, area_code, principal.id)
+        return await scope_db.district_coordinated_by(
+            conn,
+            area_code,
+            principal.id,
+            principal.area_code,
+            _this_year() if year is None else year,
+        )
     if role in ("district_head", "division_head"):
         return area_code == principal.area_code
     if role == "integration":
@@ -182,16 +203,21 @@ async def user_visible(conn: asyncpg.Connection, principal: Principal, area_code
 
 
 async def submission_visible(
-    conn: asyncpg.Connection, principal: Principal, district_code: str, division_id: UUID | None
+    conn: asyncpg.Connection,
+    principal: Principal,
+    district_code: str,
+    division_id: UUID | None,
+    year: int,
 ) -> bool:
-    """Whether the caller may read a submission of this district (and division).
+    """Whether the caller may read a submission of this district (and division), for
+    the year of its ``as_of``.
 
     A division head sees only their division's reports; everyone else as far as their
     area scope reaches (``area_in_scope``).
     """
     if principal.role == "division_head" and division_id != principal.division_id:
         return False
-    return await area_in_scope(conn, principal, district_code)
+    return await area_in_scope(conn, principal, district_code, year=year)
 
 
 def submission_list_scope(principal: Principal) -> ListScope | None:
@@ -204,7 +230,7 @@ def submission_list_scope(principal: Principal) -> ListScope | None:
     if role == "division_head":
         return ListScope(areas=(principal.area_code,), division_id=principal.division_id)
     if role == "region_coordinator":
-        return ListScope(coordinator_id=principal.id)
+        return ListScope(coordinator_id=principal.id, coordinator_province=principal.area_code)
     if role == "integration":
         return ListScope(areas=principal.areas)
     return None
@@ -231,4 +257,5 @@ async def national_reports(conn: asyncpg.Connection | asyncpg.Pool, principal: P
 async def coordinated_districts(
     conn: asyncpg.Connection, principal: Principal, year: int
 ) -> set[str]:
-    return await scope_db.coordinated_districts(conn, principal.id, year)
+    """A region coordinator's districts for ``year`` (as ``area_in_scope``)."""
+    return await scope_db.coordinated_districts(conn, principal.id, principal.area_code, year)

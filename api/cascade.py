@@ -131,7 +131,7 @@ async def cascade(conn: asyncpg.Connection, caller: Principal, year: int, area: 
     if target["kind"] == "country":
         if not authz.is_national(caller):
             raise NotFound("That area is outside your scope.")
-    elif not await authz.area_in_scope(conn, caller, area):
+    elif not await authz.area_in_scope(conn, caller, area, year=year):
         raise NotFound("That area is outside your scope.")
     polarity = {i.code: i.polarity for i in await indicator_db.list_indicators(conn)}
     if target["kind"] == "country":

@@ -443,7 +443,7 @@ async def _check_submitter(
 ) -> None:
     """District heads report for their district (or a division of it); division heads for
     their own division. A district outside the caller's scope is not found."""
-    if not await authz.area_in_scope(conn, caller, payload.district):
+    if not await authz.area_in_scope(conn, caller, payload.district, year=payload.as_of.year):
         raise NotFound("No such district in your scope.", extra={"district": payload.district})
     if caller.role == "district_head":
         if payload.division is not None:
@@ -760,7 +760,9 @@ async def review(
 ) -> ReviewOut:
     """Accept or return a submission in the reviewer's scope; a returned one stops counting."""
     row = await sub_db.get_submission(conn, submission_id, for_update=True)
-    if row is None or not await authz.area_in_scope(conn, caller, row.district_code):
+    if row is None or not await authz.area_in_scope(
+        conn, caller, row.district_code, year=row.as_of.year
+    ):
         raise NotFound("No such submission.")
     reason = data.reason.strip() if data.reason else None
     if data.decision == "return" and not reason:
@@ -800,7 +802,7 @@ async def visible(
 ) -> sub_db.SubmissionRow:
     row = await sub_db.get_submission(conn, submission_id)
     if row is None or not await authz.submission_visible(
-        conn, caller, row.district_code, row.division_id
+        conn, caller, row.district_code, row.division_id, row.as_of.year
     ):
         raise NotFound("No such submission.")
     return row

@@ -53,27 +53,44 @@ async def area_within(
     return False
 
 
+#: A region coordinator's districts for a year (migration 0015's view): the region each
+#: district has for that year (drawn for it, or carried over from the latest year before
+#: that its province drew regions for) is one they coordinate, in their own province.
+_COORDINATED = (
+    "coordinator_id = $1 AND province_code = $2 AND from_year <= $3 "
+    "AND (until_year IS NULL OR $3 < until_year)"
+)
+
+
 async def district_coordinated_by(
-    conn: asyncpg.Connection | asyncpg.Pool, area_code: str, user_id: UUID
+    conn: asyncpg.Connection | asyncpg.Pool,
+    area_code: str,
+    user_id: UUID,
+    province_code: str,
+    year: int,
 ) -> bool:
-    """True when the user coordinates the district's most recent region: a coordinator
-    whose district moved to another region (or whose region was dropped) loses it."""
+    """True when the district's region for ``year`` is one the user coordinates in their
+    province ``province_code``: a coordinator whose district moved to another region for
+    a later year keeps it for the years before; one moved to another province has none."""
     return bool(
         await conn.fetchval(
-            "SELECT r.coordinator_id = $2 FROM region_members m "
-            "JOIN regions r ON r.id = m.region_id "
-            "WHERE m.district_code = $1 ORDER BY m.year DESC LIMIT 1",
-            area_code,
+            f"SELECT EXISTS (SELECT 1 FROM region_spans WHERE {_COORDINATED} "
+            "AND district_code = $4)",
             user_id,
+            province_code,
+            year,
+            area_code,
         )
     )
 
 
-async def coordinated_districts(conn: asyncpg.Connection, user_id: UUID, year: int) -> set[str]:
+async def coordinated_districts(
+    conn: asyncpg.Connection, user_id: UUID, province_code: str, year: int
+) -> set[str]:
     rows = await conn.fetch(
-        "SELECT m.district_code FROM region_members m JOIN regions r ON r.id = m.region_id "
-        "WHERE r.coordinator_id = $1 AND r.year = $2",
+        f"SELECT district_code FROM region_spans WHERE {_COORDINATED}",
         user_id,
+        province_code,
         year,
     )
     return {r["district_code"] for r in rows}

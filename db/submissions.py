@@ -112,11 +112,13 @@ class ListScope(msgspec.Struct, frozen=True, kw_only=True):
     """Which submissions a caller may list; every field ``None`` means all of them.
 
     ``areas``: districts equal to or below any of these area codes. ``coordinator_id``:
-    districts of the regions this user coordinates. ``division_id``: that division only.
+    each report whose district's region for the year of its ``as_of`` this user
+    coordinates in ``coordinator_province``. ``division_id``: that division only.
     """
 
     areas: tuple[str, ...] | None = None
     coordinator_id: UUID | None = None
+    coordinator_province: str | None = None
     division_id: UUID | None = None
 
 
@@ -435,13 +437,13 @@ async def list_submissions(
         )
     if scope.coordinator_id is not None:
         coordinator = arg(scope.coordinator_id)
-        # The districts whose most recent region this user coordinates (as area_in_scope).
+        province = arg(scope.coordinator_province)
+        # As area_in_scope: the district's region for the report's year (migration 0015).
         where.append(
-            "s.district_code IN (SELECT latest.district_code FROM ("
-            "SELECT DISTINCT ON (m.district_code) m.district_code, r.coordinator_id "
-            "FROM region_members m JOIN regions r ON r.id = m.region_id "
-            "ORDER BY m.district_code, m.year DESC) latest "
-            f"WHERE latest.coordinator_id = {coordinator})"
+            "EXISTS (SELECT 1 FROM region_spans rs WHERE rs.district_code = s.district_code "
+            f"AND rs.coordinator_id = {coordinator} AND rs.province_code = {province} "
+            "AND rs.from_year <= extract(year FROM s.as_of) "
+            "AND (rs.until_year IS NULL OR extract(year FROM s.as_of) < rs.until_year))"
         )
     if scope.division_id is not None:
         where.append(f"s.division_id = {arg(scope.division_id)}")

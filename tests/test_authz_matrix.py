@@ -25,7 +25,7 @@ from api.jwk import parse_public_jwk
 from api.settings import settings_from_env
 from tests.agreement_helpers import activate, draft, register_signer, targets
 from tests.people import PASSWORD, Person, bearer
-from tests.submitting import ensure_coordinated, post_jws, register_key
+from tests.submitting import ensure_coordinated, post_jws, register_key, today
 from tests.test_users_keys import NEW_PASSWORD, ed_jwk
 
 SIGNERS = {"ministry_monitor", "province_head", "district_head", "division_head"}
@@ -380,7 +380,8 @@ def signing(role: str, scope: str) -> int:
 
 async def cascade_target(world: World, role: str, scope: str) -> tuple[str, Any]:
     await _in_region(world, scope)
-    return f"/v1/agreements/cascade?year=2021&area={_district(scope)}", None
+    # The year of the coordinator's region: a region drawn for a year is not theirs before.
+    return f"/v1/agreements/cascade?year={today().year}&area={_district(scope)}", None
 
 
 REPORT_PROVINCE_ROLES = {

@@ -17,7 +17,7 @@ from api.errors import PROBLEM_BASE
 from api.jwk import JwkError, b64url_decode
 from api.signatures import repeats_a_member
 from scorecards import DistrictPlan, province_findings
-from tests.agreement_helpers import register_signer
+from tests.agreement_helpers import draft, register_signer, targets
 from tests.people import Person, bearer, coordinate, make_user
 from tests.submitting import post_jws, register_key, stored_counts, submit
 from tests.test_agreements_signing import palembang_draft
@@ -161,6 +161,116 @@ async def test_a_coordinator_loses_a_district_moved_to_another_region(
     listed = await client.get("/v1/submissions", headers=bearer(app, old))
     assert listed.json()["items"] == []
     assert (await client.get(url, headers=bearer(app, new))).status_code == 200
+
+
+async def test_a_coordinator_keeps_the_years_their_region_covered(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """Regions are drawn per year: once next year's regions moved Palembang to another
+    coordinator, this year's coordinator lost it for every year and the new one gained
+    its past (found by review), while rankings already went by the year asked about."""
+    old = people["region_coordinator"]
+    new = await make_user(conn, "region_coordinator", username="pj_baru", area_code="16")
+    await coordinate(conn, old, "16", ["16.71"], 2025)
+    await coordinate(conn, new, "16", ["16.71"], 2026)
+    signer = await register_key(conn, people["district_head"])
+    earlier = await submit(client, app, signer, as_of=date(2025, 11, 30))
+    later = await submit(client, app, signer, as_of=date(2026, 5, 31))
+    for person, year, mine, theirs in ((old, 2025, earlier, later), (new, 2026, later, earlier)):
+        ranked = await client.get(
+            "/v1/rankings/districts", params={"year": year}, headers=bearer(app, person)
+        )
+        assert [r["code"] for r in ranked.json()["rows"]] == ["16.71"]
+        url = "/v1/scorecards/districts/16.71"
+        for asked, status in ((year, 200), (4051 - year, 404)):  # 2025 <-> 2026
+            card = await client.get(url, params={"year": asked}, headers=bearer(app, person))
+            assert card.status_code == status, (person.username, asked)
+        own = await client.get(f"/v1/submissions/{mine['id']}", headers=bearer(app, person))
+        other = await client.get(f"/v1/submissions/{theirs['id']}", headers=bearer(app, person))
+        assert (own.status_code, other.status_code) == (200, 404)
+        listed = await client.get("/v1/submissions", headers=bearer(app, person))
+        assert [i["id"] for i in listed.json()["items"]] == [mine["id"]]
+
+
+async def test_regions_carry_over_until_the_province_draws_new_ones(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """A 2025 region holds Palembang in 2026 and 2027 while the province draws none;
+    drawn again for 2028 without it, Palembang has no coordinator from 2028 on."""
+    pj = people["region_coordinator"]
+    other = await make_user(conn, "region_coordinator", username="pj_lain", area_code="16")
+    await coordinate(conn, pj, "16", ["16.71"], 2025)
+    await coordinate(conn, other, "16", ["16.72"], 2028)
+    url = "/v1/scorecards/districts/16.71"
+    statuses = [
+        (await client.get(url, params={"year": y}, headers=bearer(app, pj))).status_code
+        for y in (2024, 2025, 2026, 2027, 2028, 2029)
+    ]
+    assert statuses == [404, 200, 200, 200, 404, 404]
+
+
+async def test_a_coordinators_agreement_list_matches_what_they_may_read(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """The list matched a district in any region the user ever led, in any year, while
+    reading one agreement followed the district's region for the agreement's year: a
+    coordinator who had lost a district still listed its agreements (found by review)."""
+    old = people["region_coordinator"]
+    new = await make_user(conn, "region_coordinator", username="pj_baru", area_code="16")
+    made = [
+        (
+            await draft(
+                client,
+                app,
+                people["province_head"],
+                year=year,
+                level="province_district",
+                second={"area_code": "16.71", "official": "Kadis Kota Palembang"},
+                target_list=targets(kia=30),
+            )
+        )["id"]
+        for year in (2025, 2026)
+    ]
+    await coordinate(conn, old, "16", ["16.71"], 2025)
+    await coordinate(conn, new, "16", ["16.71"], 2026)
+    for person, mine in ((old, made[0]), (new, made[1])):
+        listed = await client.get("/v1/agreements", headers=bearer(app, person))
+        assert [i["id"] for i in listed.json()["items"]] == [mine]
+        for agreement in made:
+            one = await client.get(f"/v1/agreements/{agreement}", headers=bearer(app, person))
+            assert one.status_code == (200 if agreement == mine else 404)
+
+
+async def test_a_coordinator_moved_to_another_province_loses_its_districts(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """A coordinator's districts are those of their regions in their own province: moved
+    to DKI Jakarta (31), they still read Palembang through their old region (found by
+    review)."""
+    pj = people["region_coordinator"]
+    await coordinate(conn, pj, "16", ["16.71"], 2025)
+    url = "/v1/scorecards/districts/16.71"
+    params = {"year": 2025}
+    assert (await client.get(url, params=params, headers=bearer(app, pj))).status_code == 200
+    moved = await client.patch(
+        f"/v1/users/{pj.id}", json={"area_code": "31"}, headers=bearer(app, people["admin"])
+    )
+    assert moved.status_code == 200, moved.text
+    assert (await client.get(url, params=params, headers=bearer(app, pj))).status_code == 404
+    listed = await client.get("/v1/agreements", headers=bearer(app, pj))
+    assert listed.status_code == 200 and listed.json()["items"] == []
 
 
 # -- found by a black-box review (session 14) --------------------------------------------

@@ -71,9 +71,9 @@ def view_key(principal: Principal) -> list[Any]:
 # report takes no connection at all. Rendering acquires one.
 
 
-async def _check_district(pool: asyncpg.Pool, principal: Principal, code: str) -> None:
+async def _check_district(pool: asyncpg.Pool, principal: Principal, code: str, year: int) -> None:
     if await scope_db.area_kind(pool, code) != "district" or not await authz.area_in_scope(
-        pool, principal, code
+        pool, principal, code, year=year
     ):
         raise NotFound(f"No district {code!r} in your scope.")
 
@@ -108,8 +108,8 @@ class ScorecardController(Controller):
         """Per indicator: counts, coverage, the applying target, raw and capped
         achievement, band, trend, projection, flags and provenance; a card per division."""
         me = caller(request)
-        await _check_district(state.pool, me, code)
         period = service.resolve_period(year, as_of, today(state.settings))
+        await _check_district(state.pool, me, code, period.year)
         parent = (await scope_db.area_tree(state.pool))[code]
         versions = await versions_of(state, [code, str(parent)])
         key = ["district", code, period.as_of, period.year, basis, view_key(me), versions]
