@@ -102,6 +102,7 @@ async def login(
         raise InvalidGrant(f"The {request.grant_type} grant needs {missing}.")
 
     keys = [f"account:{name.lower()}", f"address:{address}"]
+    await throttle.hold(conn, keys[0])
     until = await throttle.locked_until(conn, keys)
     if until is not None:
         wait = max(1, math.ceil((until - datetime.now(UTC)).total_seconds()))

@@ -7,6 +7,18 @@ from datetime import datetime
 import asyncpg
 
 
+async def hold(conn: asyncpg.Connection, key: str) -> None:
+    """Lock ``key``'s counter (made if missing) until the caller's transaction ends, so
+    attempts on one account are judged one after another, each seeing the failures the
+    ones before it counted: read before the password check and written after it, the
+    lock could be passed by as many guesses as were in flight."""
+    await conn.execute(
+        "INSERT INTO login_throttle (key) VALUES ($1) ON CONFLICT (key) DO NOTHING",
+        key,
+    )
+    await conn.execute("SELECT 1 FROM login_throttle WHERE key = $1 FOR UPDATE", key)
+
+
 async def locked_until(conn: asyncpg.Connection, keys: list[str]) -> datetime | None:
     """The latest lock still in force among ``keys``, if any."""
     return await conn.fetchval(
@@ -19,23 +31,22 @@ async def locked_until(conn: asyncpg.Connection, keys: list[str]) -> datetime | 
 async def record_failure(
     conn: asyncpg.Connection, key: str, *, limit: int, window_s: int, lock_s: int
 ) -> None:
-    """Count a failure in the current window; lock the key when it reaches ``limit``."""
+    """Count a failure; lock the key once ``limit`` failures fall within the last
+    ``window_s`` seconds (a sliding window: migration 0016)."""
     await conn.execute(
         """
-        INSERT INTO login_throttle AS t (key, failures, window_start)
-        VALUES ($1, 1, now())
-        ON CONFLICT (key) DO UPDATE SET
-            failures = CASE WHEN t.window_start < now() - make_interval(secs => $2)
-                            THEN 1 ELSE t.failures + 1 END,
-            window_start = CASE WHEN t.window_start < now() - make_interval(secs => $2)
-                                THEN now() ELSE t.window_start END
+        INSERT INTO login_throttle AS t (key, recent) VALUES ($1, ARRAY[now()])
+        ON CONFLICT (key) DO UPDATE SET recent = ARRAY(
+            SELECT f FROM unnest(t.recent) AS f
+             WHERE f > now() - make_interval(secs => $2) ORDER BY f
+        ) || now()
         """,
         key,
         window_s,
     )
     await conn.execute(
         "UPDATE login_throttle SET locked_until = now() + make_interval(secs => $3), "
-        "failures = 0, window_start = now() WHERE key = $1 AND failures >= $2",
+        "recent = '{}' WHERE key = $1 AND cardinality(recent) >= $2",
         key,
         limit,
         lock_s,

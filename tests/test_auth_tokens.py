@@ -22,6 +22,7 @@ from api.app import create_app
 from api.auth.tokens import rotate_server_key
 from api.settings import Settings
 from tests.people import PASSWORD, Person, token_for
+from tests.submitting import served
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -302,3 +303,35 @@ async def test_a_remembered_token_still_expires_and_dies_with_its_key(
     )
     await ring.load(conn)
     assert (await get_me(client, other)).status_code == 401
+
+
+async def test_concurrent_guesses_do_not_outrun_the_account_lock(
+    settings: Settings, people: dict[str, Person]
+) -> None:
+    """The lock was read before the password check and the failure written after it, so
+    every guess in flight got past it: 8 wrong passwords were tried where 5 lock the
+    account (found by review). Now at most the limit are tried, the rest answered 429."""
+    limit = settings.login_max_failures_account
+    bad = {"grant_type": "password", "username": "province_head", "password": "wrong-password"}
+    async with served(settings) as (_, http):
+        answers = await asyncio.gather(
+            *(http.post("/v1/auth/token", json=bad) for _ in range(4 * limit))
+        )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [401] * limit + [429] * (3 * limit), statuses
+
+
+async def test_failures_either_side_of_a_window_boundary_still_lock(settings: Settings) -> None:
+    """Failures were counted in fixed windows, restarted by the first failure after one
+    ended: 4 before the end and 4 after made 8 within a second and no lock (found by
+    review). Counted over the last window (3 s here), the fifth within it locks."""
+    tight = msgspec.structs.replace(settings, login_window_s=3, login_lockout_s=60)
+    bad = {"grant_type": "password", "username": "nobody_here", "password": "wrong-password"}
+    async with AsyncTestClient(app=create_app(tight, configure_logs=False)) as http:
+        assert (await http.post("/v1/auth/token", json=bad)).status_code == 401
+        await asyncio.sleep(2.5)
+        statuses = [(await http.post("/v1/auth/token", json=bad)).status_code for _ in range(3)]
+        await asyncio.sleep(0.6)  # the first failure's fixed window has ended
+        statuses += [(await http.post("/v1/auth/token", json=bad)).status_code for _ in range(4)]
+    assert statuses[:5] == [401] * 5
+    assert 429 in statuses[5:], statuses
