@@ -706,14 +706,38 @@ class AreaResult:
         }
 
 
+async def province_weights(
+    conn: asyncpg.Connection, year: int, province: str
+) -> dict[str, float] | None:
+    """The indicator weights the province's active agreement with the ministry sets, which
+    its aggregate and its regions' composites use; None when it sets none."""
+    _, by_area = await _year_targets(conn, year)
+    return _weights_in(by_area, province)
+
+
+def _weights_in(
+    by_area: dict[str, tuple[Any, dict[str, Target]]], province: str
+) -> dict[str, float] | None:
+    own = by_area.get(province)
+    if own is None:
+        return None
+    weights = {code: t.weight for code, t in own[1].items() if t.weight is not None}
+    return weights or None
+
+
 def aggregate_area(
     ctx: Context,
     code: str,
     name: str,
     members: Sequence[DistrictResult],
-    weights: dict[str, float | None] | None = None,
+    weights: dict[str, float] | None = None,
 ) -> AreaResult:
-    """Population-weighted aggregate of members' counts and targets, per indicator."""
+    """Population-weighted aggregate of members' counts and targets, per indicator.
+
+    The composite weighs the indicators as ``weights`` does (``province_weights``),
+    leaving out those it does not weigh, as a district's composite covers the indicators
+    of its own agreement; with no weights, every indicator with a target counts equally.
+    """
     rows: list[AggregateRow] = []
     parts = []
     for indicator_code, indicator in ctx.indicators.items():
@@ -753,12 +777,12 @@ def aggregate_area(
                 no_data=agg.no_data,
             )
         )
-        if agg.target is not None:
+        if agg.target is not None and (weights is None or indicator_code in weights):
             parts.append(
                 CompositePart(
                     code=indicator_code,
                     capped=None if ach is None else ach.capped,
-                    weight=None if weights is None else weights.get(indicator_code),
+                    weight=None if weights is None else weights[indicator_code],
                 )
             )
     comp = composite(parts) if parts else None
@@ -918,12 +942,13 @@ async def region_results(
     """Each region of the province-year, aggregated over its member districts."""
     districts = await districts_of(conn, ctx, province)
     results = await score_districts(conn, ctx, districts, as_of=as_of)
+    weights = await province_weights(conn, ctx.period.year, province)
     out = []
     for region in await data.region_members(conn, province, ctx.period.year):
         if only_coordinator is not None and region["coordinator_id"] != only_coordinator:
             continue
         members = [results[c] for c in region["districts"] if c in results]
-        out.append(aggregate_area(ctx, str(region["id"]), region["name"], members))
+        out.append(aggregate_area(ctx, str(region["id"]), region["name"], members, weights))
     return out
 
 
@@ -937,8 +962,12 @@ async def province_results(
     by_province: dict[str, list[DistrictResult]] = {}
     for r in results.values():
         by_province.setdefault(r.parent_code, []).append(r)
+    _, by_area = await _year_targets(conn, ctx.period.year)
     return [
-        aggregate_area(ctx, code, names[code], by_province.get(code, [])) for code in sorted(names)
+        aggregate_area(
+            ctx, code, names[code], by_province.get(code, []), _weights_in(by_area, code)
+        )
+        for code in sorted(names)
     ]
 
 
@@ -960,7 +989,8 @@ async def province_card(
     )
     previous = {code: district_score(r, COMPOSITE) for code, r in before.items()}
     district_rows, _ = ranking_rows(district_scored(now.values(), COMPOSITE), previous)
-    whole = aggregate_area(ctx, province["code"], province["name"], list(now.values()))
+    weights = await province_weights(conn, ctx.period.year, province["code"])
+    whole = aggregate_area(ctx, province["code"], province["name"], list(now.values()), weights)
     regions_now = await region_results(conn, ctx, province["code"])
     regions_before = await region_results(
         conn, ctx, province["code"], as_of=ctx.period.previous_as_of

@@ -523,3 +523,54 @@ async def test_an_activation_that_commits_after_a_later_agreement_write_reaches_
         card = await http.get("/v1/scorecards/districts/16.71", params=PARAMS, headers=head)
         row = next(r for r in card.json()["indicators"] if r["indicator"] == "ktp_el")
         assert (row["target_source"], row["target"]) == ("district", 90.0)
+
+
+async def test_region_and_province_composites_weigh_as_the_provinces_agreement(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """The province weighs KTP-el 3 : KIA 1; Palembang, the only district reporting and
+    its region's only member, achieves 100 and 50, so 87.5. Its region and province hold
+    the same numbers, and scored 75.0: the aggregates ignored the weights (found by
+    review)."""
+    ministry = await register_signer(conn, people["ministry_monitor"])
+    province = await register_signer(conn, people["province_head"])
+    national = await draft(
+        client,
+        app,
+        people["ministry_monitor"],
+        year=YEAR,
+        level="national_province",
+        second={"area_code": "16", "official": "Kadis Sumsel"},
+        target_list=[
+            {"indicator": "ktp_el", "annual": 100, "weight": 3},
+            {"indicator": "kia", "annual": 30, "weight": 1},
+        ],
+    )
+    await activate(client, app, national, second=province, first=ministry)
+    signer = await register_key(conn, people["district_head"])
+    await submit(
+        client, app, signer, values={"ktp_el": (1_000, 1_000), "kia": (15, 100)}, as_of=AS_OF
+    )
+    pj = await make_user(conn, "region_coordinator", username="pj_w1", area_code="16")
+    await coordinate(conn, pj, "16", ["16.71"], YEAR)
+    head = bearer(app, people["province_head"])
+    card = await client.get("/v1/scorecards/districts/16.71", params=PARAMS, headers=head)
+    assert card.json()["composite"]["score"] == pytest.approx(87.5)
+    pcard = (await client.get("/v1/scorecards/provinces/16", params=PARAMS, headers=head)).json()
+    regions = await client.get(
+        "/v1/rankings/regions", params={**PARAMS, "province": "16"}, headers=head
+    )
+    provinces = await client.get(
+        "/v1/rankings/provinces", params=PARAMS, headers=bearer(app, people["ministry_monitor"])
+    )
+    sumsel = next(r for r in provinces.json()["rows"] if r["code"] == "16")
+    scores = [
+        pcard["regions"][0]["score"],
+        regions.json()["rows"][0]["score"],
+        pcard["aggregate"]["composite"]["score"],
+        sumsel["score"],
+    ]
+    assert scores == [pytest.approx(87.5)] * 4
