@@ -27,6 +27,21 @@ async def bump(conn: asyncpg.Connection, area_code: str) -> None:
     changes.wrote_version(area_code, int(version))
 
 
+async def bump_everywhere(conn: asyncpg.Connection) -> None:
+    """A change every report shows (the indicator catalogue): every province's own version,
+    since every scorecard's and ranking's key holds its province's scope or the country's."""
+    rows = await conn.fetch(
+        """
+        INSERT INTO data_versions AS v (area_code, version, changed_at)
+        SELECT code, 1, now() FROM areas WHERE kind = 'province' ORDER BY code
+        ON CONFLICT (area_code) DO UPDATE SET version = v.version + 1, changed_at = now()
+        RETURNING area_code, version
+        """
+    )
+    for r in rows:
+        changes.wrote_version(r["area_code"], int(r["version"]))
+
+
 async def scope_versions(conn: asyncpg.Connection | asyncpg.Pool, areas: list[str]) -> list[int]:
     """The version of each scope in ``areas`` (the area plus everything below it)."""
     rows = await conn.fetch(

@@ -574,3 +574,43 @@ async def test_region_and_province_composites_weigh_as_the_provinces_agreement(
         sumsel["score"],
     ]
     assert scores == [pytest.approx(87.5)] * 4
+
+
+async def test_an_indicator_added_or_removed_reaches_cached_reports(
+    client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person]
+) -> None:
+    """The catalogue was in no data version: after an indicator was added, a poller got
+    304 and a plain GET the cached card without it (found by review)."""
+    head = bearer(app, people["province_monitor"])
+    admin = bearer(app, people["admin"])
+    url = "/v1/scorecards/districts/16.71"
+    ranking = "/v1/rankings/districts"
+
+    async def shown() -> tuple[set[str], str, str]:
+        card = await client.get(url, params=PARAMS, headers=head)
+        ranked = await client.get(ranking, params={**PARAMS, "province": "16"}, headers=head)
+        codes = {r["indicator"] for r in card.json()["indicators"]}
+        return codes, card.headers["etag"], ranked.headers["etag"]
+
+    before = await shown()
+    added = await client.post(
+        "/v1/indicators",
+        headers=admin,
+        json={
+            "code": "backlog",
+            "name_id": "Tunggakan",
+            "name_en": "Backlog",
+            "polarity": "lower",
+            "numerator_definition": "pending",
+            "denominator_definition": "received",
+        },
+    )
+    assert added.status_code == 201, added.text
+    after = await shown()
+    assert "backlog" in after[0] and "backlog" not in before[0]
+    assert after[1] != before[1] and after[2] != before[2]
+    polled = await client.get(url, params=PARAMS, headers={**head, "If-None-Match": before[1]})
+    assert polled.status_code == 200
+    assert (await client.delete("/v1/indicators/backlog", headers=admin)).status_code == 204
+    removed = await shown()
+    assert "backlog" not in removed[0] and removed[1] != after[1]

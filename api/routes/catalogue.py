@@ -15,6 +15,7 @@ from api.routes.users import caller
 from api.schemas.agreements import Division, DivisionCreate, Indicator, IndicatorCreate
 from db import divisions as division_db
 from db import indicators as indicator_db
+from db import versions
 
 
 def _indicator(row: indicator_db.IndicatorRow) -> Indicator:
@@ -59,6 +60,7 @@ class IndicatorController(Controller):
         )
         if row is None:
             raise Conflict(f"The indicator {data.code!r} exists.")
+        await versions.bump_everywhere(db)  # every scorecard and ranking lists it
         return _indicator(row)
 
     @delete("/{code:str}", opt={"permission": "catalogue:manage"}, summary="Remove an indicator")
@@ -72,6 +74,7 @@ class IndicatorController(Controller):
         if await indicator_db.indicator_in_use(db, code):
             raise Conflict(f"{code} is used by agreements and cannot be deleted.")
         await indicator_db.delete_indicator(db, code)
+        await versions.bump_everywhere(db)
 
 
 def _division(row: division_db.DivisionRow) -> Division:
