@@ -54,4 +54,8 @@ async def record_failure(
 
 
 async def clear(conn: asyncpg.Connection, key: str) -> None:
-    await conn.execute("DELETE FROM login_throttle WHERE key = $1", key)
+    """Forget the key's failures. The row stays: attempts waiting to ``hold`` it would
+    find no row to lock if it were deleted, and pass the lock together."""
+    await conn.execute(
+        "UPDATE login_throttle SET recent = '{}', locked_until = NULL WHERE key = $1", key
+    )

@@ -21,6 +21,7 @@ from litestar.testing import AsyncTestClient
 from api.app import create_app
 from api.auth.tokens import rotate_server_key
 from api.settings import Settings
+from db import throttle
 from tests.people import PASSWORD, Person, token_for
 from tests.submitting import served
 
@@ -335,3 +336,35 @@ async def test_failures_either_side_of_a_window_boundary_still_lock(settings: Se
         statuses += [(await http.post("/v1/auth/token", json=bad)).status_code for _ in range(4)]
     assert statuses[:5] == [401] * 5
     assert 429 in statuses[5:], statuses
+
+
+async def test_guesses_queued_behind_a_successful_login_do_not_outrun_the_lock(
+    settings: Settings, database_url: str, people: dict[str, Person]
+) -> None:
+    """A successful login deleted the account's counter row; guesses waiting to lock it
+    then found no row, locked nothing, and were all tried at once (found by review)."""
+    roomy = msgspec.structs.replace(settings, pool_max_size=16)
+    limit = roomy.login_max_failures_account
+    key = "account:province_head"
+    bad = {"grant_type": "password", "username": "province_head", "password": "wrong-password"}
+    good = {"grant_type": "password", "username": "province_head", "password": PASSWORD}
+    other = await asyncpg.connect(database_url)
+    try:
+        async with served(roomy) as (_, http):
+            assert (await http.post("/v1/auth/token", json=bad)).status_code == 401
+            # A correct login in progress holds the counter; the guesses queue behind it.
+            login = other.transaction()
+            await login.start()
+            await throttle.hold(other, key)
+            guesses = [
+                asyncio.create_task(http.post("/v1/auth/token", json=bad)) for _ in range(3 * limit)
+            ]
+            await asyncio.sleep(1.0)
+            await throttle.clear(other, key)  # as the correct login ends
+            await login.commit()
+            answers = await asyncio.gather(*guesses)
+            assert (await http.post("/v1/auth/token", json=good)).status_code == 429
+    finally:
+        await other.close()
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [401] * limit + [429] * (2 * limit), statuses
