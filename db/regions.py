@@ -26,6 +26,12 @@ async def replace_regions(
     await conn.execute(
         "DELETE FROM regions WHERE province_code = $1 AND year = $2", province_code, year
     )
+    # Drawn, even as no regions: the previous year's no longer carry over (0017).
+    await conn.execute(
+        "INSERT INTO region_drawings (province_code, year) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        province_code,
+        year,
+    )
     for name, coordinator_id, districts in regions:
         region_id = await conn.fetchval(
             "INSERT INTO regions (province_code, year, name, coordinator_id) "

@@ -281,13 +281,18 @@ async def districts(conn: asyncpg.Connection, province: str | None) -> list[asyn
 async def region_members(
     conn: asyncpg.Connection, province: str, year: int
 ) -> list[asyncpg.Record]:
+    """The province's regions for ``year``: those drawn for the latest year up to it that
+    the province drew regions for (they carry over until redrawn, migration 0017), as
+    the coordinators' scope has them."""
     return await conn.fetch(
         """
         SELECT r.id, r.name, r.coordinator_id,
                coalesce(array_agg(m.district_code ORDER BY m.district_code)
                         FILTER (WHERE m.district_code IS NOT NULL), '{}') AS districts
         FROM regions r LEFT JOIN region_members m ON m.region_id = r.id
-        WHERE r.province_code = $1 AND r.year = $2
+        WHERE r.province_code = $1
+          AND r.year = (SELECT max(d.year) FROM region_drawings d
+                         WHERE d.province_code = $1 AND d.year <= $2)
         GROUP BY r.id ORDER BY r.name
         """,
         province,

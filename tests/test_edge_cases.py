@@ -215,6 +215,51 @@ async def test_regions_carry_over_until_the_province_draws_new_ones(
     assert statuses == [404, 200, 200, 200, 404, 404]
 
 
+async def test_region_rankings_and_cards_follow_the_regions_carried_over(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """In 2026, with regions drawn for 2025 only, the coordinator read Palembang and saw it
+    in the district ranking, but the region ranking and the province card showed no
+    region: they read the exact year (found by review)."""
+    pj = people["region_coordinator"]
+    await coordinate(conn, pj, "16", ["16.71"], 2025)
+    params = {"year": 2026}
+    mine = await client.get("/v1/rankings/regions", params=params, headers=bearer(app, pj))
+    assert mine.status_code == 200, mine.text
+    assert len(mine.json()["rows"]) == 1
+    card = await client.get(
+        "/v1/scorecards/provinces/16", params=params, headers=bearer(app, people["province_head"])
+    )
+    assert len(card.json()["regions"]) == 1
+
+
+async def test_drawing_no_regions_for_a_year_ends_the_carry_over(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """A PUT of no regions for 2026 left no row behind, so 2025's carried over although
+    the 2026 listing said every district was unassigned (found by review)."""
+    pj = people["region_coordinator"]
+    await coordinate(conn, pj, "16", ["16.71"], 2025)
+    head = bearer(app, people["province_head"])
+    url = "/v1/scorecards/districts/16.71"
+    params = {"year": 2026}
+    assert (await client.get(url, params=params, headers=bearer(app, pj))).status_code == 200
+    put = await client.put("/v1/provinces/16/regions/2026", json={"regions": []}, headers=head)
+    assert put.status_code == 200, put.text
+    assert "16.71" in [d["code"] for d in put.json()["unassigned"]]
+    assert (await client.get(url, params=params, headers=bearer(app, pj))).status_code == 404
+    regions = await client.get("/v1/rankings/regions", params=params, headers=head)
+    assert regions.json()["rows"] == []
+    before = await client.get(url, params={"year": 2025}, headers=bearer(app, pj))
+    assert before.status_code == 200
+
+
 async def test_a_coordinators_agreement_list_matches_what_they_may_read(
     client: AsyncTestClient[Litestar],
     app: Litestar,
