@@ -50,6 +50,10 @@ def _run_with_db(settings: Settings, work: Callable[[str], Coroutine[Any, Any, i
         return _fail(str(exc))
     except MigrationError as exc:
         return _fail(f"migrations refused: {exc}", 1)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # Not the command's own verdict (``ledger verify`` exits 1 for a broken ledger):
+        # the database could not be reached or answered with an error.
+        return _fail(f"database: {type(exc).__name__}: {exc}")
 
 
 async def _prepare(dsn: str) -> int:
@@ -162,6 +166,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         return _fail(str(exc))
     except MigrationError as exc:
         return _fail(f"migrations refused: {exc}", 1)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # Not the command's own verdict (``ledger verify`` exits 1 for a broken ledger):
+        # the database could not be reached or answered with an error.
+        return _fail(f"database: {type(exc).__name__}: {exc}")
     except AddressInUse as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import stat
 import sys
 import time
@@ -44,7 +45,7 @@ from client.config import (
 )
 from client.files import PRIVATE_DIR_MODE, ensure_home
 from client.keys import KeyPair, generate_keypair, load_keypair
-from client.outbox import Outbox, OutboxItem
+from client.outbox import OUTBOX_FILE, Outbox, OutboxItem
 from client.rows import Report, RowError, parse_count, parse_date, parse_percent, read_reports
 from client.signing import CHANNELS, build_payload, sign_submission
 from client.transport import FlushEntry, Outcome, deliver, flush
@@ -143,6 +144,12 @@ def main(argv: Sequence[str] | None = None, *, transport: httpx.BaseTransport | 
     except CliError as exc:
         err.write(f"{PROG}: {exc.message}\n")
         return exc.code
+    except sqlite3.DatabaseError as exc:  # only the outbox is a database here
+        err.write(
+            f"{PROG}: the outbox ({OUTBOX_FILE} in the client folder) cannot be read: {exc}; "
+            "keep a copy, then move it aside to start an empty one\n"
+        )
+        return EXIT_USAGE
     except KeyboardInterrupt:
         err.write(
             f"\n{PROG}: interrupted; whatever was signed is in the outbox "
@@ -500,6 +507,9 @@ def _deliver_all(s: Session, box: Outbox, token: str | None, queued: list[_Queue
                     reason = "the server refused the session"
                 elif item.outcome.kind == "retry" and item.outcome.status is None:
                     reason = f"server unreachable ({item.outcome.error})"
+                elif item.outcome.kind == "retry" and item.outcome.retry_after is not None:
+                    wait = round(item.outcome.retry_after)
+                    reason = f"the server asked to wait {wait} s ({item.outcome.error})"
             else:  # no point waiting for a timeout per row: it stays queued, untried
                 item.outcome = Outcome(kind="retry", error=f"not sent: {reason}")
             bar.advance(f"{item.report.district} {item.report.as_of}")
@@ -727,7 +737,15 @@ def cmd_outbox_flush(s: Session) -> int:
     """Re-send what waits; with --wait keep going, backing off, until it is empty."""
     with Outbox.open(s.home) as box:
         if not box.all():
-            s.print("The outbox is empty.")
+            refused = len(box.rejected())
+            if refused:
+                s.print(
+                    f"Nothing to send; {refused} refused report{'s' if refused != 1 else ''} "
+                    f"stay in the outbox (`{PROG} outbox list`, then correct and submit, "
+                    f"or `{PROG} outbox discard #`)."
+                )
+            else:
+                s.print("The outbox is empty.")
             return EXIT_OK
         try:
             token = s.token()
@@ -754,7 +772,8 @@ def cmd_outbox_flush(s: Session) -> int:
                 remaining = box.all()
                 if not remaining:
                     break
-                wait = min(item.next_attempt_at for item in remaining) - time.time()
+                due = min(item.next_attempt_at for item in remaining)
+                wait = max(due, report.held_until or 0.0) - time.time()
                 if time.monotonic() + max(wait, 0.0) > deadline:
                     break
                 time.sleep(max(wait, 0.0))
@@ -763,7 +782,7 @@ def cmd_outbox_flush(s: Session) -> int:
     left = len(remaining)
     summary = f"{stored} stored, {rejected} rejected, {left} still queued"
     if left and not report.unauthorized:
-        next_try = min(item.next_attempt_at for item in remaining)
+        next_try = max(min(item.next_attempt_at for item in remaining), report.held_until or 0.0)
         summary += f" (next try after {render.local_time(next_try)})"
     s.print(summary)
     return _finish(s, rejected, left)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx
 import msgspec
 
 from client.files import PathLike, ensure_home, resolve_home, write_private_file
@@ -39,9 +40,14 @@ class ClientConfig(msgspec.Struct, frozen=True, kw_only=True):
     home: str = ""
 
     def __post_init__(self) -> None:
-        """Reject a server address that is not an http(s) URL."""
+        """Reject a server address that is not an http(s) URL, or that httpx cannot use
+        (a mistyped port): found here, it is a usage error, not a crash mid-command."""
         if not self.base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
+        try:
+            httpx.URL(self.base_url)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"base_url {self.base_url!r} is not a usable URL: {exc}") from None
 
     @property
     def home_path(self) -> Path:

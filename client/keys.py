@@ -124,7 +124,13 @@ def load_private_key(path: PathLike) -> SigningKey:
             raise PermissionError(
                 f"{path} is accessible by other users (mode {mode:o}); run: chmod 600 {path}"
             )
-    key = serialization.load_pem_private_key(data, password=None)
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except TypeError:  # cryptography's word for "encrypted, and no password given"
+        raise ValueError(
+            f"{path} is protected by a passphrase; the client signs unattended, so save the "
+            "key without one (e.g. openssl pkey -in KEY -out KEY.pem) and keep it mode 600"
+        ) from None
     if isinstance(key, Ed25519PrivateKey):
         return key
     if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):

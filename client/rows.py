@@ -94,7 +94,7 @@ def parse_date(value: str, where: str) -> date:
 def parse_count(value: str, where: str) -> int:
     """A non-negative whole number (``_`` allowed as a digit separator)."""
     text = value.strip().replace("_", "")
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # "²" is a digit to isdigit, not to int
         raise RowError(f"{where}: expected a whole number >= 0, got {value!r}")
     return int(text)
 

@@ -75,12 +75,16 @@ class FlushReport(msgspec.Struct, frozen=True, kw_only=True):
         retrying: Still queued, backed off.
         unauthorized: The token was refused; the flush stopped and left the
             remaining items untouched. Log in again, then flush.
+        held_until: The server was unreachable or asked to wait (``Retry-After``): the
+            flush stopped there, the remaining items untried, and the next attempt is
+            not due before this Unix time.
     """
 
     stored: list[FlushEntry]
     rejected: list[FlushEntry]
     retrying: list[FlushEntry]
     unauthorized: bool = False
+    held_until: float | None = None
 
 
 def send_submission(
@@ -175,8 +179,11 @@ def flush(
 
     Stored items leave the outbox; rejected ones stay, marked so with the reason,
     and are not retried; the rest back off. A 401 stops the flush: every other item would
-    be refused the same way, and none of them is at fault. ``everything`` is for
-    a person who asked for a flush now: the backoff paces unattended retries.
+    be refused the same way, and none of them is at fault. So does an unreachable server
+    (each other item would wait out its own timeout) and a ``Retry-After`` (the server
+    asked for a pause, not for the next report at once): the rest stay queued, untried.
+    ``everything`` is for a person who asked for a flush now: the backoff paces
+    unattended retries.
     """
     at = time.time() if now is None else now
     stored: list[FlushEntry] = []
@@ -188,7 +195,7 @@ def flush(
             return FlushReport(
                 stored=stored, rejected=rejected, retrying=retrying, unauthorized=True
             )
-        _record(outbox, item.idempotency_key, outcome, at)
+        updated = _record(outbox, item.idempotency_key, outcome, at)
         entry = FlushEntry(item=item, outcome=outcome)
         if outcome.kind == "stored":
             stored.append(entry)
@@ -196,21 +203,35 @@ def flush(
             rejected.append(entry)
         else:
             retrying.append(entry)
+            if holds_back(outcome):
+                held = updated.next_attempt_at if updated is not None else at
+                return FlushReport(
+                    stored=stored, rejected=rejected, retrying=retrying, held_until=held
+                )
     return FlushReport(stored=stored, rejected=rejected, retrying=retrying)
 
 
-def _record(outbox: Outbox, idempotency_key: str, outcome: Outcome, now: float) -> None:
+def holds_back(outcome: Outcome) -> bool:
+    """Whether the rest of a run of reports should wait: the server was not reached, or
+    it asked for a pause (``Retry-After``)."""
+    return outcome.kind == "retry" and (outcome.status is None or outcome.retry_after is not None)
+
+
+def _record(
+    outbox: Outbox, idempotency_key: str, outcome: Outcome, now: float
+) -> OutboxItem | None:
     """Update the outbox after an attempt: remove stored items, keep refused ones as
-    rejected (with the reason), back off failed ones."""
+    rejected (with the reason), back off failed ones (returned, as updated)."""
     if outcome.kind == "stored":
         outbox.mark_sent(idempotency_key)
     elif outcome.kind == "rejected":
         outbox.mark_rejected(idempotency_key, outcome.error or "rejected", now)
     elif outcome.kind == "retry":
-        outbox.mark_failed(
+        return outbox.mark_failed(
             idempotency_key, outcome.error or "retry", now, retry_after=outcome.retry_after
         )
     # unauthorized: leave the item as it is; it has not failed, the session has.
+    return None
 
 
 def _json(response: httpx.Response) -> Any:

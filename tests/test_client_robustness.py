@@ -1,0 +1,179 @@
+"""What a district office met in the client, found by review: each test failed before its fix
+(a traceback and a wrong exit code, a server hammered after it asked for a pause, a
+refusal hidden, an unreachable database read as a broken ledger)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from client.cli import main
+from client.outbox import OUTBOX_FILE, Outbox
+
+REPO = Path(__file__).resolve().parents[1]
+SERVER = "http://127.0.0.1:9"  # never reached: every test below fails before or mocks it
+SUBMIT = ["submit", "--district", "16.71", "--as-of", "2021-02-15", "--value", "ktp_el=1/2"]
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("KINERJA_SERVER", raising=False)
+    monkeypatch.delenv("KINERJA_CLIENT_HOME", raising=False)
+    folder = tmp_path / "kinerja-home"
+    assert main(["init", "--home", str(folder), "--server", SERVER]) == 0
+    return folder
+
+
+def run(home: Path, *args: str, transport: httpx.BaseTransport | None = None) -> int:
+    return main([*args, "--home", str(home), "--server", SERVER], transport=transport)
+
+
+# 1. A corrupt outbox file: traceback and exit 1 ("the server refused"), not a setup error.
+def test_a_corrupt_outbox_is_a_one_line_setup_error(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (home / OUTBOX_FILE).write_bytes(b"not an sqlite database\n" * 200)
+    capsys.readouterr()
+    assert run(home, *SUBMIT) == 2
+    assert "outbox" in capsys.readouterr().err
+
+
+# 2. A count with a superscript digit (a footnote mark pasted from a document).
+def test_a_superscript_digit_in_a_count_is_a_usage_error(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = tmp_path / "februari.csv"
+    rows.write_text(
+        "district,as_of,indicator,numerator,denominator\n16.71,2021-02-15,ktp_el,5545117²,5940433\n",
+        encoding="utf-8",
+    )
+    capsys.readouterr()
+    assert run(home, "submit", "--file", str(rows)) == 2
+    assert "februari.csv:2" in capsys.readouterr().err
+
+
+# 3. A passphrase-protected key (openssl genpkey ... -aes256): TypeError traceback.
+def test_an_encrypted_signing_key_is_a_one_line_setup_error(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"rahasia"),
+    )
+    key = home / "signing-key.pem"
+    key.unlink()
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(pem)
+    capsys.readouterr()
+    assert run(home, *SUBMIT) == 2
+    assert "signing-key.pem" in capsys.readouterr().err
+
+
+# 4. A typo in the server's port: httpx.InvalidURL escapes (not an httpx.RequestError).
+def test_a_server_url_with_a_bad_port_is_a_usage_error(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KINERJA_PASSWORD", "x" * 12)
+    capsys.readouterr()
+    code = main(
+        ["login", "--username", "kadis", "--home", str(home), "--server", "http://127.0.0.1:80O0"]
+    )
+    assert code == 2
+    assert "80O0" in capsys.readouterr().err
+
+
+# 5. 503 + Retry-After on the first report: the client still fires every other one at once.
+def test_a_retry_after_stops_the_batch_instead_of_sending_every_row_at_once(
+    home: Path, tmp_path: Path
+) -> None:
+    from client.config import save_token
+
+    save_token("t.e.st", 4_000_000_000, home=home)
+    rows = tmp_path / "rows.csv"
+    rows.write_text(
+        "district,as_of,indicator,numerator,denominator\n"
+        + "".join(f"16.71,2021-02-{day:02d},ktp_el,1,2\n" for day in range(1, 21)),
+        encoding="utf-8",
+    )
+    posts = []
+
+    def busy(request: httpx.Request) -> httpx.Response:
+        posts.append(request)
+        return httpx.Response(
+            503,
+            headers={"Retry-After": "120", "Content-Type": "application/problem+json"},
+            json={"title": "Service unavailable", "status": 503},
+        )
+
+    assert run(home, "submit", "--file", str(rows), transport=httpx.MockTransport(busy)) == 3
+    with Outbox(home / OUTBOX_FILE) as box:
+        assert len(box.all()) == 20  # nothing lost
+    assert len(posts) == 1, f"{len(posts)} POSTs after the server said Retry-After: 120"
+
+
+# 6. `outbox flush` says the outbox is empty while it keeps a refused report.
+def test_flush_does_not_call_an_outbox_holding_a_rejected_report_empty(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from client.config import save_token
+
+    save_token("t.e.st", 4_000_000_000, home=home)
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            422,
+            headers={"Content-Type": "application/problem+json"},
+            json={"title": "Unknown indicator", "type": "https://x/problems/unknown-indicator"},
+        )
+
+    assert run(home, *SUBMIT, transport=httpx.MockTransport(refuse)) == 1
+    capsys.readouterr()
+    assert run(home, "outbox", "flush") == 0
+    out = capsys.readouterr().out
+    assert "The outbox is empty." not in out, out
+
+
+# 7. `kinerja ledger verify --all` with the database down: traceback and exit 1, which
+#    the command documents as "a ledger is broken".
+def test_ledger_verify_with_an_unreachable_database_does_not_report_a_broken_ledger() -> None:
+    env = {**os.environ, "DATABASE_URL": "postgresql://kinerja@127.0.0.1:9/kinerja"}
+    result = subprocess.run(
+        [sys.executable, "-m", "api.cli", "ledger", "verify", "--all"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 1, result.stderr[-600:]
+    assert "Traceback" not in result.stderr
+
+
+# 8. `outbox flush` with the link down pays a connect timeout for every queued report
+#    (submit stops at the first one: "no point waiting for a timeout per row").
+def test_flush_stops_at_the_first_network_failure(home: Path) -> None:
+    from client.config import save_token
+
+    save_token("t.e.st", 4_000_000_000, home=home)
+    attempts = []
+
+    def down(request: httpx.Request) -> httpx.Response:
+        attempts.append(request)
+        raise httpx.ConnectTimeout("timed out", request=request)
+
+    for day in range(1, 21):
+        args = [*SUBMIT[:4], f"2021-02-{day:02d}", *SUBMIT[5:]]
+        assert run(home, *args, transport=httpx.MockTransport(down)) == 3
+    assert len(attempts) == 20
+    attempts.clear()
+    assert run(home, "outbox", "flush", transport=httpx.MockTransport(down)) == 3
+    assert len(attempts) == 1, f"{len(attempts)} connect timeouts in one flush"
