@@ -144,6 +144,12 @@ def main(argv: Sequence[str] | None = None, *, transport: httpx.BaseTransport | 
     except CliError as exc:
         err.write(f"{PROG}: {exc.message}\n")
         return exc.code
+    except sqlite3.OperationalError as exc:  # locked by another client process, disk full
+        err.write(
+            f"{PROG}: the outbox ({OUTBOX_FILE} in the client folder) is not available: {exc}; "
+            "if another kinerja-client is running (a scheduled flush), try again when it ends\n"
+        )
+        return EXIT_USAGE
     except sqlite3.DatabaseError as exc:  # only the outbox is a database here
         err.write(
             f"{PROG}: the outbox ({OUTBOX_FILE} in the client folder) cannot be read: {exc}; "
@@ -508,8 +514,9 @@ def _deliver_all(s: Session, box: Outbox, token: str | None, queued: list[_Queue
                 elif item.outcome.kind == "retry" and item.outcome.status is None:
                     reason = f"server unreachable ({item.outcome.error})"
                 elif item.outcome.kind == "retry" and item.outcome.retry_after is not None:
-                    wait = round(item.outcome.retry_after)
-                    reason = f"the server asked to wait {wait} s ({item.outcome.error})"
+                    wait = item.outcome.retry_after
+                    box.hold(time.time() + wait)  # a scheduled flush waits too
+                    reason = f"the server asked to wait {round(wait)} s ({item.outcome.error})"
             else:  # no point waiting for a timeout per row: it stays queued, untried
                 item.outcome = Outcome(kind="retry", error=f"not sent: {reason}")
             bar.advance(f"{item.report.district} {item.report.as_of}")

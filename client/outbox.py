@@ -190,6 +190,17 @@ class Outbox:
         at = time.time() if now is None else now
         return self._items("rejected_at IS NULL AND next_attempt_at <= ?", (at,))
 
+    def hold(self, until: float) -> None:
+        """Let no item be due before ``until`` (a pause the server asked for with
+        ``Retry-After``), kept here so a scheduled flush also honours it. Attempts are not
+        counted: the items were not tried."""
+        with self._transaction():
+            self._conn.execute(
+                "UPDATE outbox SET next_attempt_at = max(next_attempt_at, ?)"
+                " WHERE rejected_at IS NULL",
+                (until,),
+            )
+
     def all(self) -> list[OutboxItem]:
         """Every item still to be delivered, due or backing off, oldest first."""
         return self._items("rejected_at IS NULL")

@@ -191,11 +191,12 @@ def flush(
     retrying: list[FlushEntry] = []
     for item in outbox.all() if everything else outbox.pending(at):
         outcome = send_submission(http, base_url, token, item.jws, item.idempotency_key)
+        answered = time.time() if now is None else now  # a pause counts from its answer
         if outcome.kind == "unauthorized":
             return FlushReport(
                 stored=stored, rejected=rejected, retrying=retrying, unauthorized=True
             )
-        updated = _record(outbox, item.idempotency_key, outcome, at)
+        updated = _record(outbox, item.idempotency_key, outcome, answered)
         entry = FlushEntry(item=item, outcome=outcome)
         if outcome.kind == "stored":
             stored.append(entry)
@@ -204,7 +205,9 @@ def flush(
         else:
             retrying.append(entry)
             if holds_back(outcome):
-                held = updated.next_attempt_at if updated is not None else at
+                held = updated.next_attempt_at if updated is not None else answered
+                if outcome.retry_after is not None:
+                    outbox.hold(answered + outcome.retry_after)
                 return FlushReport(
                     stored=stored, rejected=rejected, retrying=retrying, held_until=held
                 )

@@ -5,8 +5,10 @@ refusal hidden, an unreachable database read as a broken ledger)."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from client.cli import main
+from client.config import save_token
 from client.outbox import OUTBOX_FILE, Outbox
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,8 +98,6 @@ def test_a_server_url_with_a_bad_port_is_a_usage_error(
 def test_a_retry_after_stops_the_batch_instead_of_sending_every_row_at_once(
     home: Path, tmp_path: Path
 ) -> None:
-    from client.config import save_token
-
     save_token("t.e.st", 4_000_000_000, home=home)
     rows = tmp_path / "rows.csv"
     rows.write_text(
@@ -124,8 +125,6 @@ def test_a_retry_after_stops_the_batch_instead_of_sending_every_row_at_once(
 def test_flush_does_not_call_an_outbox_holding_a_rejected_report_empty(
     home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from client.config import save_token
-
     save_token("t.e.st", 4_000_000_000, home=home)
 
     def refuse(request: httpx.Request) -> httpx.Response:
@@ -161,8 +160,6 @@ def test_ledger_verify_with_an_unreachable_database_does_not_report_a_broken_led
 # 8. `outbox flush` with the link down pays a connect timeout for every queued report
 #    (submit stops at the first one: "no point waiting for a timeout per row").
 def test_flush_stops_at_the_first_network_failure(home: Path) -> None:
-    from client.config import save_token
-
     save_token("t.e.st", 4_000_000_000, home=home)
     attempts = []
 
@@ -177,3 +174,94 @@ def test_flush_stops_at_the_first_network_failure(home: Path) -> None:
     attempts.clear()
     assert run(home, "outbox", "flush", transport=httpx.MockTransport(down)) == 3
     assert len(attempts) == 1, f"{len(attempts)} connect timeouts in one flush"
+
+
+# Found by reviewing the fixes above.
+
+
+def _submit_offline(home: Path, days: list[int]) -> None:
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("down", request=request)
+
+    for day in days:
+        args = [*SUBMIT[:4], f"2021-02-{day:02d}", *SUBMIT[5:]]
+        assert run(home, *args, transport=httpx.MockTransport(down)) == 3
+
+
+def test_flush_wait_counts_a_retry_after_from_the_answer(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pause was counted from the start of the flush: after a slow first report it was
+    already over when set, and --wait sent again at once."""
+    save_token("t.e.st", 4_000_000_000, home=home)
+    _submit_offline(home, [1, 2])
+    clock = [time.time() + 1000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    monkeypatch.setattr(time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    seen: list[tuple[str, float]] = []
+    busy_at: list[float] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        key = request.headers["Idempotency-Key"]
+        seen.append((key, clock[0]))
+        if key == seen[0][0]:
+            clock[0] += 30.0  # a slow upload
+            return httpx.Response(201, json={"id": "a"})
+        if not busy_at:
+            busy_at.append(clock[0])
+            return httpx.Response(503, headers={"Retry-After": "10"}, json={"title": "busy"})
+        return httpx.Response(201, json={"id": "b"})
+
+    transport = httpx.MockTransport(server)
+    assert run(home, "outbox", "flush", "--wait", "300", transport=transport) == 0
+    second = [t for k, t in seen if k == seen[-1][0]]
+    assert len(second) == 2
+    assert second[1] >= busy_at[0] + 10
+
+
+def test_a_scheduled_flush_keeps_the_pause_the_server_asked_for(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pause lived only in the process that heard it: flush --due 10 s into a 120 s
+    Retry-After sent the next report at once."""
+    save_token("t.e.st", 4_000_000_000, home=home)
+    clock = [time.time()]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    rows = tmp_path / "rows.csv"
+    rows.write_text(
+        "district,as_of,indicator,numerator,denominator\n"
+        + "".join(f"16.71,2021-02-{d:02d},ktp_el,1,2\n" for d in (1, 2, 3)),
+        encoding="utf-8",
+    )
+    posts: list[float] = []
+
+    def busy(request: httpx.Request) -> httpx.Response:
+        posts.append(clock[0])
+        return httpx.Response(503, headers={"Retry-After": "120"}, json={"title": "busy"})
+
+    assert run(home, "submit", "--file", str(rows), transport=httpx.MockTransport(busy)) == 3
+    clock[0] += 10.0
+    assert run(home, "outbox", "flush", "--due", transport=httpx.MockTransport(busy)) == 3
+    assert len(posts) == 1
+    clock[0] += 115.0
+    assert run(home, "outbox", "flush", "--due", transport=httpx.MockTransport(busy)) == 3
+    assert len(posts) == 2
+
+
+def test_a_busy_outbox_is_not_called_unreadable(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A locked outbox (another client's scheduled flush) was reported as unreadable,
+    with advice to move it aside: that would split the queue."""
+    Outbox(home / OUTBOX_FILE).close()
+    other = sqlite3.connect(home / OUTBOX_FILE, isolation_level=None, timeout=0)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        capsys.readouterr()
+        code = run(home, "outbox", "flush")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "move it aside" not in err and "another kinerja-client" in err
