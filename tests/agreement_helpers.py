@@ -113,3 +113,30 @@ async def activate(
     body = two.json()
     assert body["status"] == "active"
     return body
+
+
+async def national_agreement(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+    *,
+    year: int,
+    target_list: list[dict[str, Any]],
+    official: str = "Kadis Sumsel",
+) -> Signer:
+    """South Sumatra's (16) active agreement with the ministry for ``year``; returns the
+    province head's signer, the first party of the province's district agreements."""
+    ministry = await register_signer(conn, people["ministry_monitor"])
+    province = await register_signer(conn, people["province_head"])
+    national = await draft(
+        client,
+        app,
+        people["ministry_monitor"],
+        year=year,
+        level="national_province",
+        second={"area_code": "16", "official": official},
+        target_list=target_list,
+    )
+    await activate(client, app, national, second=province, first=ministry)
+    return province

@@ -20,7 +20,7 @@ import asyncpg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.agreement_helpers import activate, draft, register_signer, targets
+from tests.agreement_helpers import activate, draft, national_agreement, register_signer, targets
 from tests.people import Person, bearer, make_division, make_user
 
 YEAR = 2021
@@ -41,18 +41,15 @@ async def build_scenario(
     small = {d["code"] for d in by_population[:4]}
     assert "16.71" not in small and by_population[-1]["code"] == "16.71"
 
-    ministry = await register_signer(conn, people["ministry_monitor"])
-    province = await register_signer(conn, people["province_head"])
-    national = await draft(
+    province = await national_agreement(
         client,
         app,
-        people["ministry_monitor"],
+        conn,
+        people,
         year=YEAR,
-        level="national_province",
-        second={"area_code": "16", "official": "Pu'adi, Kadis Dukcapil Sumsel"},
         target_list=targets(ktp_el=100, kia=30, akta_lahir=95),
+        official="Pu'adi, Kadis Dukcapil Sumsel",
     )
-    await activate(client, app, national, second=province, first=ministry)
 
     # Four regions with their coordinators.
     coordinators = [

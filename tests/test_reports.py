@@ -28,7 +28,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.agreement_helpers import activate, draft, register_signer, sign
+from tests.agreement_helpers import activate, draft, national_agreement, register_signer, sign
 from tests.people import Person, bearer, coordinate, make_user
 from tests.submitting import register_key, served, submit
 
@@ -74,15 +74,12 @@ async def world(
         headers=bearer(app, people["admin"]),
     )
     assert added.status_code == 201, added.text
-    ministry = await register_signer(conn, people["ministry_monitor"])
-    province = await register_signer(conn, people["province_head"])
-    national = await draft(
+    province = await national_agreement(
         client,
         app,
-        people["ministry_monitor"],
+        conn,
+        people,
         year=YEAR,
-        level="national_province",
-        second={"area_code": "16", "official": "Kadis Sumsel"},
         target_list=[
             {"indicator": "ktp_el", "annual": 100},
             {"indicator": "kia", "annual": 30},
@@ -90,7 +87,6 @@ async def world(
             {"indicator": "backlog", "annual": 10},
         ],
     )
-    await activate(client, app, national, second=province, first=ministry)
     palembang_head = await register_signer(conn, people["district_head"])
     own = await draft(
         client,
@@ -463,19 +459,15 @@ async def test_an_activation_that_commits_after_a_later_agreement_write_reaches_
     another agreement write of the year, with a report read in between, left the district
     on its province's target until some other agreement of that year changed."""
     async with served(settings) as (app, http):
-        ministry = await register_signer(conn, people["ministry_monitor"])
-        province = await register_signer(conn, people["province_head"])
-        palembang = await register_signer(conn, people["district_head"])
-        national = await draft(
+        province = await national_agreement(
             http,
             app,
-            people["ministry_monitor"],
+            conn,
+            people,
             year=YEAR,
-            level="national_province",
-            second={"area_code": "16", "official": "Kadis Sumsel"},
             target_list=[{"indicator": "ktp_el", "annual": 100}],
         )
-        await activate(http, app, national, second=province, first=ministry)
+        palembang = await register_signer(conn, people["district_head"])
         own = await draft(
             http,
             app,
@@ -535,21 +527,17 @@ async def test_region_and_province_composites_weigh_as_the_provinces_agreement(
     its region's only member, achieves 100 and 50, so 87.5. Its region and province hold
     the same numbers, and scored 75.0: the aggregates ignored the weights (found by
     review)."""
-    ministry = await register_signer(conn, people["ministry_monitor"])
-    province = await register_signer(conn, people["province_head"])
-    national = await draft(
+    await national_agreement(
         client,
         app,
-        people["ministry_monitor"],
+        conn,
+        people,
         year=YEAR,
-        level="national_province",
-        second={"area_code": "16", "official": "Kadis Sumsel"},
         target_list=[
             {"indicator": "ktp_el", "annual": 100, "weight": 3},
             {"indicator": "kia", "annual": 30, "weight": 1},
         ],
     )
-    await activate(client, app, national, second=province, first=ministry)
     signer = await register_key(conn, people["district_head"])
     await submit(
         client, app, signer, values={"ktp_el": (1_000, 1_000), "kia": (15, 100)}, as_of=AS_OF
