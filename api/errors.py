@@ -119,10 +119,12 @@ def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
     extra: dict[str, Any] | None = None
     if isinstance(exc, ValidationException):
         slug, title = "validation", "Request validation failed"
-        extra = {"errors": exc.extra} if exc.extra else None
+        extra = {"errors": _readable(exc.extra)} if exc.extra else None
     elif isinstance(exc.extra, dict) and exc.extra:
         extra = dict(exc.extra)
     detail = exc.detail if exc.detail and exc.detail != title else title
+    if detail in _NO_BODY:
+        detail = _NO_BODY_DETAIL
     return ProblemDetailsException(
         status_code=status,
         type_=problem_type(slug),
@@ -131,6 +133,27 @@ def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
         extra=extra,
         headers=exc.headers,
     )
+
+
+#: What Litestar says of a JSON body that is empty (the KeyError of its missing ``data``)
+#: or only whitespace (msgspec's message): neither tells the caller what to send.
+_NO_BODY = {"'data'", "Input data was truncated"}
+_NO_BODY_DETAIL = "The request body is empty or cut short: send a JSON document."
+
+
+def _readable(errors: Any) -> Any:
+    """Litestar's validation errors, with a missing or empty body said in plain words."""
+    if not isinstance(errors, list):
+        return errors
+    return [
+        {**e, "message": _NO_BODY_DETAIL}
+        if isinstance(e, dict)
+        and e.get("source") == "body"
+        and e.get("key") == "data"
+        and e.get("message") in _NO_BODY
+        else e
+        for e in errors
+    ]
 
 
 def _from_integrity_error(

@@ -80,7 +80,14 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         rid = incoming if incoming and _SANE_ID.match(incoming) else os.urandom(16).hex()
         token = request_id_var.set(rid)
         started = time.perf_counter()
-        status = 500
+        status: int | None = None
+        gone = False
+
+        async def receive_watching() -> Message:
+            nonlocal gone
+            message = await receive()
+            gone = gone or message["type"] == "http.disconnect"
+            return message
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -92,8 +99,12 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             await send(message)
 
         try:
-            await app(scope, receive, send_with_id)
+            await app(scope, receive_watching, send_with_id)
         finally:
+            if status is None:
+                # No answer: the client went away before its request was read whole (499,
+                # as nginx logs it, so error rates do not count it), or the app failed.
+                status = 499 if gone else 500
             access_log.info(
                 "request",
                 extra={

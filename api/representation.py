@@ -20,7 +20,8 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 
-CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+#: Litestar adds "; charset=utf-8" to text types itself (it was sent twice).
+CSV_MEDIA_TYPE = "text/csv"
 
 
 def wants_csv(request: Request[Any, Any, Any], fmt: str | None) -> bool:

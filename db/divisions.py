@@ -27,6 +27,23 @@ async def list_divisions(conn: asyncpg.Connection, district_code: str) -> list[D
     return [msgspec.convert(dict(r), DivisionRow) for r in rows]
 
 
+async def page_divisions(
+    conn: asyncpg.Connection, district_code: str, *, limit: int, offset: int
+) -> tuple[list[DivisionRow], int]:
+    """One page of the district's divisions in code order, and how many it has."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM divisions WHERE district_code = $1 ORDER BY code "
+        "LIMIT $2 OFFSET $3",
+        district_code,
+        limit,
+        offset,
+    )
+    total = await conn.fetchval(
+        "SELECT count(*) FROM divisions WHERE district_code = $1", district_code
+    )
+    return [msgspec.convert(dict(r), DivisionRow) for r in rows], int(total)
+
+
 async def get_division(conn: asyncpg.Connection, division_id: UUID) -> DivisionRow | None:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM divisions WHERE id = $1", division_id)
     return msgspec.convert(dict(row), DivisionRow) if row else None

@@ -33,6 +33,19 @@ async def list_indicators(conn: asyncpg.Connection) -> list[IndicatorRow]:
     return [msgspec.convert(dict(r), IndicatorRow) for r in rows]
 
 
+async def page_indicators(
+    conn: asyncpg.Connection, *, limit: int, offset: int
+) -> tuple[list[IndicatorRow], int]:
+    """One page of the catalogue (core first, then by code), and its size."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM indicators ORDER BY core DESC, code LIMIT $1 OFFSET $2",
+        limit,
+        offset,
+    )
+    total = await conn.fetchval("SELECT count(*) FROM indicators")
+    return [msgspec.convert(dict(r), IndicatorRow) for r in rows], int(total)
+
+
 async def get_indicator(conn: asyncpg.Connection, code: str) -> IndicatorRow | None:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM indicators WHERE code = $1", code)
     return msgspec.convert(dict(row), IndicatorRow) if row else None

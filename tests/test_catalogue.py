@@ -35,7 +35,7 @@ async def test_catalogue_lists_the_core_indicators(
     for role in ("admin", "district_head", "integration"):
         response = await client.get("/v1/indicators", headers=bearer(app, people[role]))
         assert response.status_code == 200, response.text
-        by_code = {i["code"]: i for i in response.json()}
+        by_code = {i["code"]: i for i in response.json()["items"]}
         assert set(by_code) == CORE
     ktp = by_code["ktp_el"]
     assert ktp["name_id"] == "Perekaman KTP-el"
@@ -63,7 +63,7 @@ async def test_admin_adds_an_indicator(
     assert body["code"] == "rekam_harian"
     assert body["core"] is False and body["cap"] == 150 and body["polarity"] == "lower"
     assert body["unit"] == "per_day" and body["age_band"] is None
-    listed = (await client.get("/v1/indicators", headers=admin)).json()
+    listed = (await client.get("/v1/indicators", headers=admin)).json()["items"]
     assert [i["code"] for i in listed][-1] == "rekam_harian"
     assert set(i["code"] for i in listed) == CORE | {"rekam_harian"}
     # Defaults: percent, cap 120.
@@ -188,7 +188,7 @@ async def test_delete_rules(
 
     unused = await client.delete("/v1/indicators/lepas", headers=admin)
     assert unused.status_code == 204, unused.text
-    listed = (await client.get("/v1/indicators", headers=admin)).json()
+    listed = (await client.get("/v1/indicators", headers=admin)).json()["items"]
     assert "lepas" not in {i["code"] for i in listed}
     assert (await client.delete("/v1/indicators/lepas", headers=admin)).status_code == 404
 
@@ -218,11 +218,11 @@ async def test_district_head_adds_and_lists_divisions(
     listed = await client.get("/v1/districts/16.71/divisions", headers=head)
     assert listed.status_code == 200
     # "dafduk" comes from the people fixture; listed in code order.
-    assert [d["code"] for d in listed.json()] == ["dafduk", "pias"]
+    assert [d["code"] for d in listed.json()["items"]] == ["dafduk", "pias"]
     for role in ("province_head", "province_monitor", "division_head", "ministry_monitor"):
         seen = await client.get("/v1/districts/16.71/divisions", headers=bearer(app, people[role]))
         assert seen.status_code == 200, (role, seen.text)
-        assert {d["code"] for d in seen.json()} == {"dafduk", "pias"}
+        assert {d["code"] for d in seen.json()["items"]} == {"dafduk", "pias"}
 
 
 async def test_same_division_code_in_another_district_is_fine(

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 from litestar import Controller, Request, delete, get, post
+from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api import authz
 from api.errors import Conflict, NotFound
+from api.pagination import Page, page_bounds
 from api.routes.users import caller
 from api.schemas.agreements import Division, DivisionCreate, Indicator, IndicatorCreate
 from db import divisions as division_db
@@ -38,9 +40,17 @@ class IndicatorController(Controller):
     tags = ["indicators"]
 
     @get("/", opt={"permission": "catalogue:read"}, summary="The indicator catalogue")
-    async def list_indicators(self, db: NamedDependency[asyncpg.Connection]) -> list[Indicator]:
-        """Small and bounded (a few dozen at most), so not paginated."""
-        return [_indicator(r) for r in await indicator_db.list_indicators(db)]
+    async def list_indicators(
+        self,
+        db: NamedDependency[asyncpg.Connection],
+        state: State,
+        limit: Annotated[int | None, QueryParameter(description="page size")] = None,
+        offset: Annotated[int, QueryParameter(description="rows to skip")] = 0,
+    ) -> Page[Indicator]:
+        """Core indicators first, then by code, one bounded page at a time."""
+        limit, offset = page_bounds(limit, offset, state.settings)
+        rows, total = await indicator_db.page_indicators(db, limit=limit, offset=offset)
+        return Page(items=[_indicator(r) for r in rows], total=total, limit=limit, offset=offset)
 
     @post("/", opt={"permission": "catalogue:manage"}, summary="Add an indicator")
     async def create(
@@ -91,12 +101,17 @@ class DivisionController(Controller):
         request: Request[Any, Any, Any],
         db: NamedDependency[asyncpg.Connection],
         code: FromPath[str],
-    ) -> list[Division]:
-        """A district office has a handful of divisions, so the list is not paginated."""
+        state: State,
+        limit: Annotated[int | None, QueryParameter(description="page size")] = None,
+        offset: Annotated[int, QueryParameter(description="rows to skip")] = 0,
+    ) -> Page[Division]:
+        """The district's divisions in code order, one bounded page at a time."""
+        limit, offset = page_bounds(limit, offset, state.settings)
         kind = await db.fetchval("SELECT kind FROM areas WHERE code = $1", code)
         if kind != "district" or not await authz.area_in_scope(db, caller(request), code):
             raise NotFound(f"No district {code!r} in your scope.")
-        return [_division(r) for r in await division_db.list_divisions(db, code)]
+        rows, total = await division_db.page_divisions(db, code, limit=limit, offset=offset)
+        return Page(items=[_division(r) for r in rows], total=total, limit=limit, offset=offset)
 
     @post("/", opt={"permission": "divisions:manage"}, summary="Add a division")
     async def create(

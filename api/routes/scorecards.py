@@ -15,7 +15,7 @@ from api import authz
 from api import reports as service
 from api.auth.principal import Principal
 from api.change_feed import scope_versions
-from api.errors import NotFound
+from api.errors import ApiError, NotFound
 from api.kept_values import KeptValues
 from api.representation import CsvRows, ReportCache, respond, rows_of, wants_csv
 from api.routes.users import caller
@@ -36,6 +36,15 @@ BasisQ = Annotated[
 FormatQ = Annotated[Format | None, QueryParameter(description="or Accept: text/csv")]
 
 REPORT_RESPONSES = "JSON by default; text/csv with Accept: text/csv or ?format=csv."
+
+
+class ProvinceRequired(ApiError):
+    """A region ranking for a caller with no province of their own names none: a missing
+    parameter, not a missing resource."""
+
+    status_code = 400
+    slug = "province-required"
+    title = "A province is required"
 
 
 def today(settings: Settings) -> date:
@@ -253,7 +262,7 @@ class RankingController(Controller):
         me = caller(request)
         province = province or _default_province(me)
         if province is None:
-            raise NotFound("Pass ?province= (regions belong to a province).")
+            raise ProvinceRequired("Pass ?province= (regions belong to a province).")
         await _ranking_province(state.pool, me, province)
         period = service.resolve_period(year, as_of, today(state.settings))
         versions = await versions_of(state, [province])

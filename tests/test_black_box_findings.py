@@ -1,0 +1,103 @@
+"""Answers a black-box review of the running API found wrong (each test failed before its
+fix): a media type naming its charset twice, an empty body's error in Litestar's
+internal words, catalogue lists without pages, a missing parameter answered as a missing
+resource, and a client that hung up logged as a server error."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from api.errors import PROBLEM_BASE
+from api.observability import request_id_middleware
+from tests.people import Person, bearer
+
+
+async def test_csv_names_its_charset_once(
+    client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person]
+) -> None:
+    for url in ("/v1/scorecards/districts/16.71?format=csv", "/v1/rankings/districts?format=csv"):
+        response = await client.get(url, headers=bearer(app, people["province_monitor"]))
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "text/csv; charset=utf-8"
+
+
+@pytest.mark.parametrize("body", [b"", b"   ", b'{"jwk": '])
+async def test_an_empty_json_body_is_named_as_such(
+    client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person], body: bytes
+) -> None:
+    """An empty body was answered with Litestar's KeyError text ("'data'"), a blank or
+    truncated one with msgspec's "Input data was truncated"."""
+    response = await client.post(
+        "/v1/keys",
+        content=body,
+        headers={**bearer(app, people["district_head"]), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    said = [e["message"] for e in problem.get("errors", [])] or [problem["detail"]]
+    assert said == ["The request body is empty or cut short: send a JSON document."]
+
+
+async def test_catalogue_lists_come_in_bounded_pages(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    await conn.executemany(
+        "INSERT INTO divisions (district_code, code, name) VALUES ($1, $2, $3)",
+        [("16.71", f"d{i:04d}", f"Bidang {i}") for i in range(600)],
+    )
+    head = bearer(app, people["district_head"])
+    url = "/v1/districts/16.71/divisions"
+    codes = sorted([f"d{i:04d}" for i in range(600)] + ["dafduk"])  # the division head's
+    first = (await client.get(url, params={"limit": 250}, headers=head)).json()
+    assert (first["total"], [d["code"] for d in first["items"]]) == (601, codes[:250])
+    last = (await client.get(url, params={"limit": 250, "offset": 500}, headers=head)).json()
+    assert [d["code"] for d in last["items"]] == codes[500:]
+    default = (await client.get(url, headers=head)).json()
+    assert len(default["items"]) < 600
+    too_many = await client.get(url, params={"limit": 100_000}, headers=head)
+    assert too_many.status_code == 400
+    catalogue = await client.get("/v1/indicators", params={"limit": 2}, headers=head)
+    page = catalogue.json()
+    assert (page["total"], [i["code"] for i in page["items"]]) == (3, ["akta_lahir", "kia"])
+
+
+async def test_a_region_ranking_without_a_province_is_a_bad_request(
+    client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person]
+) -> None:
+    response = await client.get(
+        "/v1/rankings/regions", headers=bearer(app, people["ministry_monitor"])
+    )
+    assert response.status_code == 400
+    assert response.json()["type"] == PROBLEM_BASE + "province-required"
+
+
+async def test_a_client_gone_before_its_body_arrived_is_logged_499_not_500(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    messages = [{"type": "http.request", "body": b"abc", "more_body": True}]
+    messages.append({"type": "http.disconnect"})
+
+    async def receive() -> Any:
+        return messages.pop(0)
+
+    async def send(message: Any) -> None:
+        raise AssertionError("nothing is sent to a client that has gone")
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/users", "headers": []}
+    with caplog.at_level(logging.INFO, logger="kinerja.access"):
+        await request_id_middleware(app)(scope, receive, send)
+    assert [r.status for r in caplog.records if r.name == "kinerja.access"] == [499]
