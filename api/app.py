@@ -16,6 +16,7 @@ from api.database import lifespan_for, provide_connection, record_writes_middlew
 from api.errors import problem_details_config
 from api.head import head_as_get
 from api.observability import configure_logging, request_id_middleware
+from api.openapi_doc import DescribedJsonRenderPlugin
 from api.representation import ReportCache
 from api.request import ApiRequest
 from api.routes.agreements import AgreementController
@@ -93,7 +94,11 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
                 "rankings for Dukcapil offices. Errors are RFC 9457 problem+json."
             ),
             path=SCHEMA_PATH,
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=[
+                DescribedJsonRenderPlugin(),
+                ScalarRenderPlugin(),
+                SwaggerRenderPlugin(path="/swagger"),
+            ],
             components=Components(
                 security_schemes={
                     "BearerToken": SecurityScheme(

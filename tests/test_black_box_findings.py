@@ -101,3 +101,27 @@ async def test_a_client_gone_before_its_body_arrived_is_logged_499_not_500(
     with caplog.at_level(logging.INFO, logger="kinerja.access"):
         await request_id_middleware(app)(scope, receive, send)
     assert [r.status for r in caplog.records if r.name == "kinerja.access"] == [499]
+
+
+async def test_the_openapi_document_describes_errors_and_bodies_as_they_are(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    """It documented every 400 as Litestar's {status_code, detail, extra} JSON and no other
+    error, no request body for the token endpoint, and the agreement document as a string."""
+    spec = (await client.get("/schema/openapi.json")).json()
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    operations = [
+        op for item in spec["paths"].values() for op in item.values() if "responses" in op
+    ]
+    assert operations
+    for op in operations:
+        errors = {c: r for c, r in op["responses"].items() if c.startswith("4")}
+        assert "4XX" in errors, op["operationId"]
+        assert all(r["content"] == problem for r in errors.values()), op["operationId"]
+    assert set(spec["components"]["schemas"]["Problem"]["required"]) == {"status", "type", "title"}
+    token = spec["paths"]["/v1/auth/token"]["post"]["requestBody"]["content"]
+    assert set(token) == {"application/x-www-form-urlencoded", "application/json"}
+    fields = spec["components"]["schemas"]["TokenRequest"]["properties"]
+    assert {"grant_type", "username", "password", "client_id", "client_secret"} <= set(fields)
+    document = spec["paths"]["/v1/agreements/{agreement_id}/document"]["get"]["responses"]["200"]
+    assert document["content"]["application/json"]["schema"]["type"] == "object"
