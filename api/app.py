@@ -6,7 +6,6 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme
 from litestar.plugins.problem_details import ProblemDetailsPlugin
 
@@ -16,7 +15,11 @@ from api.database import lifespan_for, provide_connection, record_writes_middlew
 from api.errors import problem_details_config
 from api.head import head_as_get
 from api.observability import configure_logging, request_id_middleware
-from api.openapi_doc import DescribedJsonRenderPlugin
+from api.openapi_doc import (
+    DescribedJsonRenderPlugin,
+    DescribedScalarRenderPlugin,
+    DescribedSwaggerRenderPlugin,
+)
 from api.representation import ReportCache
 from api.request import ApiRequest
 from api.routes.agreements import AgreementController
@@ -94,10 +97,11 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
                 "rankings for Dukcapil offices. Errors are RFC 9457 problem+json."
             ),
             path=SCHEMA_PATH,
+            # The first is the page at the schema path itself.
             render_plugins=[
+                DescribedScalarRenderPlugin(),
+                DescribedSwaggerRenderPlugin(path="/swagger"),
                 DescribedJsonRenderPlugin(),
-                ScalarRenderPlugin(),
-                SwaggerRenderPlugin(path="/swagger"),
             ],
             components=Components(
                 security_schemes={

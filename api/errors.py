@@ -112,6 +112,9 @@ def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
     if isinstance(exc, ProblemDetailsException):
         return exc
     status = exc.status_code
+    if status >= 500 and exc.detail == _CLIENT_GONE:
+        log.info("the client went away before its request was read whole")
+        return _internal()
     if status >= 500:
         log.error("http error %s: %s", status, exc.detail)
         return _internal()
@@ -123,8 +126,8 @@ def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
     elif isinstance(exc.extra, dict) and exc.extra:
         extra = dict(exc.extra)
     detail = exc.detail if exc.detail and exc.detail != title else title
-    if detail in _NO_BODY:
-        detail = _NO_BODY_DETAIL
+    if detail in NO_BODY:
+        detail = NO_BODY_DETAIL
     return ProblemDetailsException(
         status_code=status,
         type_=problem_type(slug),
@@ -137,8 +140,10 @@ def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
 
 #: What Litestar says of a JSON body that is empty (the KeyError of its missing ``data``)
 #: or only whitespace (msgspec's message): neither tells the caller what to send.
-_NO_BODY = {"'data'", "Input data was truncated"}
-_NO_BODY_DETAIL = "The request body is empty or cut short: send a JSON document."
+NO_BODY = {"'data'", "Input data was truncated"}
+NO_BODY_DETAIL = "The request body is empty or cut short: send a JSON document."
+#: Litestar's words when the body stream ends with a disconnect (Request.stream).
+_CLIENT_GONE = "client disconnected prematurely"
 
 
 def _readable(errors: Any) -> Any:
@@ -146,11 +151,11 @@ def _readable(errors: Any) -> Any:
     if not isinstance(errors, list):
         return errors
     return [
-        {**e, "message": _NO_BODY_DETAIL}
+        {**e, "message": NO_BODY_DETAIL}
         if isinstance(e, dict)
         and e.get("source") == "body"
         and e.get("key") == "data"
-        and e.get("message") in _NO_BODY
+        and e.get("message") in NO_BODY
         else e
         for e in errors
     ]

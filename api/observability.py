@@ -101,10 +101,13 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive_watching, send_with_id)
         finally:
-            if status is None:
-                # No answer: the client went away before its request was read whole (499,
-                # as nginx logs it, so error rates do not count it), or the app failed.
-                status = 499 if gone else 500
+            if gone and (status is None or status >= 500):
+                # The client went away before its request was read whole: 499, as nginx logs
+                # it, so error rates do not count it (Litestar answers its own 500 "client
+                # disconnected prematurely" to nobody).
+                status = 499
+            elif status is None:
+                status = 500  # the app failed before answering
             access_log.info(
                 "request",
                 extra={

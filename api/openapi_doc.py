@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request
-from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin, SwaggerRenderPlugin
 
 from api.schemas.identity import TokenRequest
 
@@ -80,8 +80,21 @@ def describe(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-class DescribedJsonRenderPlugin(JsonRenderPlugin):
-    """``/schema/openapi.json`` with ``describe`` applied."""
+class _Described:
+    """A render plugin that applies ``describe`` first: Swagger embeds the document in its
+    page, so every page must show the described one, whichever is asked for first."""
 
     def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
-        return super().render(request, describe(openapi_schema))
+        return super().render(request, describe(openapi_schema))  # type: ignore[misc,no-any-return]
+
+
+class DescribedJsonRenderPlugin(_Described, JsonRenderPlugin):
+    """``/schema/openapi.json``."""
+
+
+class DescribedScalarRenderPlugin(_Described, ScalarRenderPlugin):
+    """``/schema`` (the default page) and ``/schema/scalar``."""
+
+
+class DescribedSwaggerRenderPlugin(_Described, SwaggerRenderPlugin):
+    """``/schema/swagger``."""

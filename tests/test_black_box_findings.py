@@ -5,7 +5,10 @@ resource, and a client that hung up logged as a server error."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import re
 from typing import Any
 
 import asyncpg
@@ -125,3 +128,107 @@ async def test_the_openapi_document_describes_errors_and_bodies_as_they_are(
     assert {"grant_type", "username", "password", "client_id", "client_secret"} <= set(fields)
     document = spec["paths"]["/v1/agreements/{agreement_id}/document"]["get"]["responses"]["200"]
     assert document["content"]["application/json"]["schema"]["type"] == "object"
+
+
+# Found by reviewing the fixes above.
+
+
+async def test_schema_root_still_renders_the_docs_page(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    """The README's docs page at /schema had become the JSON document (the first render
+    plugin is the schema path's page)."""
+    response = await client.get("/schema")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html"), response.headers[
+        "content-type"
+    ]
+
+
+async def test_swagger_page_embeds_the_same_document_as_openapi_json(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    """Swagger embeds the document in its page: on a fresh worker it showed it without
+    the error descriptions until openapi.json had been served once."""
+
+    def embedded(page: str) -> dict[str, Any]:
+        found = re.search(r"spec:\s*(\{.*\}),\s*\n", page, re.S)
+        assert found is not None
+        return json.loads(found.group(1))  # type: ignore[no-any-return]
+
+    first = embedded((await client.get("/schema/swagger")).text)  # a fresh worker's first
+    served = (await client.get("/schema/openapi.json")).json()
+    again = embedded((await client.get("/schema/swagger")).text)
+    assert "Problem" in served["components"]["schemas"]
+    assert "Problem" in again["components"]["schemas"]  # once openapi.json was served
+    assert first == served, "swagger showed the undescribed document on a fresh worker"
+
+
+async def _disconnect_mid_body(app: Litestar, path: str, headers: dict[str, str]) -> list[int]:
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": b'{"jwk": {', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> Any:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        pass  # the client is gone; uvicorn drops what is sent
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 1234),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+    await app(scope, receive, send)  # type: ignore[arg-type]
+    return []
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "length"),
+    [("/v1/keys", "application/json", "100"), ("/v1/submissions", "application/jose", None)],
+)
+async def test_client_gone_mid_body_on_a_litestar_route_is_logged_499(
+    path: str,
+    content_type: str,
+    length: str | None,
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    people: dict[str, Person],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every Litestar route answers a hang-up mid-body with its own 500 ("client
+    disconnected prematurely"), sent to nobody: it was logged as a server error."""
+    headers = {**bearer(app, people["district_head"]), "content-type": content_type}
+    if length is not None:
+        headers["content-length"] = length
+    else:
+        headers["transfer-encoding"] = "chunked"  # not the lane's: Litestar's route reads it
+    with caplog.at_level(logging.INFO, logger="kinerja.access"):
+        # On the loop the app's pool lives on (the test client's portal).
+        await asyncio.to_thread(
+            client.blocking_portal.call, _disconnect_mid_body, app, path, headers
+        )
+    assert [r.status for r in caplog.records if r.name == "kinerja.access"] == [499]
+
+
+async def test_an_empty_token_request_is_named_as_such(client: AsyncTestClient[Litestar]) -> None:
+    """The token route reads its own body, so it kept msgspec's words."""
+    response = await client.post(
+        "/v1/auth/token", content=b"", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "The request body is empty or cut short: send a JSON document."
+    )

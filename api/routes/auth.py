@@ -12,7 +12,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import RawBody
 
-from api.errors import ApiError, problem_response
+from api.errors import NO_BODY, NO_BODY_DETAIL, ApiError, problem_response
 from api.identity import InvalidCredentials, login
 from api.schemas.identity import TokenRequest, TokenResponse
 
@@ -34,7 +34,8 @@ def _parse(content_type: str, body: bytes) -> TokenRequest:
         if content_type.startswith("application/json"):
             return msgspec.json.decode(body, type=TokenRequest)
     except (msgspec.ValidationError, msgspec.DecodeError, ValueError, UnicodeDecodeError) as exc:
-        raise BadTokenRequest(str(exc)) from None
+        said = str(exc)
+        raise BadTokenRequest(NO_BODY_DETAIL if said in NO_BODY else said) from None
     raise BadTokenRequest(
         "Send application/x-www-form-urlencoded (or application/json).",
         extra={"content_type": content_type},
