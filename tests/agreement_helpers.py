@@ -140,3 +140,26 @@ async def national_agreement(
     )
     await activate(client, app, national, second=province, first=ministry)
     return province
+
+
+async def palembang_draft(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    people: dict[str, Person],
+    *,
+    year: int = 2021,
+    target_list: list[dict[str, Any]] | None = None,
+    official: str = "Kadis Kota Palembang",
+) -> dict[str, Any]:
+    """The province head's draft agreement with Kota Palembang (16.71)."""
+    return await draft(
+        client,
+        app,
+        people["province_head"],
+        year=year,
+        level="province_district",
+        second={"area_code": "16.71", "official": official},
+        target_list=targets(ktp_el=100, kia=30, akta_lahir=95)
+        if target_list is None
+        else target_list,
+    )

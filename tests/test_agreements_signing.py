@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any
 
 import asyncpg
 import jwt
@@ -15,22 +14,15 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.agreement_document import SIGNATURE_TYP
-from tests.agreement_helpers import Signer, activate, draft, register_signer, sign, targets
+from tests.agreement_helpers import (
+    Signer,
+    activate,
+    palembang_draft,
+    register_signer,
+    sign,
+    targets,
+)
 from tests.people import Person, bearer
-
-
-async def palembang_draft(
-    client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person]
-) -> dict[str, Any]:
-    return await draft(
-        client,
-        app,
-        people["province_head"],
-        year=2021,
-        level="province_district",
-        second={"area_code": "16.71", "official": "Kadis Kota Palembang"},
-        target_list=targets(ktp_el=100, kia=30, akta_lahir=95),
-    )
 
 
 async def signature_count(conn: asyncpg.Connection) -> int:

@@ -20,7 +20,14 @@ import asyncpg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.agreement_helpers import activate, draft, national_agreement, register_signer, targets
+from tests.agreement_helpers import (
+    activate,
+    draft,
+    national_agreement,
+    palembang_draft,
+    register_signer,
+    targets,
+)
 from tests.people import Person, bearer, make_division, make_user
 
 YEAR = 2021
@@ -206,14 +213,8 @@ async def test_district_without_active_agreement_is_reported(
     people: dict[str, Person],
 ) -> None:
     # A draft does not count: only active agreements make the cascade.
-    await draft(
-        client,
-        app,
-        people["province_head"],
-        year=YEAR,
-        level="province_district",
-        second={"area_code": "16.71", "official": "Kadis"},
-        target_list=targets(ktp_el=100),
+    await palembang_draft(
+        client, app, people, year=YEAR, target_list=targets(ktp_el=100), official="Kadis"
     )
     response = await client.get(
         "/v1/agreements/cascade",

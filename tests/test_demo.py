@@ -8,7 +8,14 @@ import asyncpg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from api.demo import SUMSEL_RECORDED, SUMSEL_WAJIB_KTP, seed, split
+from api.demo import (
+    KALTIM_RECORDED,
+    KALTIM_WAJIB_KTP,
+    SUMSEL_RECORDED,
+    SUMSEL_WAJIB_KTP,
+    seed,
+    split,
+)
 from api.settings import Settings
 from tests.people import Person, bearer
 
@@ -59,3 +66,31 @@ async def test_demo_seed_ranks_live_and_keeps_the_seed_counts(
         "/v1/rankings/regions", params={"as_of": "2021-05-31"}, headers=monitor
     )
     assert [r["status"] for r in regions.json()["rows"]] == ["ranked"] * 4
+
+
+async def test_the_demos_15_february_reports_tell_the_readmes_story(
+    conn: asyncpg.Connection, settings: Settings
+) -> None:
+    """East Kalimantan's districts stated the province's 87.17 % while the split gave each
+    its own share (85-89 %), so all of them were stated_mismatch; and each report fell
+    below the district's own 31 January one (numerator_decreased) (found by review). The
+    README: South Sumatra's reports carry stated_mismatch, East Kalimantan's are within
+    tolerance, and reports are cumulative."""
+    assert await seed(conn, settings, date(2021, 6, 1), "demo-password-1") is True
+    rows = await conn.fetch(
+        "SELECT s.district_code, s.flags, v.numerator, v.denominator FROM submissions s "
+        "JOIN submission_values v ON v.submission_id = s.id "
+        "WHERE s.as_of = '2021-02-15' AND v.indicator_code = 'ktp_el'"
+    )
+    for province, recorded, total, flagged in (
+        ("64", KALTIM_RECORDED, KALTIM_WAJIB_KTP, False),
+        ("16", SUMSEL_RECORDED, SUMSEL_WAJIB_KTP, True),
+    ):
+        mine = [r for r in rows if r["district_code"].startswith(province + ".")]
+        assert sum(r["numerator"] for r in mine) == recorded
+        assert sum(r["denominator"] for r in mine) == total
+        assert {("stated_mismatch" in r["flags"]) for r in mine} == {flagged}
+    decreased = await conn.fetchval(
+        "SELECT count(*) FROM submissions WHERE 'numerator_decreased' = ANY(flags)"
+    )
+    assert decreased == 0

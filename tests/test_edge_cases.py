@@ -17,10 +17,9 @@ from api.errors import PROBLEM_BASE
 from api.jwk import JwkError, b64url_decode
 from api.signatures import repeats_a_member
 from scorecards import DistrictPlan, province_findings
-from tests.agreement_helpers import draft, register_signer, targets
+from tests.agreement_helpers import palembang_draft, register_signer, targets
 from tests.people import Person, bearer, coordinate, make_user
 from tests.submitting import post_jws, register_key, stored_counts, submit
-from tests.test_agreements_signing import palembang_draft
 from tests.test_users_keys import ed_jwk
 
 
@@ -272,17 +271,7 @@ async def test_a_coordinators_agreement_list_matches_what_they_may_read(
     old = people["region_coordinator"]
     new = await make_user(conn, "region_coordinator", username="pj_baru", area_code="16")
     made = [
-        (
-            await draft(
-                client,
-                app,
-                people["province_head"],
-                year=year,
-                level="province_district",
-                second={"area_code": "16.71", "official": "Kadis Kota Palembang"},
-                target_list=targets(kia=30),
-            )
-        )["id"]
+        (await palembang_draft(client, app, people, year=year, target_list=targets(kia=30)))["id"]
         for year in (2025, 2026)
     ]
     await coordinate(conn, old, "16", ["16.71"], 2025)

@@ -28,7 +28,14 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.agreement_helpers import activate, draft, national_agreement, register_signer, sign
+from tests.agreement_helpers import (
+    activate,
+    draft,
+    national_agreement,
+    palembang_draft,
+    register_signer,
+    sign,
+)
 from tests.people import Person, bearer, coordinate, make_user
 from tests.submitting import register_key, served, submit
 
@@ -88,13 +95,12 @@ async def world(
         ],
     )
     palembang_head = await register_signer(conn, people["district_head"])
-    own = await draft(
+    own = await palembang_draft(
         client,
         app,
-        people["province_head"],
+        people,
         year=YEAR,
-        level="province_district",
-        second={"area_code": "16.71", "official": "Kadis Palembang"},
+        official="Kadis Palembang",
         target_list=[
             {"indicator": "ktp_el", "annual": 100, "quarterly": [97, 98, 99, 100]},
             {"indicator": "kia", "annual": 30},
@@ -468,13 +474,12 @@ async def test_an_activation_that_commits_after_a_later_agreement_write_reaches_
             target_list=[{"indicator": "ktp_el", "annual": 100}],
         )
         palembang = await register_signer(conn, people["district_head"])
-        own = await draft(
+        own = await palembang_draft(
             http,
             app,
-            people["province_head"],
+            people,
             year=YEAR,
-            level="province_district",
-            second={"area_code": "16.71", "official": "Kadis Palembang"},
+            official="Kadis Palembang",
             target_list=[{"indicator": "ktp_el", "annual": 90}],
         )
         assert (await sign(http, app, palembang, own, "second")).status_code == 201
