@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
@@ -195,41 +195,52 @@ def _target(row: data.TargetRow) -> Target:
     )
 
 
-#: Per worker: year → (agreements fingerprint, area → (agreement id, targets)).
-_TARGETS: dict[int, tuple[UUID | None, dict[str, tuple[Any, dict[str, Target]]]]] = {}
+#: Per worker: (year, as-of date) → (agreements fingerprint, area → (agreement id, targets)).
+_TARGETS: dict[tuple[int, date], tuple[UUID | None, dict[str, tuple[Any, dict[str, Target]]]]] = {}
+
+
+def _cutoff(ctx: Context, as_of: date) -> datetime:
+    """The end of the as-of day, local time: an agreement signed that day applies to it."""
+    local = timezone(timedelta(hours=ctx.settings.utc_offset_hours))
+    return datetime.combine(as_of + timedelta(days=1), time(0), tzinfo=local)
 
 
 async def _year_targets(
-    conn: asyncpg.Connection, year: int
+    conn: asyncpg.Connection, ctx: Context, as_of: date
 ) -> tuple[UUID | None, dict[str, tuple[Any, dict[str, Target]]]]:
-    """Active province and district targets of a year, reread only when an agreement of
-    that year was written since (``agreements_fingerprint``)."""
+    """Province and district targets of the context's year in force at ``as_of``
+    (``data.active_targets``), reread only when an agreement of that year was written
+    since (``agreements_fingerprint``)."""
+    year = ctx.period.year
     fingerprint = await data.agreements_fingerprint(conn, year)
-    cached = _TARGETS.get(year)
+    cached = _TARGETS.get((year, as_of))
     if cached is not None and cached[0] == fingerprint:
         return cached
-    rows = await data.active_targets(conn, year, None, ["province_district", "national_province"])
+    rows = await data.active_targets(
+        conn, year, _cutoff(ctx, as_of), ["province_district", "national_province"]
+    )
     by_area: dict[str, tuple[Any, dict[str, Target]]] = {}
     for row in rows:
         entry = by_area.setdefault(row.area_code, (row.agreement_id, {}))
         entry[1][row.indicator_code] = _target(row)
-    if len(_TARGETS) >= 8:
+    if len(_TARGETS) >= 16:
         _TARGETS.pop(next(iter(_TARGETS)))
-    _TARGETS[year] = (fingerprint, by_area)
+    _TARGETS[(year, as_of)] = (fingerprint, by_area)
     return fingerprint, by_area
 
 
-#: Per worker: (year, agreements fingerprint, districts) → each district's target set,
-#: shared by every request until an agreement of the year changes (never modified).
-_DISTRICT_TARGETS: dict[tuple[int, UUID | None, tuple[str, ...]], dict[str, TargetSet]] = {}
+#: Per worker: (year, as-of date, agreements fingerprint, districts) → each district's
+#: target set, shared by every request until an agreement of the year changes (never
+#: modified).
+_DISTRICT_TARGETS: dict[tuple[int, date, UUID | None, tuple[str, ...]], dict[str, TargetSet]] = {}
 
 
 async def district_targets(
-    conn: asyncpg.Connection, year: int, districts: Sequence[asyncpg.Record]
+    conn: asyncpg.Connection, ctx: Context, districts: Sequence[asyncpg.Record], as_of: date
 ) -> dict[str, TargetSet]:
-    """Each district's targets: its own active agreement, else its province's."""
-    fingerprint, by_area = await _year_targets(conn, year)
-    key = (year, fingerprint, tuple(d["code"] for d in districts))
+    """Each district's targets at ``as_of``: its own agreement's, else its province's."""
+    fingerprint, by_area = await _year_targets(conn, ctx, as_of)
+    key = (ctx.period.year, as_of, fingerprint, tuple(d["code"] for d in districts))
     found = _DISTRICT_TARGETS.get(key)
     if found is not None:
         return found
@@ -336,7 +347,7 @@ async def score_districts(
     when = as_of or ctx.period.as_of
     memo = memo or _Memo(ctx, districts)  # before the values are read
     if targets is None:
-        targets = await district_targets(conn, ctx.period.year, districts)
+        targets = await district_targets(conn, ctx, districts, when)
     if values is None:
         values = await values_on(conn, ctx, districts, when)
     shifted = ctx if when == ctx.period.as_of else _at(ctx, when)
@@ -707,11 +718,12 @@ class AreaResult:
 
 
 async def province_weights(
-    conn: asyncpg.Connection, year: int, province: str
+    conn: asyncpg.Connection, ctx: Context, province: str, as_of: date
 ) -> dict[str, float] | None:
-    """The indicator weights the province's active agreement with the ministry sets, which
-    its aggregate and its regions' composites use; None when it sets none."""
-    _, by_area = await _year_targets(conn, year)
+    """The indicator weights the province's agreement with the ministry in force at
+    ``as_of`` sets, which its aggregate and its regions' composites use; None when it
+    sets none."""
+    _, by_area = await _year_targets(conn, ctx, as_of)
     return _weights_in(by_area, province)
 
 
@@ -847,13 +859,11 @@ async def district_card(
     conn: asyncpg.Connection, ctx: Context, district: asyncpg.Record, *, only_division: Any = None
 ) -> DistrictScorecard:
     """One district: its indicators (with trend and projection) and a card per division."""
-    targets = await district_targets(conn, ctx.period.year, [district])
+    targets = await district_targets(conn, ctx, [district], ctx.period.as_of)
     now = (await score_districts(conn, ctx, [district], targets=targets))[district["code"]]
-    before = (
-        await score_districts(
-            conn, ctx, [district], as_of=ctx.period.previous_as_of, targets=targets
-        )
-    )[district["code"]]
+    before = (await score_districts(conn, ctx, [district], as_of=ctx.period.previous_as_of))[
+        district["code"]
+    ]
     rows = []
     for code, item in now.indicators.items():
         target = targets[district["code"]].targets.get(code)
@@ -866,7 +876,9 @@ async def district_card(
             )
         )
     divisions = []
-    for division in await data.division_targets(conn, ctx.period.year, district["code"]):
+    for division in await data.division_targets(
+        conn, ctx.period.year, district["code"], _cutoff(ctx, ctx.period.as_of)
+    ):
         if only_division is not None and division["id"] != only_division:
             continue
         values = await data.latest_values(
@@ -910,17 +922,19 @@ async def rank_districts(
     districts: Sequence[asyncpg.Record],
     indicator: str,
 ) -> tuple[list[RankingRow], Counts]:
-    targets = await district_targets(conn, ctx.period.year, districts)
+    targets = await district_targets(conn, ctx, districts, ctx.period.as_of)
     before = ctx.period.previous_as_of
+    targets_before = await district_targets(conn, ctx, districts, before)
     memo = _Memo(ctx, districts)  # before the values are read
     now_values, prev_values = await values_on_days(conn, ctx, districts, [ctx.period.as_of, before])
     now = await score_districts(conn, ctx, districts, targets=targets, values=now_values, memo=memo)
     previous = {}
     for d in districts:
         code = d["code"]
-        key = ("score", before, indicator, *memo.key(d, prev_values, targets[code]))
+        then = targets_before[code]
+        key = ("score", before, indicator, *memo.key(d, prev_values, then))
         if key not in _SCORES:
-            _remember(key, score_only(ctx, code, prev_values, targets[code], indicator, before))
+            _remember(key, score_only(ctx, code, prev_values, then, indicator, before))
         previous[code] = _SCORES[key]
     return ranking_rows(district_scored(now.values(), indicator), previous)
 
@@ -942,7 +956,7 @@ async def region_results(
     """Each region of the province-year, aggregated over its member districts."""
     districts = await districts_of(conn, ctx, province)
     results = await score_districts(conn, ctx, districts, as_of=as_of)
-    weights = await province_weights(conn, ctx.period.year, province)
+    weights = await province_weights(conn, ctx, province, as_of or ctx.period.as_of)
     out = []
     for region in await data.region_members(conn, province, ctx.period.year):
         if only_coordinator is not None and region["coordinator_id"] != only_coordinator:
@@ -962,7 +976,7 @@ async def province_results(
     by_province: dict[str, list[DistrictResult]] = {}
     for r in results.values():
         by_province.setdefault(r.parent_code, []).append(r)
-    _, by_area = await _year_targets(conn, ctx.period.year)
+    _, by_area = await _year_targets(conn, ctx, as_of or ctx.period.as_of)
     return [
         aggregate_area(
             ctx, code, names[code], by_province.get(code, []), _weights_in(by_area, code)
@@ -982,14 +996,11 @@ async def province_card(
     conn: asyncpg.Connection, ctx: Context, province: asyncpg.Record
 ) -> ProvinceScorecard:
     districts = await districts_of(conn, ctx, province["code"])
-    targets = await district_targets(conn, ctx.period.year, districts)
-    now = await score_districts(conn, ctx, districts, targets=targets)
-    before = await score_districts(
-        conn, ctx, districts, as_of=ctx.period.previous_as_of, targets=targets
-    )
+    now = await score_districts(conn, ctx, districts)
+    before = await score_districts(conn, ctx, districts, as_of=ctx.period.previous_as_of)
     previous = {code: district_score(r, COMPOSITE) for code, r in before.items()}
     district_rows, _ = ranking_rows(district_scored(now.values(), COMPOSITE), previous)
-    weights = await province_weights(conn, ctx.period.year, province["code"])
+    weights = await province_weights(conn, ctx, province["code"], ctx.period.as_of)
     whole = aggregate_area(ctx, province["code"], province["name"], list(now.values()), weights)
     regions_now = await region_results(conn, ctx, province["code"])
     regions_before = await region_results(

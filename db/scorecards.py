@@ -12,7 +12,7 @@ and including ``as_of``.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 from uuid import UUID
@@ -213,25 +213,33 @@ async def agreements_fingerprint(conn: asyncpg.Connection, year: int) -> UUID | 
     return tag
 
 
-async def active_targets(
-    conn: asyncpg.Connection, year: int, areas: list[str] | None, levels: list[str]
-) -> list[TargetRow]:
-    """Targets of the active agreements of ``year`` whose second party is in ``areas``
-    (every area when None)."""
-    rows = await conn.fetch(
-        """
-        SELECT a.second_area AS area_code, a.second_division_id AS division_id, a.level,
-               a.id AS agreement_id, t.indicator_code, t.annual, t.q1, t.q2, t.q3, t.q4,
-               t.weight
-        FROM agreements a JOIN agreement_targets t ON t.agreement_id = a.id
-        WHERE a.year = $1 AND a.status = 'active'
-          AND ($2::text[] IS NULL OR a.second_area = ANY($2::text[]))
-          AND a.level = ANY($3::text[])
-        """,
-        year,
-        areas,
-        levels,
+#: Per lineage (an office's agreement for a year, amended version by version), the version
+#: in force when ``$2`` (the end of the as-of day) came: the latest signed before it, or,
+#: for a day before any was signed, the first one signed (the year's promise from its
+#: start). $1 year, $3 levels; ``{extra}`` narrows further.
+_IN_FORCE = """
+    WITH chosen AS (
+        SELECT DISTINCT ON (a.lineage_id) a.id
+          FROM agreements a
+         WHERE a.year = $1 AND a.activated_at IS NOT NULL AND a.level = ANY($3::text[]) {extra}
+         ORDER BY a.lineage_id, (a.activated_at < $2) DESC,
+                  CASE WHEN a.activated_at < $2 THEN a.activated_at END DESC,
+                  a.activated_at
     )
+    SELECT a.second_area AS area_code, a.second_division_id AS division_id, a.level,
+           a.id AS agreement_id, t.indicator_code, t.annual, t.q1, t.q2, t.q3, t.q4, t.weight
+      FROM chosen c JOIN agreements a ON a.id = c.id
+      JOIN agreement_targets t ON t.agreement_id = a.id
+"""
+
+
+async def active_targets(
+    conn: asyncpg.Connection, year: int, cutoff: datetime, levels: list[str]
+) -> list[TargetRow]:
+    """Targets of the agreements of ``year`` in force at ``cutoff`` (``_IN_FORCE``): the
+    target that applies at an as-of date is the one signed by then, so amending an
+    agreement does not rewrite the scores of the months before (found by review)."""
+    rows = await conn.fetch(_IN_FORCE.format(extra=""), year, cutoff, levels)
     return [
         TargetRow(
             area_code=r["area_code"],
@@ -301,22 +309,18 @@ async def region_members(
 
 
 async def division_targets(
-    conn: asyncpg.Connection, year: int, district: str
+    conn: asyncpg.Connection, year: int, district: str, cutoff: datetime
 ) -> list[dict[str, object]]:
-    """The district's divisions with their active agreement's targets (possibly none)."""
+    """The district's divisions with the targets of their agreement in force at ``cutoff``
+    (possibly none)."""
     divisions = await conn.fetch(
         "SELECT id, code, name FROM divisions WHERE district_code = $1 ORDER BY code", district
     )
     rows = await conn.fetch(
-        """
-        SELECT a.second_area AS area_code, a.second_division_id AS division_id, a.level,
-               a.id AS agreement_id, t.indicator_code, t.annual, t.q1, t.q2, t.q3, t.q4,
-               t.weight
-        FROM agreements a JOIN agreement_targets t ON t.agreement_id = a.id
-        WHERE a.year = $1 AND a.status = 'active' AND a.level = 'district_division'
-          AND a.second_area = $2
-        """,
+        _IN_FORCE.format(extra="AND a.second_area = $4"),
         year,
+        cutoff,
+        ["district_division"],
         district,
     )
     targets: dict[UUID, list[TargetRow]] = {}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import uuid
 from datetime import date
 from typing import Any
 
@@ -385,7 +386,7 @@ async def test_score_only_matches_the_full_scoring(
         ctx = await reports.context(
             conn, settings, year=YEAR, as_of=when, basis="latest", indicator="composite", today=when
         )
-        targets = await reports.district_targets(conn, YEAR, districts)
+        targets = await reports.district_targets(conn, ctx, districts, when)
         values = await reports.values_on(conn, ctx, districts, when)
         full = await reports.score_districts(conn, ctx, districts, targets=targets, values=values)
         for indicator in ("composite", "ktp_el", "kia", "akta_lahir", "backlog"):
@@ -607,3 +608,51 @@ async def test_an_indicator_added_or_removed_reaches_cached_reports(
     assert (await client.delete("/v1/indicators/backlog", headers=admin)).status_code == 204
     removed = await shown()
     assert "backlog" not in removed[0] and removed[1] != after[1]
+
+
+async def test_the_target_at_an_as_of_date_is_the_version_signed_by_then(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """Targets came from whichever version is active now: signing an amendment rescored
+    every earlier month against the new targets (found by review). v1 (KTP-el 100) is in
+    force from 10 January, v2 (50) from 1 July; a day before any signature takes v1."""
+    head = await register_signer(conn, people["district_head"])
+    province = await register_signer(conn, people["province_head"])
+    v1 = await palembang_draft(client, app, people, year=YEAR)
+    await activate(client, app, v1, second=head, first=province)
+    amended = await client.post(
+        f"/v1/agreements/{v1['id']}/amendments",
+        headers=bearer(app, people["province_head"]),
+        json={
+            "reason": "perubahan_prioritas",
+            "note": "n",
+            "targets": [
+                {"indicator": "ktp_el", "annual": 50},
+                {"indicator": "kia", "annual": 30},
+                {"indicator": "akta_lahir", "annual": 95},
+            ],
+        },
+    )
+    assert amended.status_code == 201, amended.text
+    v2 = amended.json()
+    await activate(client, app, v2, second=head, first=province)
+    await conn.execute(
+        "UPDATE agreements SET activated_at = '2021-01-10T09:00+07', "
+        "ended_at = '2021-07-01T09:00+07' WHERE id = $1",
+        uuid.UUID(v1["id"]),
+    )
+    await conn.execute(
+        "UPDATE agreements SET activated_at = '2021-07-01T09:00+07' WHERE id = $1",
+        uuid.UUID(v2["id"]),
+    )
+    for as_of, target in (("2021-01-05", 100.0), ("2021-03-31", 100.0), ("2021-08-31", 50.0)):
+        card = await client.get(
+            "/v1/scorecards/districts/16.71",
+            params={"as_of": as_of},
+            headers=bearer(app, people["province_head"]),
+        )
+        ktp = next(i for i in card.json()["indicators"] if i["indicator"] == "ktp_el")
+        assert (as_of, ktp["target"]) == (as_of, target)
