@@ -289,9 +289,10 @@ async def seed(conn: asyncpg.Connection, settings: Settings, today: date, passwo
             # Every district stands a little below the article's share on 31 January and
             # above it on 28 February, so its 15 February report, at the article's share,
             # lies between its month-ends: reports stay cumulative (no numerator_decreased).
-            below = [rng.uniform(0.002, 0.01) for _ in rows]
+            # Small steps, so South Sumatra (93.35 %) stays under 100 % all year.
+            below = [rng.uniform(0.001, 0.004) for _ in rows]
             start["ktp_el"] = [ARTICLE_SHARE[province] - b for b in below]
-            pace["ktp_el"] = [b + rng.uniform(0.001, 0.005) for b in below]
+            pace["ktp_el"] = [b + rng.uniform(0.0005, 0.002) for b in below]
         for month, as_of in enumerate(month_ends(year, today)):
             for i, row in enumerate(rows):
                 values = {}

@@ -213,23 +213,34 @@ async def agreements_fingerprint(conn: asyncpg.Connection, year: int) -> UUID | 
     return tag
 
 
-#: Per lineage (an office's agreement for a year, amended version by version), the version
-#: in force when ``$2`` (the end of the as-of day) came: the latest signed before it, or,
+#: Per office and level (its agreements of a year, amended version by version), the one
+#: in force when ``$2`` (the end of the as-of day) came: signed before it and not ended by
+#: it (of several, the latest signed, then the highest version: replicas' clocks differ);
 #: for a day before any was signed, the first one signed (the year's promise from its
-#: start). $1 year, $3 levels; ``{extra}`` narrows further.
+#: start); none when every one signed had ended by then. $1 year, $3 levels; ``{extra}``
+#: narrows further.
 _IN_FORCE = """
-    WITH chosen AS (
-        SELECT DISTINCT ON (a.lineage_id) a.id
+    WITH ranked AS (
+        SELECT a.id, a.second_area, a.second_division_id, a.level, a.activated_at, a.version,
+               CASE WHEN a.activated_at < $2 AND (a.ended_at IS NULL OR a.ended_at >= $2)
+                    THEN 0
+                    WHEN a.activated_at >= $2 THEN 1
+                    ELSE 2 END AS rank
           FROM agreements a
          WHERE a.year = $1 AND a.activated_at IS NOT NULL AND a.level = ANY($3::text[]) {extra}
-         ORDER BY a.lineage_id, (a.activated_at < $2) DESC,
-                  CASE WHEN a.activated_at < $2 THEN a.activated_at END DESC,
-                  a.activated_at
+    ), chosen AS (
+        SELECT DISTINCT ON (second_area, second_division_id, level) id, rank
+          FROM ranked
+         ORDER BY second_area, second_division_id, level, rank,
+                  CASE WHEN rank = 0 THEN activated_at END DESC,
+                  CASE WHEN rank = 0 THEN version END DESC,
+                  activated_at, version
     )
     SELECT a.second_area AS area_code, a.second_division_id AS division_id, a.level,
            a.id AS agreement_id, t.indicator_code, t.annual, t.q1, t.q2, t.q3, t.q4, t.weight
       FROM chosen c JOIN agreements a ON a.id = c.id
       JOIN agreement_targets t ON t.agreement_id = a.id
+     WHERE c.rank < 2
 """
 
 

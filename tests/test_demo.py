@@ -94,3 +94,16 @@ async def test_the_demos_15_february_reports_tell_the_readmes_story(
         "SELECT count(*) FROM submissions WHERE 'numerator_decreased' = ANY(flags)"
     )
     assert decreased == 0
+
+
+async def test_the_demo_keeps_south_sumatra_under_100_percent(
+    conn: asyncpg.Connection, settings: Settings
+) -> None:
+    """The steps that keep the 15 February reports cumulative took South Sumatra past
+    100 % from July (found by review)."""
+    assert await seed(conn, settings, date(2021, 12, 31), "demo-password-1") is True
+    over = await conn.fetchval(
+        "SELECT count(*) FROM submissions WHERE 'over_100' = ANY(flags) "
+        "AND district_code LIKE '16.%'"
+    )
+    assert over == 0

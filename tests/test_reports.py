@@ -36,6 +36,7 @@ from tests.agreement_helpers import (
     palembang_draft,
     register_signer,
     sign,
+    targets,
 )
 from tests.people import Person, bearer, coordinate, make_user
 from tests.submitting import register_key, served, submit
@@ -610,15 +611,13 @@ async def test_an_indicator_added_or_removed_reaches_cached_reports(
     assert "backlog" not in removed[0] and removed[1] != after[1]
 
 
-async def test_the_target_at_an_as_of_date_is_the_version_signed_by_then(
+async def _amended_palembang(
     client: AsyncTestClient[Litestar],
     app: Litestar,
     conn: asyncpg.Connection,
     people: dict[str, Person],
-) -> None:
-    """Targets came from whichever version is active now: signing an amendment rescored
-    every earlier month against the new targets (found by review). v1 (KTP-el 100) is in
-    force from 10 January, v2 (50) from 1 July; a day before any signature takes v1."""
+) -> tuple[uuid.UUID, uuid.UUID]:
+    """Palembang's agreement (KTP-el 100) and its signed amendment (KTP-el 50)."""
     head = await register_signer(conn, people["district_head"])
     province = await register_signer(conn, people["province_head"])
     v1 = await palembang_draft(client, app, people, year=YEAR)
@@ -639,20 +638,95 @@ async def test_the_target_at_an_as_of_date_is_the_version_signed_by_then(
     assert amended.status_code == 201, amended.text
     v2 = amended.json()
     await activate(client, app, v2, second=head, first=province)
+    return uuid.UUID(v1["id"]), uuid.UUID(v2["id"])
+
+
+async def _ktp_el_target(
+    client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person], as_of: str
+) -> float | None:
+    card = await client.get(
+        "/v1/scorecards/districts/16.71",
+        params={"as_of": as_of},
+        headers=bearer(app, people["province_head"]),
+    )
+    return next(i["target"] for i in card.json()["indicators"] if i["indicator"] == "ktp_el")
+
+
+async def test_the_target_at_an_as_of_date_is_the_version_signed_by_then(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """Targets came from whichever version is active now: signing an amendment rescored
+    every earlier month against the new targets (found by review). v1 (KTP-el 100) is in
+    force from 10 January, v2 (50) from 1 July; a day before any signature takes v1."""
+    v1, v2 = await _amended_palembang(client, app, conn, people)
     await conn.execute(
         "UPDATE agreements SET activated_at = '2021-01-10T09:00+07', "
         "ended_at = '2021-07-01T09:00+07' WHERE id = $1",
-        uuid.UUID(v1["id"]),
+        v1,
     )
     await conn.execute(
-        "UPDATE agreements SET activated_at = '2021-07-01T09:00+07' WHERE id = $1",
-        uuid.UUID(v2["id"]),
+        "UPDATE agreements SET activated_at = '2021-07-01T09:00+07' WHERE id = $1", v2
     )
     for as_of, target in (("2021-01-05", 100.0), ("2021-03-31", 100.0), ("2021-08-31", 50.0)):
-        card = await client.get(
-            "/v1/scorecards/districts/16.71",
-            params={"as_of": as_of},
-            headers=bearer(app, people["province_head"]),
-        )
-        ktp = next(i for i in card.json()["indicators"] if i["indicator"] == "ktp_el")
-        assert (as_of, ktp["target"]) == (as_of, target)
+        assert (as_of, await _ktp_el_target(client, app, people, as_of)) == (as_of, target)
+
+
+async def test_the_version_in_force_does_not_hang_on_the_signing_clocks(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """Versions were ordered by activated_at alone, a replica's clock: an amendment signed
+    on a clock a second behind never took over, and two signed in the same instant were
+    picked at random (found by review)."""
+    v1, v2 = await _amended_palembang(client, app, conn, people)
+    await conn.execute(
+        "UPDATE agreements SET activated_at = '2021-07-01T09:00:01+07', "
+        "ended_at = '2021-07-01T09:00:00+07' WHERE id = $1",
+        v1,
+    )
+    await conn.execute(
+        "UPDATE agreements SET activated_at = '2021-07-01T09:00:00+07' WHERE id = $1", v2
+    )
+    assert await _ktp_el_target(client, app, people, "2021-08-31") == 50.0
+    await conn.execute(
+        "UPDATE agreements SET activated_at = '2021-07-01T09:00+07' WHERE id = ANY($1)", [v1, v2]
+    )
+    assert await _ktp_el_target(client, app, people, "2021-03-31") == 100.0
+
+
+async def test_a_closed_agreement_does_not_mix_into_the_next_one(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """Choosing a version per lineage put a closed agreement's targets beside its office's
+    next agreement's (found by review): one agreement applies, and a day between them
+    takes the one to come."""
+    head = await register_signer(conn, people["district_head"])
+    province = await register_signer(conn, people["province_head"])
+    old = await palembang_draft(client, app, people, year=YEAR, target_list=targets(kia=30))
+    await activate(client, app, old, second=head, first=province)
+    await conn.execute(
+        "UPDATE agreements SET status = 'closed', activated_at = '2021-01-10T09:00+07', "
+        "ended_at = '2021-03-01T09:00+07' WHERE id = $1",
+        uuid.UUID(old["id"]),
+    )
+    new = await palembang_draft(client, app, people, year=YEAR, target_list=targets(ktp_el=90))
+    await activate(client, app, new, second=head, first=province)
+    await conn.execute(
+        "UPDATE agreements SET activated_at = '2021-03-05T09:00+07' WHERE id = $1",
+        uuid.UUID(new["id"]),
+    )
+    card = await client.get(
+        "/v1/scorecards/districts/16.71",
+        params={"as_of": "2021-06-30"},
+        headers=bearer(app, people["province_head"]),
+    )
+    got = {i["indicator"]: i["target"] for i in card.json()["indicators"]}
+    assert got == {"ktp_el": 90.0, "kia": None, "akta_lahir": None}
