@@ -641,6 +641,19 @@ async def _amended_palembang(
     return uuid.UUID(v1["id"]), uuid.UUID(v2["id"])
 
 
+async def _signed_at(
+    conn: asyncpg.Connection, agreement: uuid.UUID, activated: str, ended: str | None = None
+) -> None:
+    """Move an agreement's signing (and end) to given local times, as if signed then."""
+    await conn.execute(
+        "UPDATE agreements SET activated_at = $2::text::timestamptz, "
+        "ended_at = coalesce($3::text::timestamptz, ended_at) WHERE id = $1",
+        agreement,
+        activated,
+        ended,
+    )
+
+
 async def _ktp_el_target(
     client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person], as_of: str
 ) -> float | None:
@@ -662,14 +675,8 @@ async def test_the_target_at_an_as_of_date_is_the_version_signed_by_then(
     every earlier month against the new targets (found by review). v1 (KTP-el 100) is in
     force from 10 January, v2 (50) from 1 July; a day before any signature takes v1."""
     v1, v2 = await _amended_palembang(client, app, conn, people)
-    await conn.execute(
-        "UPDATE agreements SET activated_at = '2021-01-10T09:00+07', "
-        "ended_at = '2021-07-01T09:00+07' WHERE id = $1",
-        v1,
-    )
-    await conn.execute(
-        "UPDATE agreements SET activated_at = '2021-07-01T09:00+07' WHERE id = $1", v2
-    )
+    await _signed_at(conn, v1, "2021-01-10T09:00+07", "2021-07-01T09:00+07")
+    await _signed_at(conn, v2, "2021-07-01T09:00+07")
     for as_of, target in (("2021-01-05", 100.0), ("2021-03-31", 100.0), ("2021-08-31", 50.0)):
         assert (as_of, await _ktp_el_target(client, app, people, as_of)) == (as_of, target)
 
@@ -684,18 +691,11 @@ async def test_the_version_in_force_does_not_hang_on_the_signing_clocks(
     on a clock a second behind never took over, and two signed in the same instant were
     picked at random (found by review)."""
     v1, v2 = await _amended_palembang(client, app, conn, people)
-    await conn.execute(
-        "UPDATE agreements SET activated_at = '2021-07-01T09:00:01+07', "
-        "ended_at = '2021-07-01T09:00:00+07' WHERE id = $1",
-        v1,
-    )
-    await conn.execute(
-        "UPDATE agreements SET activated_at = '2021-07-01T09:00:00+07' WHERE id = $1", v2
-    )
+    await _signed_at(conn, v1, "2021-07-01T09:00:01+07", "2021-07-01T09:00:00+07")
+    await _signed_at(conn, v2, "2021-07-01T09:00:00+07")
     assert await _ktp_el_target(client, app, people, "2021-08-31") == 50.0
-    await conn.execute(
-        "UPDATE agreements SET activated_at = '2021-07-01T09:00+07' WHERE id = ANY($1)", [v1, v2]
-    )
+    for same in (v1, v2):
+        await _signed_at(conn, same, "2021-07-01T09:00+07")
     assert await _ktp_el_target(client, app, people, "2021-03-31") == 100.0
 
 
@@ -713,16 +713,12 @@ async def test_a_closed_agreement_does_not_mix_into_the_next_one(
     old = await palembang_draft(client, app, people, year=YEAR, target_list=targets(kia=30))
     await activate(client, app, old, second=head, first=province)
     await conn.execute(
-        "UPDATE agreements SET status = 'closed', activated_at = '2021-01-10T09:00+07', "
-        "ended_at = '2021-03-01T09:00+07' WHERE id = $1",
-        uuid.UUID(old["id"]),
+        "UPDATE agreements SET status = 'closed' WHERE id = $1", uuid.UUID(old["id"])
     )
+    await _signed_at(conn, uuid.UUID(old["id"]), "2021-01-10T09:00+07", "2021-03-01T09:00+07")
     new = await palembang_draft(client, app, people, year=YEAR, target_list=targets(ktp_el=90))
     await activate(client, app, new, second=head, first=province)
-    await conn.execute(
-        "UPDATE agreements SET activated_at = '2021-03-05T09:00+07' WHERE id = $1",
-        uuid.UUID(new["id"]),
-    )
+    await _signed_at(conn, uuid.UUID(new["id"]), "2021-03-05T09:00+07")
     card = await client.get(
         "/v1/scorecards/districts/16.71",
         params={"as_of": "2021-06-30"},
