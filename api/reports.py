@@ -209,14 +209,14 @@ async def _year_targets(
     conn: asyncpg.Connection, ctx: Context, as_of: date
 ) -> tuple[UUID | None, dict[str, tuple[Any, dict[str, Target]]]]:
     """Province and district targets of the context's year in force at ``as_of``
-    (``data.active_targets``), reread only when an agreement of that year was written
+    (``data.targets_in_force``), reread only when an agreement of that year was written
     since (``agreements_fingerprint``)."""
     year = ctx.period.year
     fingerprint = await data.agreements_fingerprint(conn, year)
     cached = _TARGETS.get((year, as_of))
     if cached is not None and cached[0] == fingerprint:
         return cached
-    rows = await data.active_targets(
+    rows = await data.targets_in_force(
         conn, year, _cutoff(ctx, as_of), ["province_district", "national_province"]
     )
     by_area: dict[str, tuple[Any, dict[str, Target]]] = {}

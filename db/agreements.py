@@ -203,17 +203,13 @@ async def open_version(conn: asyncpg.Connection, lineage_id: UUID) -> AgreementR
 
 # Scope filter: $1 scope kind, $2 area, $3 user id, $4 division id. A region coordinator's
 # agreements: those whose district's region for the agreement's year they coordinate in
-# their province (as api.authz.area_in_scope, migration 0015).
+# their province (as api.authz.area_in_scope, migration 0018).
 _SCOPE = """
     (
       $1 = 'national'
       OR ($1 = 'province' AND (a.second_area = $2 OR a.first_area = $2 OR EXISTS (
             SELECT 1 FROM areas s WHERE s.code = a.second_area AND s.parent_code = $2)))
-      OR ($1 = 'region' AND EXISTS (
-            SELECT 1 FROM region_spans rs
-            WHERE rs.district_code = a.second_area AND rs.coordinator_id = $3
-              AND rs.province_code = $2 AND rs.from_year <= a.year
-              AND (rs.until_year IS NULL OR a.year < rs.until_year)))
+      OR ($1 = 'region' AND district_coordinated(a.second_area, $3, $2, a.year))
       OR ($1 = 'district' AND a.second_area = $2)
       OR ($1 = 'division' AND a.second_division_id = $4)
     )

@@ -53,15 +53,6 @@ async def area_within(
     return False
 
 
-#: A region coordinator's districts for a year (migration 0015's view): the region each
-#: district has for that year (drawn for it, or carried over from the latest year before
-#: that its province drew regions for) is one they coordinate, in their own province.
-_COORDINATED = (
-    "coordinator_id = $1 AND province_code = $2 AND from_year <= $3 "
-    "AND (until_year IS NULL OR $3 < until_year)"
-)
-
-
 async def district_coordinated_by(
     conn: asyncpg.Connection | asyncpg.Pool,
     area_code: str,
@@ -74,12 +65,11 @@ async def district_coordinated_by(
     a later year keeps it for the years before; one moved to another province has none."""
     return bool(
         await conn.fetchval(
-            f"SELECT EXISTS (SELECT 1 FROM region_spans WHERE {_COORDINATED} "
-            "AND district_code = $4)",
+            "SELECT district_coordinated($1, $2, $3, $4)",
+            area_code,
             user_id,
             province_code,
             year,
-            area_code,
         )
     )
 
@@ -87,8 +77,12 @@ async def district_coordinated_by(
 async def coordinated_districts(
     conn: asyncpg.Connection, user_id: UUID, province_code: str, year: int
 ) -> set[str]:
+    """A coordinator's districts for ``year`` (``district_coordinated``, migration 0018:
+    the region each district has for that year, drawn for it or carried over, is one they
+    coordinate in their own province)."""
     rows = await conn.fetch(
-        f"SELECT district_code FROM region_spans WHERE {_COORDINATED}",
+        "SELECT DISTINCT district_code FROM region_spans "
+        "WHERE district_coordinated(district_code, $1, $2, $3)",
         user_id,
         province_code,
         year,

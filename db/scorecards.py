@@ -244,7 +244,7 @@ _IN_FORCE = """
 """
 
 
-async def active_targets(
+async def targets_in_force(
     conn: asyncpg.Connection, year: int, cutoff: datetime, levels: list[str]
 ) -> list[TargetRow]:
     """Targets of the agreements of ``year`` in force at ``cutoff`` (``_IN_FORCE``): the

@@ -438,12 +438,10 @@ async def list_submissions(
     if scope.coordinator_id is not None:
         coordinator = arg(scope.coordinator_id)
         province = arg(scope.coordinator_province)
-        # As area_in_scope: the district's region for the report's year (migration 0015).
+        # As area_in_scope: the district's region for the report's year (migration 0018).
         where.append(
-            "EXISTS (SELECT 1 FROM region_spans rs WHERE rs.district_code = s.district_code "
-            f"AND rs.coordinator_id = {coordinator} AND rs.province_code = {province} "
-            "AND rs.from_year <= extract(year FROM s.as_of) "
-            "AND (rs.until_year IS NULL OR extract(year FROM s.as_of) < rs.until_year))"
+            f"district_coordinated(s.district_code, {coordinator}, {province}, "
+            "extract(year FROM s.as_of)::int)"
         )
     if scope.division_id is not None:
         where.append(f"s.division_id = {arg(scope.division_id)}")
