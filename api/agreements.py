@@ -323,7 +323,7 @@ async def document_of(conn: asyncpg.Connection, row: agreement_db.AgreementRow) 
 
 
 async def _second_party_office(
-    conn: asyncpg.Connection, caller: Principal, level: str, party: SecondPartyIn
+    conn: asyncpg.Connection, caller: Principal, level: str, party: SecondPartyIn, year: int
 ) -> tuple[str, UUID | None]:
     """Resolve and check the second party's office for the caller's level."""
     if level == "district_division":
@@ -343,7 +343,7 @@ async def _second_party_office(
     wanted = "province" if level == "national_province" else "district"
     if kind != wanted:
         raise Unprocessable(f"The second party of a {level} agreement is a {wanted}.")
-    if not await authz.area_in_scope(conn, caller, party.area_code):
+    if not await authz.area_in_scope(conn, caller, party.area_code, year=year):
         raise NotFound("No such district in your province.")
     return party.area_code, None
 
@@ -357,7 +357,7 @@ async def create(conn: asyncpg.Connection, caller: Principal, data: AgreementCre
             f"A {data.level} agreement is drafted by the {FIRST_PARTY_ROLE[data.level]}."
         )
     second_area, division_id = await _second_party_office(
-        conn, caller, data.level, data.second_party
+        conn, caller, data.level, data.second_party, data.year
     )
     existing = await agreement_db.open_or_active_for_office(
         conn, data.year, second_area, division_id

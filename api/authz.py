@@ -10,7 +10,6 @@ A test fails on any route without a declaration.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -139,23 +138,19 @@ def is_national(principal: Principal) -> bool:
     return principal.role in ("admin", "ministry_monitor")
 
 
-def _this_year() -> int:
-    """The year in Indonesia's western time (UTC+7), where every office reports from."""
-    return (datetime.now(UTC) + timedelta(hours=7)).year
-
-
 async def area_in_scope(
     conn: asyncpg.Connection | asyncpg.Pool,
     principal: Principal,
     area_code: str,
     *,
-    year: int | None = None,
+    year: int,
 ) -> bool:
     """Whether ``area_code`` (a province or district) lies inside the caller's scope.
 
     ``year`` is the year of the data asked about (a report's, an agreement's, a
-    scorecard's; None: this year). Only a region coordinator's scope depends on it: the
-    districts whose region for that year they coordinate, in their own province.
+    scorecard's; this year, ``local_today``, where no data names one). Only a region
+    coordinator's scope depends on it: the districts whose region for that year they
+    coordinate, in their own province.
     """
     if is_national(principal):
         return True
@@ -168,7 +163,7 @@ async def area_in_scope(
             area_code,
             principal.id,
             principal.area_code,
-            _this_year() if year is None else year,
+            year,
         )
     if role in ("district_head", "division_head"):
         return area_code == principal.area_code

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from api.settings import Settings, settings_from_env
+from api.settings import Settings, local_today, settings_from_env
 from db.embedded import EmbeddedError, EmbeddedPostgres
 from db.migrate import MigrationError
 
@@ -84,13 +84,11 @@ DEFAULT_DEMO_PASSWORD = "kinerja-demo-password"
 
 
 async def _seed_demo(dsn: str, settings: Settings) -> None:
-    from datetime import UTC, datetime, timedelta
-
     from api.demo import seed, summary
     from db.pool import connect
 
     password = os.environ.get("KINERJA_DEMO_PASSWORD") or DEFAULT_DEMO_PASSWORD
-    today = (datetime.now(UTC) + timedelta(hours=settings.utc_offset_hours)).date()
+    today = local_today(settings)
     conn = await connect(dsn)
     try:
         started = time.monotonic()

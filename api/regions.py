@@ -12,14 +12,18 @@ from db import regions as region_db
 from db import versions
 
 
-async def province_visible(conn: asyncpg.Connection, caller: Principal, province: str) -> None:
-    """404 unless ``province`` is a province inside the caller's scope."""
+async def province_visible(
+    conn: asyncpg.Connection, caller: Principal, province: str, year: int
+) -> None:
+    """404 unless ``province`` is a province inside the caller's scope (for ``year``)."""
     kind = await conn.fetchval("SELECT kind FROM areas WHERE code = $1", province)
     if kind != "province":
         raise NotFound(f"No province has the code {province!r}.")
     if authz.is_national(caller) or caller.area_code == province:
         return
-    if caller.role == "integration" and await authz.area_in_scope(conn, caller, province):
+    if caller.role == "integration" and await authz.area_in_scope(
+        conn, caller, province, year=year
+    ):
         return
     raise NotFound(f"No province has the code {province!r}.")
 
@@ -54,7 +58,7 @@ async def replace(
     conn: asyncpg.Connection, caller: Principal, province: str, year: int, data: RegionsPut
 ) -> Regions:
     """Validate every region first, then replace them all in the request's transaction."""
-    await province_visible(conn, caller, province)
+    await province_visible(conn, caller, province, year)
     districts = await region_db.districts_of(conn, province)
     names: set[str] = set()
     placed: dict[str, str] = {}

@@ -7,6 +7,7 @@ an operator can change it without touching code.
 from __future__ import annotations
 
 import os
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -100,6 +101,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).absolute()
+
+
+def local_today(settings: Settings, now: datetime | None = None) -> date:
+    """Today where the offices are (``utc_offset_hours``): the date every "this year" and
+    default as-of date is read from, so a scope check and a scorecard agree on the year."""
+    moment = datetime.now(UTC) if now is None else now
+    return (moment + timedelta(hours=settings.utc_offset_hours)).date()
 
 
 def settings_from_env(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

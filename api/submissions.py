@@ -834,9 +834,16 @@ async def list_page(
     )
 
 
-async def verifiable_district(conn: asyncpg.Connection, caller: Principal, code: str) -> str:
-    """The district whose ledger the caller may verify (404 outside scope or not a district)."""
+async def verifiable_district(
+    conn: asyncpg.Connection, caller: Principal, code: str, year: int
+) -> str:
+    """The district whose ledger the caller may verify (404 outside scope or not a
+    district); a region coordinator's scope is that of ``year`` (this year's)."""
     area = await get_area(conn, code)
-    if area is None or area.kind != "district" or not await authz.area_in_scope(conn, caller, code):
+    if (
+        area is None
+        or area.kind != "district"
+        or not await authz.area_in_scope(conn, caller, code, year=year)
+    ):
         raise NotFound("No such district in your scope.", extra={"district": code})
     return code

@@ -8,13 +8,16 @@ from datetime import date
 
 import asyncpg
 import jwt
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.agreement_document import SIGNATURE_TYP
+from api.app import create_app
 from api.errors import PROBLEM_BASE
 from api.jwk import JwkError, b64url_decode
+from api.settings import Settings, local_today
 from api.signatures import repeats_a_member
 from scorecards import DistrictPlan, province_findings
 from tests.agreement_helpers import palembang_draft, register_signer, targets
@@ -160,6 +163,30 @@ async def test_a_coordinator_loses_a_district_moved_to_another_region(
     listed = await client.get("/v1/submissions", headers=bearer(app, old))
     assert listed.json()["items"] == []
     assert (await client.get(url, headers=bearer(app, new))).status_code == 200
+
+
+async def test_this_year_of_a_coordinator_is_the_configured_offices_year(
+    app: Litestar, settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
+) -> None:
+    """A route that names no year (ledger verify, a district's divisions) checks a
+    coordinator's regions for this year where the offices are: the scope check read it
+    at UTC+7 whatever ``utc_offset_hours`` said, so the two disagreed around New Year."""
+    old = people["region_coordinator"]
+    new = await make_user(conn, "region_coordinator", username="pj_baru", area_code="16")
+    this_year = local_today(settings).year
+    await coordinate(conn, old, "16", ["16.71"], this_year - 1)
+    await coordinate(conn, new, "16", ["16.71"], this_year)
+    # The same moment, read where "today" is still over a year back.
+    behind = create_app(
+        msgspec.structs.replace(settings, utc_offset_hours=7 - 24 * 367), configure_logs=False
+    )
+    assert local_today(behind.state.settings).year == this_year - 1
+    for served, allowed, refused in ((app, new, old), (behind, old, new)):
+        async with AsyncTestClient(app=served) as client:
+            for url in ("/v1/districts/16.71/ledger/verify", "/v1/districts/16.71/divisions"):
+                ok = await client.get(url, headers=bearer(served, allowed))
+                no = await client.get(url, headers=bearer(served, refused))
+                assert (ok.status_code, no.status_code) == (200, 404), url
 
 
 async def test_a_coordinator_keeps_the_years_their_region_covered(

@@ -15,6 +15,7 @@ from api.errors import Conflict, NotFound
 from api.pagination import Page, page_bounds
 from api.routes.users import caller
 from api.schemas.agreements import Division, DivisionCreate, Indicator, IndicatorCreate
+from api.settings import local_today
 from db import divisions as division_db
 from db import indicators as indicator_db
 from db import versions
@@ -108,7 +109,10 @@ class DivisionController(Controller):
         """The district's divisions in code order, one bounded page at a time."""
         limit, offset = page_bounds(limit, offset, state.settings)
         kind = await db.fetchval("SELECT kind FROM areas WHERE code = $1", code)
-        if kind != "district" or not await authz.area_in_scope(db, caller(request), code):
+        this_year = local_today(state.settings).year
+        if kind != "district" or not await authz.area_in_scope(
+            db, caller(request), code, year=this_year
+        ):
             raise NotFound(f"No district {code!r} in your scope.")
         rows, total = await division_db.page_divisions(db, code, limit=limit, offset=offset)
         return Page(items=[_division(r) for r in rows], total=total, limit=limit, offset=offset)
@@ -123,7 +127,8 @@ class DivisionController(Controller):
     ) -> Division:
         me = caller(request)
         kind = await db.fetchval("SELECT kind FROM areas WHERE code = $1", code)
-        if kind != "district" or not await authz.area_in_scope(db, me, code):
+        this_year = local_today(request.app.state.settings).year
+        if kind != "district" or not await authz.area_in_scope(db, me, code, year=this_year):
             raise NotFound(f"No district {code!r} in your scope.")
         row = await division_db.insert_division(db, code, data.code, data.name)
         if row is None:

@@ -43,5 +43,5 @@ class RegionController(Controller):
         year: PathYear,
     ) -> Regions:
         """With the districts that are in no region listed under ``unassigned``."""
-        await service.province_visible(db, caller(request), code)
+        await service.province_visible(db, caller(request), code, year)
         return await service.read(db, code, year)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Annotated, Any, Literal
 
 import asyncpg
@@ -20,7 +20,7 @@ from api.kept_values import KeptValues
 from api.representation import CsvRows, ReportCache, respond, rows_of, wants_csv
 from api.routes.users import caller
 from api.schemas.scorecards import Basis, DistrictScorecard, ProvinceScorecard, Ranking
-from api.settings import Settings
+from api.settings import local_today
 from db import scope as scope_db
 from db import scorecards as data
 
@@ -45,10 +45,6 @@ class ProvinceRequired(ApiError):
     status_code = 400
     slug = "province-required"
     title = "A province is required"
-
-
-def today(settings: Settings) -> date:
-    return (datetime.now(UTC) + timedelta(hours=settings.utc_offset_hours)).date()
 
 
 def cache_of(state: State) -> ReportCache:
@@ -117,7 +113,7 @@ class ScorecardController(Controller):
         """Per indicator: counts, coverage, the applying target, raw and capped
         achievement, band, trend, projection, flags and provenance; a card per division."""
         me = caller(request)
-        period = service.resolve_period(year, as_of, today(state.settings))
+        period = service.resolve_period(year, as_of, local_today(state.settings))
         await _check_district(state.pool, me, code, period.year)
         parent = (await scope_db.area_tree(state.pool))[code]
         versions = await versions_of(state, [code, str(parent)])
@@ -161,7 +157,7 @@ class ScorecardController(Controller):
         """The population-weighted province aggregate, its districts and its regions."""
         me = caller(request)
         await _check_province(state.pool, me, code)
-        period = service.resolve_period(year, as_of, today(state.settings))
+        period = service.resolve_period(year, as_of, local_today(state.settings))
         versions = await versions_of(state, [code])
         key = ["province", code, period.as_of, period.year, basis, view_key(me), versions]
 
@@ -212,7 +208,7 @@ class RankingController(Controller):
                 raise NotFound("Nationwide rankings are outside your scope; pass ?province=.")
         else:
             await _ranking_province(state.pool, me, province)
-        period = service.resolve_period(year, as_of, today(state.settings))
+        period = service.resolve_period(year, as_of, local_today(state.settings))
         versions = await versions_of(state, [province or "ID"])
         key = [
             "rank-d",
@@ -264,7 +260,7 @@ class RankingController(Controller):
         if province is None:
             raise ProvinceRequired("Pass ?province= (regions belong to a province).")
         await _ranking_province(state.pool, me, province)
-        period = service.resolve_period(year, as_of, today(state.settings))
+        period = service.resolve_period(year, as_of, local_today(state.settings))
         versions = await versions_of(state, [province])
         key = [
             "rank-r",
@@ -314,7 +310,7 @@ class RankingController(Controller):
         me = caller(request)
         if not await authz.national_reports(state.pool, me):
             raise NotFound("Nationwide rankings are outside your scope.")
-        period = service.resolve_period(year, as_of, today(state.settings))
+        period = service.resolve_period(year, as_of, local_today(state.settings))
         versions = await versions_of(state, ["ID"])
         key = ["rank-p", period.as_of, period.year, indicator, basis, view_key(me), versions]
 

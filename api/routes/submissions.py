@@ -40,6 +40,7 @@ from api.schemas.submissions import (
     SubmissionDetail,
     SubmissionPage,
 )
+from api.settings import local_today
 from api.submissions import JOSE_MEDIA_TYPE
 from db.submissions import ListFilters
 
@@ -225,5 +226,6 @@ async def verify_ledger(
     code: FromPath[str],
 ) -> LedgerReport:
     """Answers ok, or the first broken entry (seq, id) and what broke."""
-    district = await submissions.verifiable_district(db, caller(request), code)
+    this_year = local_today(request.app.state.settings).year
+    district = await submissions.verifiable_district(db, caller(request), code, this_year)
     return await verify_district(db, district)
