@@ -116,6 +116,9 @@ class Context:
     indicators: dict[str, Indicator]
     settings: Settings
     kept: KeptValues | None = None  # the worker's copy of kept values, if it has one
+    #: The agreements' fingerprint of each year, read once per report: a province card
+    #: looks up targets for each of its parts, and each read it again.
+    fingerprints: dict[int, UUID | None] = field(default_factory=dict)
 
     def method(self, indicator: str) -> Method:
         return Method(
@@ -212,7 +215,10 @@ async def _year_targets(
     (``data.targets_in_force``), reread only when an agreement of that year was written
     since (``agreements_fingerprint``)."""
     year = ctx.period.year
-    fingerprint = await data.agreements_fingerprint(conn, year)
+    if year in ctx.fingerprints:
+        fingerprint = ctx.fingerprints[year]
+    else:
+        fingerprint = ctx.fingerprints[year] = await data.agreements_fingerprint(conn, year)
     cached = _TARGETS.get((year, as_of))
     if cached is not None and cached[0] == fingerprint:
         return cached

@@ -29,6 +29,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from db import scorecards as data
 from tests.agreement_helpers import (
     activate,
     draft,
@@ -726,3 +727,28 @@ async def test_a_closed_agreement_does_not_mix_into_the_next_one(
     )
     got = {i["indicator"]: i["target"] for i in card.json()["indicators"]}
     assert got == {"ktp_el": 90.0, "kia": None, "akta_lahir": None}
+
+
+async def test_a_report_reads_the_agreements_fingerprint_once(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    people: dict[str, Person],
+    world: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A cold province card looks up targets for its districts, regions and month before,
+    and each lookup read the year's fingerprint again (one query each, six in all)."""
+    reads: list[int] = []
+    real = data.agreements_fingerprint
+
+    async def spy(conn: asyncpg.Connection, year: int) -> Any:
+        reads.append(year)
+        return await real(conn, year)
+
+    monkeypatch.setattr(data, "agreements_fingerprint", spy)
+    head = bearer(app, people["province_head"])
+    for url in ("/v1/scorecards/provinces/16", "/v1/scorecards/districts/16.71"):
+        reads.clear()
+        response = await client.get(url, params=PARAMS, headers=head)
+        assert response.status_code == 200, response.text
+        assert reads == [YEAR], url
