@@ -133,4 +133,5 @@ class DivisionController(Controller):
         row = await division_db.insert_division(db, code, data.code, data.name)
         if row is None:
             raise Conflict(f"{code} already has a division {data.code!r}.")
+        await versions.bump(db, code)  # the district's scorecard has a card per division
         return _division(row)
