@@ -19,16 +19,25 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
+from litestar.datastructures import Accept
+from litestar.datastructures.headers import MediaTypeHeader
 
 #: Litestar adds "; charset=utf-8" to text types itself (it was sent twice).
 CSV_MEDIA_TYPE = "text/csv"
+#: What a report can be answered as, JSON first (it wins a tie).
+_OFFERED = ["application/json", CSV_MEDIA_TYPE]
 
 
 def wants_csv(request: Request[Any, Any, Any], fmt: str | None) -> bool:
+    """``?format=`` first; else the ``Accept`` type the client prefers (its q-values;
+    JSON on a tie or when neither is named), leaving out types it refuses (``q=0``)."""
     if fmt is not None:
         return fmt == "csv"
     accept = _header(request, b"accept")
-    return "text/csv" in accept and "application/json" not in accept
+    if "csv" not in accept and "text/*" not in accept:
+        return False  # the usual poll, decided without parsing
+    ranges = [r for r in accept.split(",") if r.strip() and MediaTypeHeader(r).priority[0] > 0]
+    return bool(ranges) and Accept(",".join(ranges)).best_match(_OFFERED) == CSV_MEDIA_TYPE
 
 
 def _header(request: Request[Any, Any, Any], name: bytes) -> str:
@@ -98,11 +107,13 @@ def etag_for(parts: Sequence[Any]) -> str:
     return f'"{digest[:40]}"'
 
 
-def _matches(header: str | None, etag: str) -> bool:
+def _matches(header: str | None, etag: str) -> tuple[bool, bool]:
+    """Whether ``If-None-Match`` names this ETag, and whether it says ``*`` (any current
+    representation: whether there is one is known only once the request is rendered)."""
     if not header:
-        return False
+        return False, False
     candidates = [c.strip() for c in header.split(",")]
-    return "*" in candidates or etag in candidates or f"W/{etag}" in candidates
+    return etag in candidates or f"W/{etag}" in candidates, "*" in candidates
 
 
 #: The rows of a document's CSV, made only when CSV is asked for.
@@ -120,7 +131,8 @@ async def respond(
     it."""
     etag = etag_for([*key_parts, "csv" if as_csv else "json"])
     headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "Accept, Authorization"}
-    if _matches(_header(request, b"if-none-match"), etag):
+    named, any_current = _matches(_header(request, b"if-none-match"), etag)
+    if named:
         return Response(b"", status_code=304, headers=headers)
     cached = cache.get(etag)
     if cached is None:
@@ -144,6 +156,8 @@ async def respond(
                 raise
             finally:
                 del cache._pending[etag]
+    if any_current:  # there is one (a request refused as it stands raised above)
+        return Response(b"", status_code=304, headers=headers)
     body, media_type = cached
     return Response(body, media_type=media_type, headers=headers)
 
