@@ -847,7 +847,9 @@ async def projection_for(
         on_track=ctx.settings.projection_on_track_ratio,
         at_risk=ctx.settings.projection_at_risk_ratio,
     )
-    result = project(snapshots, target.annual, date(ctx.period.year, 12, 31), thresholds)
+    result = project(
+        snapshots, target.annual, date(ctx.period.year, 12, 31), thresholds, on=ctx.period.as_of
+    )
     return ProjectionOut(
         status=result.status,
         achieved_rate=result.achieved_rate,

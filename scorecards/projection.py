@@ -110,6 +110,8 @@ def project(
     annual_target: float,
     year_end: date,
     thresholds: ProjectionThresholds = DEFAULT_THRESHOLDS,
+    *,
+    on: date | None = None,
 ) -> Projection:
     """Project an indicator to the year end from its recent snapshots.
 
@@ -125,13 +127,17 @@ def project(
         annual_target: Annual target in percent.
         year_end: Last day of the target year, e.g. ``date(2021, 12, 31)``.
         thresholds: Cut-offs for the status.
+        on: The date the projection is made for (a scorecard's as-of date; default:
+            the latest snapshot's). The days left and the needed rate count from it:
+            counted from the last report, a district that stopped reporting looked
+            better the longer it stayed silent.
 
     Returns:
         Rates, ratio, status and projected date.
 
     Raises:
-        ScorecardError: No snapshots, a snapshot after ``year_end``, negative
-            counts, or a non-finite or negative target.
+        ScorecardError: No snapshots, a snapshot after ``year_end`` or after ``on``,
+            negative counts, or a non-finite or negative target.
     """
     if not snapshots:
         raise ScorecardError("a projection needs at least one snapshot")
@@ -142,7 +148,10 @@ def project(
     for snap in ordered:
         if snap.numerator < 0 or snap.denominator < 0:
             raise ScorecardError("numerator and denominator must be >= 0")
-    days_left = (year_end - last.as_of).days
+    made_on = last.as_of if on is None else on
+    if made_on < last.as_of:
+        raise ScorecardError("snapshot is dated after the projection's date")
+    days_left = (year_end - made_on).days
     if days_left < 0:
         raise ScorecardError("snapshot is dated after the year end")
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
+import asyncpg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from tests.agreement_helpers import national_agreement, targets
 from tests.people import Person, bearer
+from tests.submitting import register_key, submit
 
 
 async def test_new_division_changes_district_scorecard_etag(
@@ -71,3 +77,31 @@ async def test_unknown_indicator_is_400_even_with_if_none_match_star(
             headers={**head, "If-None-Match": "*"},
         )
         assert current.status_code == 304, current.status_code
+
+
+async def test_projection_counts_the_days_left_from_the_as_of_date(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """A scorecard as of 30 November has 31 days left to reach the annual target, whatever
+    the date of the district's last report. Palembang (province target KTP-el 100)
+    reported 900/1000 on 1 January and 930/1000 on 31 January (1 a day) and nothing
+    since: 70 to go in 31 days needs 2.26 a day, so it is off track. The projection
+    counts the days from the last report (334 days, 0.21 a day) and says on_track."""
+    await national_agreement(client, app, conn, people, year=2021, target_list=targets(ktp_el=100))
+    signer = await register_key(conn, people["district_head"])
+    await submit(client, app, signer, values={"ktp_el": (900, 1000)}, as_of=date(2021, 1, 1))
+    await submit(client, app, signer, values={"ktp_el": (930, 1000)}, as_of=date(2021, 1, 31))
+    card = await client.get(
+        "/v1/scorecards/districts/16.71",
+        params={"as_of": "2021-11-30"},
+        headers=bearer(app, people["province_head"]),
+    )
+    assert card.status_code == 200, card.text
+    ktp: dict[str, Any] = next(r for r in card.json()["indicators"] if r["indicator"] == "ktp_el")
+    projection = ktp["projection"]
+    assert projection["days_left"] == 31, projection
+    assert abs(projection["needed_rate"] - 70 / 31) < 1e-9, projection
+    assert projection["status"] == "off_track", projection
