@@ -674,8 +674,14 @@ def ranking_rows(
 
 
 def _has_data(result: DistrictResult, indicator: str) -> bool:
-    """Data for what is ranked: any indicator for the composite, else that indicator."""
+    """Data for what is ranked: for the composite, any indicator the district has a
+    target for (any at all when it has none), else that indicator. A district with
+    targets that reported only on other indicators has no data to be scored on, as its
+    scorecard says; it was listed as having no target."""
     if indicator == COMPOSITE:
+        targeted = [i for i in result.indicators.values() if i.target_source is not None]
+        if targeted:
+            return any(i.value is not None for i in targeted)
         return result.has_data
     item = result.indicators.get(indicator)
     return item is not None and item.value is not None

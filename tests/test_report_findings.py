@@ -105,3 +105,27 @@ async def test_projection_counts_the_days_left_from_the_as_of_date(
     assert projection["days_left"] == 31, projection
     assert abs(projection["needed_rate"] - 70 / 31) < 1e-9, projection
     assert projection["status"] == "off_track", projection
+
+
+async def test_composite_ranking_says_no_data_for_a_district_with_targets_but_no_data_on_them(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """Palembang has a target (the province's KIA 30) and reported only KTP-el, which has
+    no target: nothing targeted has data, so it is ``no_data``; the composite ranking
+    calls it ``no_target`` ("no agreement") because *some* indicator has data."""
+    await national_agreement(client, app, conn, people, year=2021, target_list=targets(kia=30))
+    signer = await register_key(conn, people["district_head"])
+    await submit(client, app, signer, values={"ktp_el": (90, 100)}, as_of=date(2021, 5, 31))
+    head = bearer(app, people["province_monitor"])
+    params = {"province": "16", "as_of": "2021-06-30"}
+    response = await client.get("/v1/rankings/districts", params=params, headers=head)
+    row = next(r for r in response.json()["rows"] if r["code"] == "16.71")
+    card = await client.get(
+        "/v1/scorecards/districts/16.71", params={"as_of": "2021-06-30"}, headers=head
+    )
+    kia = next(r for r in card.json()["indicators"] if r["indicator"] == "kia")
+    assert kia["status"] == "no_data" and kia["target"] == 30.0  # the card: a target, no data
+    assert row["status"] == "no_data", row
