@@ -872,23 +872,15 @@ async def projection_for(
 async def district_card(
     conn: asyncpg.Connection, ctx: Context, district: asyncpg.Record, *, only_division: Any = None
 ) -> DistrictScorecard:
-    """One district: its indicators (with trend and projection) and a card per division."""
-    targets = await district_targets(conn, ctx, [district], ctx.period.as_of)
-    now = (await score_districts(conn, ctx, [district], targets=targets))[district["code"]]
-    before = (await score_districts(conn, ctx, [district], as_of=ctx.period.previous_as_of))[
-        district["code"]
-    ]
-    rows = []
-    for code, item in now.indicators.items():
-        target = targets[district["code"]].targets.get(code)
-        rows.append(
-            indicator_row(
-                item,
-                previous=before.indicators.get(code),
-                previous_as_of=ctx.period.previous_as_of,
-                projection=await projection_for(conn, ctx, district["code"], item, target),
-            )
-        )
+    """One district: its indicators (with trend and projection) and a card per division.
+
+    With ``only_division`` (a division head's view) the card holds that division's card
+    alone: the district office's own figures come from reports the division head may
+    not read, so they are left out, not just the other divisions (found by review)."""
+    rows: list[IndicatorRow] = []
+    composite_result = None
+    if only_division is None:
+        rows, composite_result = await _district_rows(conn, ctx, district)
     divisions = []
     for division in await data.division_targets(
         conn, ctx.period.year, district["code"], _cutoff(ctx, ctx.period.as_of)
@@ -925,9 +917,33 @@ async def district_card(
         ),
         method=ctx.method(COMPOSITE),
         indicators=rows,
-        composite=composite_out(now.composite),
+        composite=composite_out(composite_result),
         divisions=divisions,
     )
+
+
+async def _district_rows(
+    conn: asyncpg.Connection, ctx: Context, district: asyncpg.Record
+) -> tuple[list[IndicatorRow], Any]:
+    """The district office's own indicators (with their trend and projection) and its
+    composite."""
+    targets = await district_targets(conn, ctx, [district], ctx.period.as_of)
+    now = (await score_districts(conn, ctx, [district], targets=targets))[district["code"]]
+    before = (await score_districts(conn, ctx, [district], as_of=ctx.period.previous_as_of))[
+        district["code"]
+    ]
+    rows = []
+    for code, item in now.indicators.items():
+        target = targets[district["code"]].targets.get(code)
+        rows.append(
+            indicator_row(
+                item,
+                previous=before.indicators.get(code),
+                previous_as_of=ctx.period.previous_as_of,
+                projection=await projection_for(conn, ctx, district["code"], item, target),
+            )
+        )
+    return rows, now.composite
 
 
 async def rank_districts(

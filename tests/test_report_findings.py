@@ -40,6 +40,31 @@ async def test_new_division_changes_district_scorecard_etag(
     assert {d["code"] for d in fresh.json()["divisions"]} == before | {"pias"}
 
 
+async def test_division_head_card_does_not_show_district_reports(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """A division head sees their division's card (README "Views"; submission_visible
+    hides the district office's own reports from them), yet the district scorecard hands
+    them the district-level rows: counts, coverage and the id of a report they get 404
+    for."""
+    signer = await register_key(conn, people["district_head"])
+    report = await submit(
+        client, app, signer, values={"ktp_el": (900, 1000)}, as_of=date(2021, 5, 15)
+    )
+    division_head = bearer(app, people["division_head"])
+    hidden = await client.get(f"/v1/submissions/{report['id']}", headers=division_head)
+    assert hidden.status_code == 404  # the report itself is outside their scope
+    card = await client.get(
+        "/v1/scorecards/districts/16.71", params={"as_of": "2021-05-15"}, headers=division_head
+    )
+    assert card.status_code == 200, card.text
+    assert report["id"] not in card.text, "the district office's report leaks to a division head"
+    assert all(row["numerator"] is None for row in card.json()["indicators"])
+
+
 async def test_accept_refusing_csv_is_not_answered_with_csv(
     client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person]
 ) -> None:
