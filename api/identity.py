@@ -101,7 +101,7 @@ async def login(
         missing = "username and password" if not wanted_integration else "client_id and secret"
         raise InvalidGrant(f"The {request.grant_type} grant needs {missing}.")
 
-    keys = [f"account:{name.lower()}", f"address:{address}"]
+    keys = [f"account:{await user_db.login_name(conn, name)}", f"address:{address}"]
     await throttle.hold(conn, keys[0])
     until = await throttle.locked_until(conn, keys)
     if until is not None:

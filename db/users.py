@@ -85,6 +85,15 @@ async def get_user(conn: asyncpg.Connection, user_id: UUID) -> UserRow | None:
     return _user(await conn.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1", user_id))
 
 
+async def login_name(conn: asyncpg.Connection, username: str) -> str:
+    """The name as ``credentials_for`` matches it (PostgreSQL's ``lower``): the login
+    throttle counts per this, so every spelling that reaches one account shares its
+    counter. Python's ``str.lower`` folds some letters otherwise ('İ'), which on a UTF-8
+    database gave one account a counter per spelling (found by review)."""
+    folded: str = await conn.fetchval("SELECT lower($1)", username)
+    return folded
+
+
 async def credentials_for(conn: asyncpg.Connection, username: str) -> Credentials | None:
     row = await conn.fetchrow(
         "SELECT id, password_hash, active, role FROM users WHERE lower(username) = lower($1)",
