@@ -29,7 +29,10 @@ async def province_visible(
 
 
 async def read(conn: asyncpg.Connection, province: str, year: int) -> Regions:
-    rows = await region_db.regions_of(conn, province, year)
+    """The regions that apply in ``year``: drawn for it, or carried over from the last
+    year drawn before it (as coordinators' scope and region rankings have them)."""
+    drawn_for = await region_db.drawing_year(conn, province, year)
+    rows = await region_db.regions_of(conn, province, drawn_for)
     regions = [
         Region(
             id=r["id"],
@@ -49,9 +52,11 @@ async def read(conn: asyncpg.Connection, province: str, year: int) -> Regions:
     ]
     unassigned = [
         AreaRef(code=r["code"], name=r["name"])
-        for r in await region_db.unassigned_districts(conn, province, year)
+        for r in await region_db.unassigned_districts(conn, province, drawn_for)
     ]
-    return Regions(province=province, year=year, regions=regions, unassigned=unassigned)
+    return Regions(
+        province=province, year=year, drawn_for=drawn_for, regions=regions, unassigned=unassigned
+    )
 
 
 async def replace(

@@ -47,10 +47,22 @@ async def replace_regions(
         )
 
 
+async def drawing_year(conn: asyncpg.Connection, province_code: str, year: int) -> int | None:
+    """The year whose regions apply in ``year``: the latest the province drew regions
+    for up to it (they carry over until redrawn, migration 0017); None before any."""
+    found: int | None = await conn.fetchval(
+        "SELECT max(year) FROM region_drawings WHERE province_code = $1 AND year <= $2",
+        province_code,
+        year,
+    )
+    return found
+
+
 async def regions_of(
-    conn: asyncpg.Connection, province_code: str, year: int
+    conn: asyncpg.Connection, province_code: str, drawn_for: int | None
 ) -> list[dict[str, Any]]:
-    """Regions with coordinator and member districts (code, name), in name order."""
+    """The regions drawn for ``drawing_year`` with coordinator and member districts
+    (code, name), in name order."""
     rows = await conn.fetch(
         """
         SELECT r.id, r.name, r.coordinator_id, u.username AS coordinator_username,
@@ -68,24 +80,26 @@ async def regions_of(
         ORDER BY r.name
         """,
         province_code,
-        year,
+        drawn_for,
     )
     return [dict(r) for r in rows]
 
 
 async def unassigned_districts(
-    conn: asyncpg.Connection, province_code: str, year: int
+    conn: asyncpg.Connection, province_code: str, drawn_for: int | None
 ) -> list[dict[str, Any]]:
+    """The province's districts in none of the regions drawn for ``drawn_for``."""
     rows = await conn.fetch(
         """
         SELECT a.code, a.name FROM areas a
         WHERE a.parent_code = $1 AND a.kind = 'district'
-          AND NOT EXISTS (SELECT 1 FROM region_members m
-                          WHERE m.district_code = a.code AND m.year = $2)
+          AND NOT EXISTS (SELECT 1 FROM region_members m JOIN regions r ON r.id = m.region_id
+                          WHERE m.district_code = a.code AND r.province_code = $1
+                            AND r.year = $2)
         ORDER BY a.code
         """,
         province_code,
-        year,
+        drawn_for,
     )
     return [dict(r) for r in rows]
 

@@ -4,6 +4,7 @@ what it must not."""
 from __future__ import annotations
 
 import asyncpg
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
@@ -11,8 +12,48 @@ from api.settings import settings_from_env
 from db.areas import load_areas
 from db.migrate import migrate
 from db.pool import connect
-from tests.people import PASSWORD, make_user
+from tests.people import PASSWORD, Person, bearer, make_user
 from tests.pg import drop_database, unique_name, with_database
+
+
+async def test_regions_listing_shows_the_regions_carried_over_into_a_year(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    people: dict[str, Person],
+    conn: asyncpg.Connection,
+) -> None:
+    """Regions drawn for 2021 carry over into 2022 (migration 0017): the coordinator keeps
+    2022's data of their districts and the 2022 region ranking lists the region. The
+    province's own listing for 2022 must say the same, not 'no regions, all unassigned'."""
+    head = bearer(app, people["province_head"])
+    coordinator = people["region_coordinator"]
+    put = await client.put(
+        "/v1/provinces/16/regions/2021",
+        json={
+            "regions": [
+                {"name": "Wilayah I", "coordinator_id": str(coordinator.id), "districts": ["16.71"]}
+            ]
+        },
+        headers=head,
+    )
+    assert put.status_code == 200, put.text
+    # The coordinator's scope for 2022 data comes from the 2021 drawing ...
+    card = await client.get(
+        "/v1/scorecards/districts/16.71", params={"year": 2022}, headers=bearer(app, coordinator)
+    )
+    assert card.status_code == 200, card.text
+    ranking = await client.get(
+        "/v1/rankings/regions", params={"province": "16", "year": 2022}, headers=head
+    )
+    assert ranking.status_code == 200, ranking.text
+    assert "Wilayah I" in ranking.text
+    # ... but the listing of 2022's regions says there are none and 16.71 is unassigned.
+    listed = await client.get("/v1/provinces/16/regions/2022", headers=head)
+    assert listed.status_code == 200, listed.text
+    body = listed.json()
+    assert [r["name"] for r in body["regions"]] == ["Wilayah I"], body["regions"]
+    assert "16.71" not in {d["code"] for d in body["unassigned"]}
+    assert (body["year"], body["drawn_for"]) == (2022, 2021)
 
 
 async def test_account_lockout_holds_for_spellings_the_database_matches_to_the_account(

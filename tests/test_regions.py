@@ -84,9 +84,14 @@ async def test_province_head_replaces_and_reads_regions(
     # Stored as sent.
     assert await conn.fetchval("SELECT count(*) FROM regions WHERE province_code = '16'") == 3
     assert await conn.fetchval("SELECT count(*) FROM region_members WHERE year = 2021") == 4
-    # Another year is untouched and empty.
-    other = (await client.get("/v1/provinces/16/regions/2022", headers=head)).json()
-    assert other["regions"] == [] and len(other["unassigned"]) == 17
+    # A year before has none; a later one carries these over until regions are drawn
+    # for it (as the coordinators' scope and the region rankings have them).
+    before = (await client.get("/v1/provinces/16/regions/2020", headers=head)).json()
+    assert before["regions"] == [] and len(before["unassigned"]) == 17
+    assert before["drawn_for"] is None
+    later = (await client.get("/v1/provinces/16/regions/2022", headers=head)).json()
+    assert later["regions"] == body["regions"] and later["unassigned"] == body["unassigned"]
+    assert (later["year"], later["drawn_for"], body["drawn_for"]) == (2022, 2021, 2021)
 
 
 async def test_second_put_replaces_the_first_wholesale(

@@ -105,6 +105,9 @@ class Region(msgspec.Struct, kw_only=True):
 class Regions(msgspec.Struct, kw_only=True):
     province: str
     year: int
+    #: The year these regions were drawn for: ``year``, or an earlier one they carry
+    #: over from until the province draws new ones (None: never drawn).
+    drawn_for: int | None
     regions: list[Region]
     unassigned: list[AreaRef]
 
