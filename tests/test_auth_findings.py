@@ -4,6 +4,7 @@ what it must not."""
 from __future__ import annotations
 
 import asyncpg
+import msgspec
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -54,6 +55,50 @@ async def test_regions_listing_shows_the_regions_carried_over_into_a_year(
     assert [r["name"] for r in body["regions"]] == ["Wilayah I"], body["regions"]
     assert "16.71" not in {d["code"] for d in body["unassigned"]}
     assert (body["year"], body["drawn_for"]) == (2022, 2021)
+
+
+async def test_an_indicator_cannot_take_the_name_reports_reserve_for_the_composite(
+    client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person]
+) -> None:
+    """Rankings read ``indicator=composite`` as the composite score (api/reports.py), so an
+    indicator coded ``composite`` could never be ranked on its own: the catalogue must
+    refuse that code (409/422) instead of storing it."""
+    admin = bearer(app, people["admin"])
+    made = await client.post(
+        "/v1/indicators",
+        json={
+            "code": "composite",
+            "name_id": "Komposit",
+            "name_en": "Composite",
+            "polarity": "higher",
+            "numerator_definition": "n",
+            "denominator_definition": "d",
+        },
+        headers=admin,
+    )
+    assert made.status_code in (409, 422), made.text
+    assert made.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_token_route_reads_media_types_case_insensitively(
+    client: AsyncTestClient[Litestar], people: dict[str, Person]
+) -> None:
+    """Media types are case-insensitive (RFC 9110 8.3.1), and every other JSON route
+    lowercases them (api/request.py); the token route compares them as written."""
+    form = await client.post(
+        "/v1/auth/token",
+        content=f"grant_type=password&username=admin&password={PASSWORD}".replace(" ", "+"),
+        headers={"Content-Type": "Application/x-www-form-urlencoded"},
+    )
+    assert form.status_code == 200, form.text
+    body = await client.post(
+        "/v1/auth/token",
+        content=msgspec.json.encode(
+            {"grant_type": "password", "username": "admin", "password": PASSWORD}
+        ),
+        headers={"Content-Type": "Application/JSON"},
+    )
+    assert body.status_code == 200, body.text
 
 
 async def test_account_lockout_holds_for_spellings_the_database_matches_to_the_account(

@@ -27,11 +27,12 @@ class BadTokenRequest(ApiError):
 
 def _parse(content_type: str, body: bytes) -> TokenRequest:
     """OAuth2 clients send a form; JSON is accepted too. Unknown fields are refused."""
+    media = content_type.split(";", 1)[0].strip().lower()  # media types ignore case
     try:
-        if content_type.startswith("application/x-www-form-urlencoded"):
+        if media == "application/x-www-form-urlencoded":
             fields = dict(parse_qsl(body.decode("utf-8"), strict_parsing=bool(body)))
             return msgspec.convert(fields, TokenRequest)
-        if content_type.startswith("application/json"):
+        if media == "application/json":
             return msgspec.json.decode(body, type=TokenRequest)
     except (msgspec.ValidationError, msgspec.DecodeError, ValueError, UnicodeDecodeError) as exc:
         said = str(exc)

@@ -11,8 +11,9 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api import authz
-from api.errors import Conflict, NotFound
+from api.errors import Conflict, NotFound, Unprocessable
 from api.pagination import Page, page_bounds
+from api.reports import COMPOSITE
 from api.routes.users import caller
 from api.schemas.agreements import Division, DivisionCreate, Indicator, IndicatorCreate
 from api.settings import local_today
@@ -57,6 +58,10 @@ class IndicatorController(Controller):
     async def create(
         self, db: NamedDependency[asyncpg.Connection], data: JSONBody[IndicatorCreate]
     ) -> Indicator:
+        if data.code == COMPOSITE:  # an indicator of that name could never be ranked alone
+            raise Unprocessable(
+                f"The code {COMPOSITE!r} names the composite score in rankings and scorecards."
+            )
         row = await indicator_db.insert_indicator(
             db,
             code=data.code,
