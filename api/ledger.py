@@ -61,6 +61,25 @@ class _Broken(Exception):
         self.detail = detail
 
 
+def _instant(value: datetime, what: str) -> datetime:
+    """A stored time the key's validity is judged by. Every one the API writes has a
+    zone; PostgreSQL's 'infinity' reaches Python without one, and comparing it raised
+    TypeError (a 500) instead of naming the entry."""
+    if value.tzinfo is None:
+        raise _Broken("signature_invalid", f"{what} is not a point in time")
+    return value
+
+
+def _stated(value: object) -> Decimal | None:
+    """A stated percentage as stored (JSON: a number, or a string for NaN or infinity,
+    which no signed payload holds) as an exact decimal of its shortest form."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Broken("values_mismatch", "a stored stated_pct is not a number")
+    return Decimal(repr(value))
+
+
 def _check_signature(entry: ChainEntry, key: key_db.SigningKey | None) -> bytes:
     """The signed payload bytes, if the JWS verifies with the key valid when it was received."""
     if key is None:
@@ -73,9 +92,11 @@ def _check_signature(entry: ChainEntry, key: key_db.SigningKey | None) -> bytes:
         raise _Broken("signature_invalid", f"key {entry.kid} is not the key registered as it")
     if key.owner_id != entry.submitter_id:
         raise _Broken("signature_invalid", "the key does not belong to the submitter")
-    if key.created_at > entry.received_at:
+    received = _instant(entry.received_at, "the entry's time of receipt")
+    if _instant(key.created_at, "the key's registration") > received:
         raise _Broken("signature_invalid", "the key was registered after the entry")
-    if key.revoked_at is not None and key.revoked_at <= entry.received_at:
+    revoked = key.revoked_at
+    if revoked is not None and _instant(revoked, "the key's revocation") <= received:
         raise _Broken("signature_invalid", "the key was revoked before the entry")
     try:
         payload, header = verify_with_key(entry.jws, key)
@@ -116,7 +137,6 @@ def _check_values(entry: ChainEntry, claims: StoredPayload) -> None:
         raise _Broken("values_mismatch", "the stored indicators differ from the signed ones")
     for code, value in claims.values.items():
         stored = entry.stored_values[code]
-        stated = stored["stated_pct"]
         expected = {
             "numerator": value.numerator,
             "denominator": value.denominator,
@@ -127,7 +147,7 @@ def _check_values(entry: ChainEntry, claims: StoredPayload) -> None:
             "as_of": entry.as_of.isoformat(),
             "seq": entry.seq,
         }
-        found = dict(stored, stated_pct=None if stated is None else Decimal(repr(stated)))
+        found = dict(stored, stated_pct=_stated(stored["stated_pct"]))
         for field, want in expected.items():
             if found.get(field) != want:
                 raise _Broken("values_mismatch", f"the stored {code}.{field} differs")
