@@ -16,13 +16,15 @@ the previous entry's hash (``prev_hash_mismatch``); ``hash`` recomputes
 (``hash_mismatch``); the JWS verifies with the registered key it names, whose kid
 is still its thumbprint, which belonged to the submitter and was not revoked when
 the entry was received (``signature_invalid``); the stored payload and columns
-equal the signed payload (``payload_mismatch``); the stored values that scorecards
-read equal the signed values (``values_mismatch``); an entry, and its values, are
+equal the signed payload (``payload_mismatch``); the stored values equal the signed
+values and carry the entry's status (``values_mismatch``); an entry, and its values, are
 marked superseded by exactly the later entry whose signed ``supersedes`` names it
 (``superseded_mismatch``: a correction is only read after what it corrects, so this
-is settled as the walk goes on, and the earliest entry at fault is named); and finally
-that the head agrees with the last entry (``head_mismatch``, or ``seq_gap`` when
-entries are missing from the end). Review decisions and the other flags are the
+is settled as the walk goes on, and the earliest entry at fault is named); that the
+head agrees with the last entry (``head_mismatch``, or ``seq_gap`` when entries are
+missing from the end); and finally that the latest values kept for scorecards and
+rankings are those the stored values give (``values_mismatch``, naming the entry they
+should be). Review decisions and the other flags are the
 server's own records, not signed by the district, so they are not part of the chain.
 """
 
@@ -151,6 +153,8 @@ def _check_values(entry: ChainEntry, claims: StoredPayload) -> None:
         for field, want in expected.items():
             if found.get(field) != want:
                 raise _Broken("values_mismatch", f"the stored {code}.{field} differs")
+        if stored.get("status") != entry.status:  # what counts follows the value's copy
+            raise _Broken("values_mismatch", f"the stored {code}.status differs from the entry's")
 
 
 @dataclass
@@ -253,4 +257,13 @@ async def verify_district(conn: asyncpg.Connection, district_code: str) -> Ledge
         )
     if head is not None and (head.seq != last_seq or head.hash != prev):
         return broken(head.seq, None, "head_mismatch", "the head disagrees with the last entry")
+    if kept := await ledger_db.kept_mismatch(conn, district_code):
+        named = kept.want_seq is not None
+        return broken(
+            kept.want_seq if named else kept.kept_seq,  # type: ignore[arg-type]
+            kept.want_id if named else kept.kept_id,
+            "values_mismatch",
+            f"the {kept.basis} value of {kept.indicator_code} that scorecards read is not "
+            "the one the stored values give",
+        )
     return LedgerReport(district=district_code, ok=True, entries=entries, first_broken=None)

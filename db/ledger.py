@@ -46,6 +46,8 @@ class ChainEntry(msgspec.Struct, frozen=True, kw_only=True):
     supersedes_id: UUID | None
     supersede_reason: str | None
     stored_values: dict[str, Any]
+    #: received, accepted or returned (the reviews' record), which its values copy.
+    status: str
     #: The correction recorded as superseding this entry, if any.
     superseded_by: UUID | None = None
 
@@ -62,13 +64,14 @@ async def share_head(conn: asyncpg.Connection, district_code: str) -> Head | Non
 _CHAIN = """
 SELECT s.id, s.seq, s.prev_hash, s.hash, s.jws, s.payload, s.jti, s.iat, s.district_code,
        s.division_id, s.as_of, s.kid, s.submitter_id, s.received_at, s.note,
-       s.supersedes_id, s.supersede_reason, s.superseded_by,
+       s.supersedes_id, s.supersede_reason, s.superseded_by, s.status,
        coalesce((
            SELECT jsonb_object_agg(v.indicator_code, jsonb_build_object(
                'numerator', v.numerator, 'denominator', v.denominator,
                'stated_pct', v.stated_pct, 'channels', v.channels,
                'district_code', v.district_code, 'division_id', v.division_id,
-               'as_of', v.as_of, 'seq', v.seq, 'superseded', v.superseded))
+               'as_of', v.as_of, 'seq', v.seq, 'superseded', v.superseded,
+               'status', v.status))
            FROM submission_values v WHERE v.submission_id = s.id
        ), '{}'::jsonb) AS stored_values
 FROM submissions s
@@ -92,3 +95,53 @@ async def districts_with_ledgers(conn: asyncpg.Connection) -> list[str]:
         "ORDER BY 1"
     )
     return [row["district_code"] for row in rows]
+
+
+class KeptMismatch(msgspec.Struct, frozen=True, kw_only=True):
+    """A kept latest value (``latest_values``) that is not the one the stored values give."""
+
+    basis: str
+    indicator_code: str
+    #: The entry the stored values name (None: they name none, yet a row is kept).
+    want_seq: int | None
+    want_id: UUID | None
+    #: The entry the kept row names (None: no row is kept, yet the values name one).
+    kept_seq: int | None
+    kept_id: UUID | None
+
+
+# The rule of migrations 0007 and 0010 (the latest counting value per division and
+# indicator, and the latest accepted one), recomputed from submission_values, against
+# the rows scorecards and rankings read. One statement: one snapshot of both tables.
+_KEPT_MISMATCH = """
+WITH want AS (
+    SELECT DISTINCT ON (b.basis, v.division_key, v.indicator_code)
+           b.basis, v.division_key, v.indicator_code, v.submission_id, v.as_of, v.seq,
+           v.numerator, v.denominator, v.flags, v.status
+      FROM (SELECT sv.*, coalesce(sv.division_id, '00000000-0000-0000-0000-000000000000')
+                   AS division_key
+              FROM submission_values sv WHERE sv.district_code = $1) v
+      JOIN (VALUES ('latest'), ('accepted')) AS b(basis)
+        ON (b.basis = 'latest' AND v.counting)
+        OR (b.basis = 'accepted' AND v.status = 'accepted' AND NOT v.superseded)
+     ORDER BY b.basis, v.division_key, v.indicator_code, v.as_of DESC, v.seq DESC
+), kept AS (
+    SELECT basis, division_key, indicator_code, submission_id, as_of, seq, numerator,
+           denominator, flags, status
+      FROM latest_values WHERE district_code = $1
+)
+SELECT basis, indicator_code, w.seq AS want_seq, w.submission_id AS want_id,
+       k.seq AS kept_seq, k.submission_id AS kept_id
+  FROM want w FULL JOIN kept k USING (basis, division_key, indicator_code)
+ WHERE (w.submission_id, w.as_of, w.seq, w.numerator, w.denominator, w.flags, w.status)
+       IS DISTINCT FROM
+       (k.submission_id, k.as_of, k.seq, k.numerator, k.denominator, k.flags, k.status)
+ ORDER BY coalesce(w.seq, k.seq), basis, indicator_code
+ LIMIT 1
+"""
+
+
+async def kept_mismatch(conn: asyncpg.Connection, district_code: str) -> KeptMismatch | None:
+    """The first kept latest value of the district that the stored values do not give."""
+    row = await conn.fetchrow(_KEPT_MISMATCH, district_code)
+    return msgspec.convert(dict(row), KeptMismatch) if row else None

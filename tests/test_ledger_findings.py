@@ -12,6 +12,31 @@ from tests.people import Person, bearer
 from tests.submitting import register_key, submit
 
 
+async def test_ledger_verify_misses_an_edit_of_the_values_scorecards_read(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """Scorecards and rankings read ``latest_values`` (db/scorecards.current_values); an
+    edit there behind the API's back changes every number shown, and verify says ok."""
+    signer = await register_key(conn, people["district_head"])
+    made = await submit(client, app, signer)
+    await conn.execute(
+        "UPDATE latest_values SET numerator = 1 WHERE submission_id = $1 "
+        "AND indicator_code = 'ktp_el'",
+        UUID(made["id"]),
+    )
+    head = bearer(app, people["province_head"])
+    card = await client.get("/v1/scorecards/districts/16.71", headers=head)
+    assert card.status_code == 200, card.text
+    shown = {row["indicator"]: row["numerator"] for row in card.json()["indicators"]}
+    assert shown["ktp_el"] == 1  # the scorecard shows the edited count, not the signed one
+    report = await client.get("/v1/districts/16.71/ledger/verify", headers=head)
+    assert report.status_code == 200, report.text
+    assert report.json()["ok"] is False, report.json()
+
+
 async def test_ledger_verify_names_a_stated_pct_edited_to_nan(
     client: AsyncTestClient[Litestar],
     app: Litestar,
@@ -33,6 +58,30 @@ async def test_ledger_verify_names_a_stated_pct_edited_to_nan(
     assert report.json()["first_broken"]["problem"] == "values_mismatch", report.json()
 
 
+async def test_ledger_verify_misses_a_value_row_returned_behind_the_api(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """The value copies scorecards read say "returned" (so the report stops counting)
+    while the submission itself is "received" and has no review: rows that db/submissions
+    promises never disagree, and verify calls the ledger ok."""
+    signer = await register_key(conn, people["district_head"])
+    made = await submit(client, app, signer)
+    await conn.execute(
+        "UPDATE submission_values SET status = 'returned' WHERE submission_id = $1",
+        UUID(made["id"]),
+    )
+    assert await conn.fetchval("SELECT count(*) FROM latest_values") == 0  # no longer counts
+    assert await conn.fetchval("SELECT status FROM submissions") == "received"
+    report = await client.get(
+        "/v1/districts/16.71/ledger/verify", headers=bearer(app, people["province_head"])
+    )
+    assert report.status_code == 200, report.text
+    assert report.json()["ok"] is False, report.json()
+
+
 async def test_ledger_verify_names_a_received_at_edited_to_infinity(
     client: AsyncTestClient[Litestar],
     app: Litestar,
@@ -51,3 +100,34 @@ async def test_ledger_verify_names_a_received_at_edited_to_infinity(
     )
     assert report.status_code == 200, report.text
     assert report.json()["first_broken"]["problem"] == "signature_invalid", report.json()
+
+
+async def test_ledger_verify_reads_reviews_and_corrections_as_the_scorecards_do(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """The kept latest values are checked against the stored ones: a report accepted,
+    one returned and one corrected all leave a chain that verifies."""
+    signer = await register_key(conn, people["district_head"])
+    first = await submit(client, app, signer, values={"ktp_el": (100, 1000)})
+    second = await submit(client, app, signer, values={"ktp_el": (200, 1000)})
+    reviewer = bearer(app, people["province_head"])
+    for made, decision in ((first, "accept"), (second, "return")):
+        reviewed = await client.post(
+            f"/v1/submissions/{made['id']}/review",
+            json={"decision": decision, "reason": "checked"},
+            headers=reviewer,
+        )
+        assert reviewed.status_code == 201, reviewed.text
+    await submit(
+        client,
+        app,
+        signer,
+        values={"ktp_el": (150, 1000)},
+        supersedes={"id": first["id"], "reason": "recount"},
+    )
+    assert await conn.fetchval("SELECT count(*) FROM latest_values") >= 1
+    report = await client.get("/v1/districts/16.71/ledger/verify", headers=reviewer)
+    assert report.json()["ok"] is True, report.json()

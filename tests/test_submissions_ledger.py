@@ -612,6 +612,7 @@ def test_a_report_accepted_under_earlier_bounds_still_verifies() -> None:
         supersedes_id=None,
         supersede_reason=None,
         stored_values={},
+        status="received",
     )
     claims = _check_payload(entry, json.dumps(signed).encode())
     assert claims.values["ktp_el"].stated_pct == 1500.0
