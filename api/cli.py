@@ -193,31 +193,53 @@ def cmd_keys_rotate(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
+    """The API's rules for a new user (``UserCreate``, ``check_scope_fields``): the CLI
+    took a username ending in a newline, a look-alike of another, and an admin bound to
+    a district (found by review)."""
+    import msgspec
+
+    from api.schemas.identity import UserCreate
+
     password = os.environ.get("KINERJA_NEW_PASSWORD") or getpass.getpass("Password: ")
-    if len(password) < 10:
-        return _fail("the password must be at least 10 characters")
+    try:
+        data = msgspec.convert(
+            {
+                "username": args.username,
+                "full_name": args.full_name or args.username,
+                "role": args.role,
+                "area_code": args.area,
+                "password": password,
+            },
+            UserCreate,
+        )
+    except msgspec.ValidationError as exc:
+        return _fail(f"the user is not valid: {exc}")
 
     async def work(dsn: str) -> int:
         from api.auth.passwords import hash_password
+        from api.errors import ApiError
+        from api.identity import check_scope_fields
         from db import users as user_db
         from db.pool import connect
 
         await _prepare(dsn)
         conn = await connect(dsn)
         try:
-            if await user_db.username_taken(conn, args.username):
-                return _fail(f"the username {args.username!r} is taken")
-            if not await conn.fetchval("SELECT 1 FROM areas WHERE code = $1", args.area):
-                return _fail(f"no area has the code {args.area!r}")
+            if await user_db.username_taken(conn, data.username):
+                return _fail(f"the username {data.username!r} is taken")
+            try:
+                await check_scope_fields(conn, data.role, data.area_code, None)
+            except ApiError as exc:
+                return _fail(exc.detail)
             user = await user_db.insert_user(
                 conn,
-                username=args.username,
-                full_name=args.full_name or args.username,
-                role=args.role,
-                area_code=args.area,
+                username=data.username,
+                full_name=data.full_name,
+                role=data.role,
+                area_code=data.area_code,
                 division_id=None,
                 extra_areas=[],
-                password_hash=hash_password(password),
+                password_hash=hash_password(data.password),
                 created_by=None,
             )
         except asyncpg.PostgresError as exc:

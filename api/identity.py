@@ -157,7 +157,7 @@ async def login(
 # -- users ----------------------------------------------------------------------------
 
 
-async def _check_scope_fields(
+async def check_scope_fields(
     conn: asyncpg.Connection, role: str, area_code: str, division_id: UUID | None
 ) -> None:
     """The area must exist and fit the role; a division head needs a division of it."""
@@ -199,7 +199,7 @@ async def create_user(conn: asyncpg.Connection, caller: Principal, data: UserCre
         raise Unprocessable("Service accounts are created at /v1/service-accounts.")
     if not await authz.user_manageable(conn, caller, role=data.role, area_code=data.area_code):
         raise Forbidden(f"You may not create a {data.role} in {data.area_code}.")
-    await _check_scope_fields(conn, data.role, data.area_code, data.division_id)
+    await check_scope_fields(conn, data.role, data.area_code, data.division_id)
     if await user_db.username_taken(conn, data.username):
         raise Conflict(f"The username {data.username!r} is taken.", extra={"field": "username"})
     password_hash = await asyncio.to_thread(hash_password, data.password)
@@ -242,7 +242,7 @@ async def patch_user(
     if (data.role, data.area_code, data.division_id) != (None, None, None):
         if not await authz.user_manageable(conn, caller, role=role, area_code=area):
             raise Forbidden(f"You may not make this user a {role} in {area}.")
-        await _check_scope_fields(conn, role, area, division)
+        await check_scope_fields(conn, role, area, division)
     if user_id == caller.id and (data.active is False or data.role is not None):
         raise Forbidden("You cannot deactivate yourself or change your own role.")
     changes: dict[str, Any] = {}

@@ -3,12 +3,16 @@ what it must not."""
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import msgspec
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
+from api.cli import main
 from api.settings import settings_from_env
 from db.areas import load_areas
 from db.migrate import migrate
@@ -145,3 +149,34 @@ async def test_account_lockout_holds_for_spellings_the_database_matches_to_the_a
             assert await attempt("adm\u0130n", PASSWORD) == 429
     finally:
         await drop_database(admin_dsn, name)
+
+
+async def test_cli_users_create_applies_the_apis_username_and_scope_rules(
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`kinerja users create` writes users straight into the table: a look-alike of an
+    existing username ("admin\\n", which the API's Username pattern refuses for exactly
+    that reason) and an admin bound to a district (the API binds admins to the country)
+    are both accepted."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("KINERJA_NEW_PASSWORD", "a-long-enough-password")
+    look_alike = await asyncio.to_thread(
+        main, ["users", "create", "--username", "admin\n", "--role", "admin"]
+    )
+    district_admin = await asyncio.to_thread(
+        main, ["users", "create", "--username", "root2", "--role", "admin", "--area", "16.71"]
+    )
+    stored = await conn.fetch(
+        "SELECT username, area_code FROM users WHERE username IN ('admin' || chr(10), 'root2')"
+    )
+    assert look_alike != 0 and district_admin != 0, [tuple(r) for r in stored]
+    assert stored == []
+    # What the API would take, the CLI still creates.
+    made = await asyncio.to_thread(
+        main, ["users", "create", "--username", "root3", "--role", "ministry_monitor"]
+    )
+    assert made == 0
+    assert await conn.fetchval("SELECT area_code FROM users WHERE username = 'root3'") == "ID"
