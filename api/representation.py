@@ -54,9 +54,19 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
         for key, inner in value.items():
             _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
     elif isinstance(value, list):
-        out[prefix] = ";".join("" if v is None else str(v) for v in value)
+        out[prefix] = ";".join(str(_cell(v)) for v in value)
     else:
-        out[prefix] = value
+        out[prefix] = _cell(value)
+
+
+def _cell(value: Any) -> Any:
+    """A value as its CSV cell: empty for null, and true/false as the JSON writes them
+    (Python's str gave True/False)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]]) -> bytes:
@@ -72,7 +82,7 @@ def to_csv(rows: Sequence[Mapping[str, Any]]) -> bytes:
     writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     for record in flat:
-        writer.writerow({k: "" if v is None else v for k, v in record.items()})
+        writer.writerow(record)
     return buffer.getvalue().encode()
 
 

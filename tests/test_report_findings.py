@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date
 from typing import Any
 
@@ -154,3 +156,20 @@ async def test_composite_ranking_says_no_data_for_a_district_with_targets_but_no
     kia = next(r for r in card.json()["indicators"] if r["indicator"] == "kia")
     assert kia["status"] == "no_data" and kia["target"] == 30.0  # the card: a target, no data
     assert row["status"] == "no_data", row
+
+
+async def test_csv_writes_booleans_as_the_json_does(
+    client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person]
+) -> None:
+    """CSV cells of booleans read True/False (Python's str) where the JSON has true/false."""
+    head = bearer(app, people["province_head"])
+    url, params = "/v1/scorecards/districts/16.71", {"as_of": "2021-05-15"}
+    as_json = (await client.get(url, params=params, headers=head)).json()
+    as_csv = await client.get(url, params={**params, "format": "csv"}, headers=head)
+    assert as_csv.status_code == 200, as_csv.text
+    flags = {row["indicator"]: row["coverage_over_100"] for row in as_json["indicators"]}
+    assert flags and set(flags.values()) == {False}
+    table = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert {row["indicator"]: row["coverage_over_100"] for row in table} == dict.fromkeys(
+        flags, "false"
+    )
