@@ -708,6 +708,9 @@ class AreaResult:
     rows: list[AggregateRow]
     composite: Any
     has_data: bool
+    #: Data for the composite: on an indicator a member has a target for (any data at
+    #: all when no member has a target), as ``_has_data`` says of a district.
+    composite_data: bool
 
     def score(self, indicator: str) -> float | None:
         if indicator == COMPOSITE:
@@ -717,7 +720,7 @@ class AreaResult:
 
     def data_for(self, indicator: str) -> bool:
         if indicator == COMPOSITE:
-            return self.has_data
+            return self.composite_data
         return any(r.with_data for r in self.rows if r.indicator == indicator)
 
     def brief(self) -> dict[str, IndicatorBrief]:
@@ -764,10 +767,14 @@ def aggregate_area(
     """
     rows: list[AggregateRow] = []
     parts = []
+    targeted = targeted_data = False
     for indicator_code, indicator in ctx.indicators.items():
         agg_members = []
         for m in members:
             item = m.indicators[indicator_code]
+            if item.target_source is not None:
+                targeted = True
+                targeted_data = targeted_data or item.value is not None
             measurement = (
                 None
                 if item.value is None
@@ -810,7 +817,8 @@ def aggregate_area(
                 )
             )
     comp = composite(parts) if parts else None
-    return AreaResult(code, name, rows, comp, any(r.with_data for r in rows))
+    has_data = any(r.with_data for r in rows)
+    return AreaResult(code, name, rows, comp, has_data, targeted_data if targeted else has_data)
 
 
 def area_aggregate_out(area: AreaResult) -> AreaAggregate:

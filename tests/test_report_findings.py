@@ -12,7 +12,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tests.agreement_helpers import national_agreement, targets
-from tests.people import Person, bearer
+from tests.people import Person, bearer, coordinate
 from tests.submitting import register_key, submit
 
 
@@ -173,3 +173,29 @@ async def test_csv_writes_booleans_as_the_json_does(
     assert {row["indicator"]: row["coverage_over_100"] for row in table} == dict.fromkeys(
         flags, "false"
     )
+
+
+async def test_region_and_province_rows_with_targets_but_no_data_on_them_are_no_data(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """As for a district: members with a target (the province's KIA 30) that reported only
+    on an indicator without one give their region and province no data to be scored on,
+    not 'no target'."""
+    await national_agreement(client, app, conn, people, year=2021, target_list=targets(kia=30))
+    await coordinate(conn, people["region_coordinator"], "16", ["16.71"], 2021)
+    signer = await register_key(conn, people["district_head"])
+    await submit(client, app, signer, values={"ktp_el": (90, 100)}, as_of=date(2021, 5, 31))
+    ministry = bearer(app, people["ministry_monitor"])
+    params = {"as_of": "2021-06-30"}
+    regions = await client.get(
+        "/v1/rankings/regions", params={**params, "province": "16"}, headers=ministry
+    )
+    assert regions.status_code == 200, regions.text
+    assert [r["status"] for r in regions.json()["rows"]] == ["no_data"]
+    provinces = await client.get("/v1/rankings/provinces", params=params, headers=ministry)
+    assert provinces.status_code == 200, provinces.text
+    south_sumatra = next(r for r in provinces.json()["rows"] if r["code"] == "16")
+    assert south_sumatra["status"] == "no_data", south_sumatra
