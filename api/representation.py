@@ -19,25 +19,61 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
-from litestar.datastructures import Accept
-from litestar.datastructures.headers import MediaTypeHeader
 
 #: Litestar adds "; charset=utf-8" to text types itself (it was sent twice).
 CSV_MEDIA_TYPE = "text/csv"
-#: What a report can be answered as, JSON first (it wins a tie).
-_OFFERED = ["application/json", CSV_MEDIA_TYPE]
 
 
 def wants_csv(request: Request[Any, Any, Any], fmt: str | None) -> bool:
-    """``?format=`` first; else the ``Accept`` type the client prefers (its q-values;
-    JSON on a tie or when neither is named), leaving out types it refuses (``q=0``)."""
+    """``?format=`` first; else CSV when ``Accept`` weighs it above JSON (RFC 9110
+    12.5.1: each type takes the q of the most specific range that matches it, so a type
+    refused by name stays refused under a wildcard). JSON on a tie and by default."""
     if fmt is not None:
         return fmt == "csv"
-    accept = _header(request, b"accept")
+    accept = _header(request, b"accept").lower()
     if "csv" not in accept and "text/*" not in accept:
         return False  # the usual poll, decided without parsing
-    ranges = [r for r in accept.split(",") if r.strip() and MediaTypeHeader(r).priority[0] > 0]
-    return bool(ranges) and Accept(",".join(ranges)).best_match(_OFFERED) == CSV_MEDIA_TYPE
+    ranges = _media_ranges(accept)
+    csv_q = _weight(ranges, "text", "csv")
+    return csv_q > 0 and csv_q > _weight(ranges, "application", "json")
+
+
+def _media_ranges(accept: str) -> list[tuple[str, str, float]]:
+    """(type, subtype, q) of each range of a lower-cased ``Accept``; a q that is not a
+    number from 0 to 1 makes its range refuse (a bad weight is no preference)."""
+    ranges = []
+    for part in accept.split(","):
+        media, *params = part.split(";")
+        main, _, sub = media.strip().partition("/")
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = 0.0
+                if not 0.0 <= q <= 1.0:  # also NaN
+                    q = 0.0
+        ranges.append((main, sub.strip(), q))
+    return ranges
+
+
+def _weight(ranges: list[tuple[str, str, float]], main: str, sub: str) -> float:
+    """The q of the most specific range matching ``main/sub`` (0: none matches)."""
+    best, weight = -1, 0.0
+    for r_main, r_sub, q in ranges:
+        if (r_main, r_sub) == (main, sub):
+            rank = 2
+        elif (r_main, r_sub) == (main, "*"):
+            rank = 1
+        elif (r_main, r_sub) == ("*", "*"):
+            rank = 0
+        else:
+            continue
+        if rank > best:
+            best, weight = rank, q
+    return weight
 
 
 def _header(request: Request[Any, Any, Any], name: bytes) -> str:

@@ -199,3 +199,27 @@ async def test_region_and_province_rows_with_targets_but_no_data_on_them_are_no_
     assert provinces.status_code == 200, provinces.text
     south_sumatra = next(r for r in provinces.json()["rows"] if r["code"] == "16")
     assert south_sumatra["status"] == "no_data", south_sumatra
+
+
+async def test_accept_is_weighed_as_rfc_9110_says(
+    client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person]
+) -> None:
+    """A tie is JSON; a type refused by name stays refused under a wildcard; a weight
+    that is not a number from 0 to 1 is no preference (it raised OverflowError, a 500);
+    media types ignore case."""
+    head = bearer(app, people["province_head"])
+    cases = {
+        "text/csv, application/json": "application/json",
+        "text/csv;q=0, text/*": "application/json",
+        "text/csv;q=inf": "application/json",
+        "text/csv;q=1e999, application/json": "application/json",
+        "text/csv;q=abc": "application/json",
+        "Text/CSV": "text/csv",
+        "text/*": "text/csv",
+        "application/json;q=0.5, text/csv;q=0.6": "text/csv",
+        "*/*": "application/json",
+    }
+    for accept, expected in cases.items():
+        response = await client.get("/v1/rankings/districts", headers={**head, "Accept": accept})
+        assert response.status_code == 200, (accept, response.text)
+        assert response.headers["content-type"].startswith(expected), accept
