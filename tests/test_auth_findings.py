@@ -4,21 +4,27 @@ what it must not."""
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
 
 import asyncpg
+import httpx
 import msgspec
 import pytest
+import uvicorn
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
 from api.cli import main
-from api.settings import settings_from_env
+from api.settings import Settings, settings_from_env
 from db.areas import load_areas
 from db.migrate import migrate
 from db.pool import connect
 from tests.people import PASSWORD, Person, bearer, make_user
 from tests.pg import drop_database, unique_name, with_database
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def test_regions_listing_shows_the_regions_carried_over_into_a_year(
@@ -180,3 +186,42 @@ async def test_cli_users_create_applies_the_apis_username_and_scope_rules(
     )
     assert made == 0
     assert await conn.fetchval("SELECT area_code FROM users WHERE username = 'root3'") == "ID"
+
+
+async def test_behind_the_compose_nginx_a_client_cannot_choose_its_login_address(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replicas trust X-Forwarded-For from anyone (only nginx reaches them) and take
+    its first address; nginx appended the client's own header to it, so each failed login
+    could claim a new address and the per-address limit never tripped (found by review).
+    Here each request carries a forged header, forwarded as deploy/nginx.conf says."""
+    compose = (ROOT / "docker-compose.yml").read_text()
+    nginx = (ROOT / "deploy" / "nginx.conf").read_text()
+    allowed = re.search(r'FORWARDED_ALLOW_IPS:\s*"([^"]*)"', compose)
+    forwarded = re.search(r"proxy_set_header\s+X-Forwarded-For\s+(\S+);", nginx)
+    assert allowed is not None and forwarded is not None
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", allowed.group(1))
+    peer = "203.0.113.7"
+
+    def as_nginx_forwards(sent: str) -> str:
+        rule = forwarded.group(1)
+        if rule == "$remote_addr":
+            return peer
+        assert rule == "$proxy_add_x_forwarded_for", rule
+        return f"{sent}, {peer}"
+
+    limited = msgspec.structs.replace(settings, login_max_failures_address=3)
+    app = create_app(limited, configure_logs=False)
+    config = uvicorn.Config(app, proxy_headers=True, log_config=None)  # as `kinerja serve`
+    config.load()
+    transport = httpx.ASGITransport(app=config.loaded_app, client=("172.18.0.9", 40000))
+    codes = []
+    async with app.lifespan(), httpx.AsyncClient(transport=transport, base_url="http://k") as http:
+        for i in range(5):
+            response = await http.post(
+                "/v1/auth/token",
+                data={"grant_type": "password", "username": f"nobody{i}", "password": "wrong!"},
+                headers={"X-Forwarded-For": as_nginx_forwards(f"10.9.9.{i}")},
+            )
+            codes.append(response.status_code)
+    assert codes == [401, 401, 401, 429, 429], codes
