@@ -113,18 +113,37 @@ class KeptMismatch(msgspec.Struct, frozen=True, kw_only=True):
 # The rule of migrations 0007 and 0010 (the latest counting value per division and
 # indicator, and the latest accepted one), recomputed from submission_values, against
 # the rows scorecards and rankings read. One statement: one snapshot of both tables.
+# Each basis and level is a branch of its own, written as the partial index that
+# holds it (migration 0010): a district's rows are found through that index, where one
+# condition for all of them read every district's history.
 _KEPT_MISMATCH = """
-WITH want AS (
-    SELECT DISTINCT ON (b.basis, v.division_key, v.indicator_code)
-           b.basis, v.division_key, v.indicator_code, v.submission_id, v.as_of, v.seq,
+WITH candidates AS (
+    SELECT 'latest' AS basis, '00000000-0000-0000-0000-000000000000'::uuid AS division_key,
+           v.indicator_code, v.submission_id, v.as_of, v.seq, v.numerator, v.denominator,
+           v.flags, v.status
+      FROM submission_values v
+     WHERE v.district_code = $1 AND v.counting AND v.division_id IS NULL
+    UNION ALL
+    SELECT 'latest', v.division_id, v.indicator_code, v.submission_id, v.as_of, v.seq,
            v.numerator, v.denominator, v.flags, v.status
-      FROM (SELECT sv.*, coalesce(sv.division_id, '00000000-0000-0000-0000-000000000000')
-                   AS division_key
-              FROM submission_values sv WHERE sv.district_code = $1) v
-      JOIN (VALUES ('latest'), ('accepted')) AS b(basis)
-        ON (b.basis = 'latest' AND v.counting)
-        OR (b.basis = 'accepted' AND v.status = 'accepted' AND NOT v.superseded)
-     ORDER BY b.basis, v.division_key, v.indicator_code, v.as_of DESC, v.seq DESC
+      FROM submission_values v
+     WHERE v.district_code = $1 AND v.counting AND v.division_id IS NOT NULL
+    UNION ALL
+    SELECT 'accepted', '00000000-0000-0000-0000-000000000000'::uuid, v.indicator_code,
+           v.submission_id, v.as_of, v.seq, v.numerator, v.denominator, v.flags, v.status
+      FROM submission_values v
+     WHERE v.district_code = $1 AND v.status = 'accepted' AND NOT v.superseded
+       AND v.division_id IS NULL
+    UNION ALL
+    SELECT 'accepted', v.division_id, v.indicator_code, v.submission_id, v.as_of, v.seq,
+           v.numerator, v.denominator, v.flags, v.status
+      FROM submission_values v
+     WHERE v.district_code = $1 AND v.status = 'accepted' AND NOT v.superseded
+       AND v.division_id IS NOT NULL
+), want AS (
+    SELECT DISTINCT ON (basis, division_key, indicator_code) *
+      FROM candidates
+     ORDER BY basis, division_key, indicator_code, as_of DESC, seq DESC
 ), kept AS (
     SELECT basis, division_key, indicator_code, submission_id, as_of, seq, numerator,
            denominator, flags, status

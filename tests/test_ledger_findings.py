@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from db import ledger as ledger_db
 from tests.people import Person, bearer
 from tests.submitting import register_key, submit
 
@@ -131,3 +134,28 @@ async def test_ledger_verify_reads_reviews_and_corrections_as_the_scorecards_do(
     assert await conn.fetchval("SELECT count(*) FROM latest_values") >= 1
     report = await client.get("/v1/districts/16.71/ledger/verify", headers=reviewer)
     assert report.json()["ok"] is True, report.json()
+
+
+async def test_the_kept_values_check_reads_a_district_through_its_indexes(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """Every index of submission_values that starts with the district is partial; one
+    condition for every basis could use none of them, so each verify read the whole
+    table, and ``ledger verify --all`` did so once per district (found by review)."""
+    signer = await register_key(conn, people["district_head"])
+    await submit(client, app, signer)
+    await conn.execute("SET enable_seqscan = off")  # any index that can serve is taken
+    plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + ledger_db._KEPT_MISMATCH, "16.71")
+    nodes: list[tuple[str, str]] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        nodes.append((node["Node Type"], node.get("Relation Name", "")))
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
+    assert ("Seq Scan", "submission_values") not in nodes, nodes
+    assert any(rel == "submission_values" for _, rel in nodes), nodes
