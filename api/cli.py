@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from api.settings import Settings, local_today, settings_from_env
 from db.embedded import EmbeddedError, EmbeddedPostgres
@@ -196,8 +197,6 @@ def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
     """The API's rules for a new user (``UserCreate``, ``check_scope_fields``): the CLI
     took a username ending in a newline, a look-alike of another, and an admin bound to
     a district (found by review)."""
-    import msgspec
-
     from api.schemas.identity import UserCreate
 
     password = os.environ.get("KINERJA_NEW_PASSWORD") or getpass.getpass("Password: ")
@@ -337,7 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = settings_from_env()
+    try:
+        settings = settings_from_env()
+    except msgspec.ValidationError as exc:  # e.g. KINERJA_PORT=abc: say which, no traceback
+        said, _, where = str(exc).partition(" - at `$.")
+        name = "DATABASE_URL" if where == "database_url`" else "KINERJA_" + where[:-1].upper()
+        return _fail(f"configuration: {name}: {said}" if where else f"configuration: {exc}")
     return int(args.func(settings, args))
 
 

@@ -71,3 +71,25 @@ def test_cli_refuses_a_second_server(
     err = capsys.readouterr().err
     assert code == 2
     assert "already in use by a running Kinerja server" in err
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("KINERJA_PORT", "abc", "KINERJA_PORT: Expected `int`"),
+        ("KINERJA_INGEST_BATCH_MAX", "-1", "KINERJA_INGEST_BATCH_MAX: Expected `int` >= 0"),
+    ],
+)
+def test_a_bad_setting_is_named_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    said: str,
+) -> None:
+    """A setting that does not parse ended every command with msgspec's traceback."""
+    monkeypatch.setenv(variable, value)
+    assert cli.main(["db", "migrate"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kinerja: configuration: ") and said in err, err
+    assert "Traceback" not in err
