@@ -538,7 +538,8 @@ def score_only(
 
 def _at(ctx: Context, when: date) -> Context:
     period = Period(ctx.period.year, when, ctx.period.previous_as_of, ctx.period.since)
-    return Context(period, ctx.basis, ctx.indicators, ctx.settings)
+    # The same year: its agreements' fingerprint, once read, holds for this date too.
+    return Context(period, ctx.basis, ctx.indicators, ctx.settings, fingerprints=ctx.fingerprints)
 
 
 # -- shaping -------------------------------------------------------------------------------
