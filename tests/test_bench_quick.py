@@ -59,3 +59,23 @@ def test_quick_benchmark_writes_its_file(tmp_path: Path) -> None:
     assert figures["ratios"]["ingest_batched_over_bare_jws_insert"] > 0
     assert figures["ratios"]["ingest_batched_over_bare_jws_insert_own_sockets"] > 0
     assert out.with_suffix(".md").read_text().startswith("# Benchmark (quick)")
+
+
+def test_the_batch_cost_benchmark_writes_its_file(tmp_path: Path) -> None:
+    """``bench.batch_cost`` drives the API's batch path and writes what a batch costs."""
+    out = tmp_path / "batch_cost.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.batch_cost", "--batches", "5", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    for size in (1, 4, 16):
+        assert set(result[f"batch_of_{size}"]) == {"worker_us", "postgres_us"}
+    # Process CPU is counted by the tick: a few small batches may read 0, never less.
+    assert result["batch_of_16"]["worker_us"] > 0
+    assert set(result["fit_worker_us"]) == {"fixed", "per_report"}
