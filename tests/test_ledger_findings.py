@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -14,95 +15,82 @@ from db import ledger as ledger_db
 from tests.people import Person, bearer
 from tests.submitting import register_key, submit
 
+Fixtures = tuple[AsyncTestClient[Litestar], Litestar, asyncpg.Connection, dict[str, Person]]
 
-async def test_ledger_verify_misses_an_edit_of_the_values_scorecards_read(
+
+@pytest.fixture
+def world(
     client: AsyncTestClient[Litestar],
     app: Litestar,
     conn: asyncpg.Connection,
     people: dict[str, Person],
-) -> None:
-    """Scorecards and rankings read ``latest_values`` (db/scorecards.current_values); an
-    edit there behind the API's back changes every number shown, and verify says ok."""
+) -> Fixtures:
+    return client, app, conn, people
+
+
+async def verify_after(world: Fixtures, tamper: str) -> dict[str, Any]:
+    """A report stored through the API, then changed behind its back (``tamper``, SQL
+    with the report's id as $1); what verify says of its district (never a 5xx)."""
+    client, app, conn, people = world
     signer = await register_key(conn, people["district_head"])
     made = await submit(client, app, signer)
-    await conn.execute(
-        "UPDATE latest_values SET numerator = 1 WHERE submission_id = $1 "
-        "AND indicator_code = 'ktp_el'",
-        UUID(made["id"]),
-    )
+    await conn.execute(tamper, UUID(made["id"]))
     head = bearer(app, people["province_head"])
-    card = await client.get("/v1/scorecards/districts/16.71", headers=head)
-    assert card.status_code == 200, card.text
-    shown = {row["indicator"]: row["numerator"] for row in card.json()["indicators"]}
-    assert shown["ktp_el"] == 1  # the scorecard shows the edited count, not the signed one
     report = await client.get("/v1/districts/16.71/ledger/verify", headers=head)
     assert report.status_code == 200, report.text
-    assert report.json()["ok"] is False, report.json()
+    body: dict[str, Any] = report.json()
+    return body
 
 
-async def test_ledger_verify_names_a_stated_pct_edited_to_nan(
-    client: AsyncTestClient[Litestar],
-    app: Litestar,
-    conn: asyncpg.Connection,
-    people: dict[str, Person],
+async def test_ledger_verify_misses_an_edit_of_the_values_scorecards_read(
+    world: Fixtures,
 ) -> None:
+    """Scorecards and rankings read ``latest_values`` (db/scorecards.current_values); an
+    edit there behind the API's back changes every number shown, and verify said ok."""
+    report = await verify_after(
+        world,
+        "UPDATE latest_values SET numerator = 1 "
+        "WHERE submission_id = $1 AND indicator_code = 'ktp_el'",
+    )
+    assert report["first_broken"]["problem"] == "values_mismatch", report
+    client, app, _, people = world
+    head = bearer(app, people["province_head"])
+    card = await client.get("/v1/scorecards/districts/16.71", headers=head)
+    shown = {row["indicator"]: row["numerator"] for row in card.json()["indicators"]}
+    assert shown["ktp_el"] == 1  # what verify named: the count every scorecard shows
+
+
+async def test_ledger_verify_names_a_stated_pct_edited_to_nan(world: Fixtures) -> None:
     """numeric holds NaN, jsonb does not: verify must report the entry, not fail."""
-    signer = await register_key(conn, people["district_head"])
-    made = await submit(client, app, signer)
-    await conn.execute(
-        "UPDATE submission_values SET stated_pct = 'NaN' WHERE submission_id = $1 "
-        "AND indicator_code = 'ktp_el'",
-        UUID(made["id"]),
+    report = await verify_after(
+        world,
+        "UPDATE submission_values SET stated_pct = 'NaN' "
+        "WHERE submission_id = $1 AND indicator_code = 'ktp_el'",
     )
-    report = await client.get(
-        "/v1/districts/16.71/ledger/verify", headers=bearer(app, people["province_head"])
-    )
-    assert report.status_code == 200, report.text
-    assert report.json()["first_broken"]["problem"] == "values_mismatch", report.json()
+    assert report["first_broken"]["problem"] == "values_mismatch", report
 
 
 async def test_ledger_verify_misses_a_value_row_returned_behind_the_api(
-    client: AsyncTestClient[Litestar],
-    app: Litestar,
-    conn: asyncpg.Connection,
-    people: dict[str, Person],
+    world: Fixtures,
 ) -> None:
     """The value copies scorecards read say "returned" (so the report stops counting)
     while the submission itself is "received" and has no review: rows that db/submissions
-    promises never disagree, and verify calls the ledger ok."""
-    signer = await register_key(conn, people["district_head"])
-    made = await submit(client, app, signer)
-    await conn.execute(
-        "UPDATE submission_values SET status = 'returned' WHERE submission_id = $1",
-        UUID(made["id"]),
+    promises never disagree, and verify called the ledger ok."""
+    report = await verify_after(
+        world, "UPDATE submission_values SET status = 'returned' WHERE submission_id = $1"
     )
+    assert report["first_broken"]["problem"] == "values_mismatch", report
+    conn = world[2]
     assert await conn.fetchval("SELECT count(*) FROM latest_values") == 0  # no longer counts
-    assert await conn.fetchval("SELECT status FROM submissions") == "received"
-    report = await client.get(
-        "/v1/districts/16.71/ledger/verify", headers=bearer(app, people["province_head"])
-    )
-    assert report.status_code == 200, report.text
-    assert report.json()["ok"] is False, report.json()
 
 
-async def test_ledger_verify_names_a_received_at_edited_to_infinity(
-    client: AsyncTestClient[Litestar],
-    app: Litestar,
-    conn: asyncpg.Connection,
-    people: dict[str, Person],
-) -> None:
+async def test_ledger_verify_names_a_received_at_edited_to_infinity(world: Fixtures) -> None:
     """asyncpg reads timestamptz 'infinity' as a naive datetime.max: comparing it with the
     key's times raised TypeError (a 500, and the CLI stops) instead of a broken entry."""
-    signer = await register_key(conn, people["district_head"])
-    made = await submit(client, app, signer)
-    await conn.execute(
-        "UPDATE submissions SET received_at = '-infinity' WHERE id = $1", UUID(made["id"])
+    report = await verify_after(
+        world, "UPDATE submissions SET received_at = '-infinity' WHERE id = $1"
     )
-    report = await client.get(
-        "/v1/districts/16.71/ledger/verify", headers=bearer(app, people["province_head"])
-    )
-    assert report.status_code == 200, report.text
-    assert report.json()["first_broken"]["problem"] == "signature_invalid", report.json()
+    assert report["first_broken"]["problem"] == "signature_invalid", report
 
 
 async def test_ledger_verify_reads_reviews_and_corrections_as_the_scorecards_do(
