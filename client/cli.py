@@ -17,6 +17,7 @@ import argparse
 import base64
 import getpass
 import json
+import math
 import os
 import re
 import socket
@@ -164,6 +165,18 @@ def main(argv: Sequence[str] | None = None, *, transport: httpx.BaseTransport | 
         return 130
 
 
+def _seconds(value: str) -> float:
+    """A duration from the command line: a finite number >= 0 (``nan`` made --wait loop
+    for ever, since no time is past a NaN deadline)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {value!r}")
+    return seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     common = argparse.ArgumentParser(add_help=False)
@@ -182,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--timeout",
         metavar="SECONDS",
-        type=float,
+        type=_seconds,
         default=argparse.SUPPRESS,
         help=f"HTTP timeout (default {DEFAULT_TIMEOUT:g})",
     )
@@ -271,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     flushing.add_argument(
         "--wait",
         metavar="SECONDS",
-        type=float,
+        type=_seconds,
         default=0.0,
         help="keep retrying with backoff for up to this long until the outbox is empty",
     )

@@ -62,8 +62,12 @@ def text(value: Any) -> str:
 
 
 def local_time(unix: float) -> str:
-    """A Unix time as local ``YYYY-MM-DD HH:MM``."""
-    return datetime.fromtimestamp(unix).strftime("%Y-%m-%d %H:%M")
+    """A Unix time as local ``YYYY-MM-DD HH:MM`` (a dash for one no date can hold: an
+    outbox written by hand must not stop it being listed)."""
+    try:
+        return datetime.fromtimestamp(unix).strftime("%Y-%m-%d %H:%M")
+    except (ValueError, OverflowError, OSError):
+        return DASH
 
 
 def scorecard(doc: Mapping[str, Any]) -> str:

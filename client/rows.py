@@ -94,8 +94,10 @@ def parse_date(value: str, where: str) -> date:
 def parse_count(value: str, where: str) -> int:
     """A non-negative whole number (``_`` allowed as a digit separator)."""
     text = value.strip().replace("_", "")
-    if not (text.isascii() and text.isdigit()):  # "²" is a digit to isdigit, not to int
-        raise RowError(f"{where}: expected a whole number >= 0, got {value!r}")
+    # "²" is a digit to isdigit, not to int; and int refuses over 4,300 digits with its
+    # own error, where no count has more than a bigint's 19.
+    if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > 19:
+        raise RowError(f"{where}: expected a whole number >= 0, got {value[:40]!r}")
     return int(text)
 
 
@@ -109,6 +111,13 @@ def parse_percent(value: str, where: str) -> float:
 
 def parse_csv(text: str, source: str) -> list[Report]:
     """Group a long-format CSV into reports (see the module docstring)."""
+    try:
+        return _parse_csv(text, source)
+    except csv.Error as exc:  # e.g. a quote never closed, over the field size limit
+        raise RowError(f"{source}: not valid CSV: {exc}") from None
+
+
+def _parse_csv(text: str, source: str) -> list[Report]:
     first_line = text.split("\n", 1)[0]
     delimiter = ";" if ";" in first_line and "," not in first_line else ","
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
@@ -185,8 +194,8 @@ def parse_json(text: str, source: str) -> list[Report]:
     """Reports from a JSON object or list of objects (see the module docstring)."""
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RowError(f"{source}: not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # also a 5,000-digit number, [[[[...
+        raise RowError(f"{source}: not valid JSON: {str(exc)[:200]}") from None
     items = data if isinstance(data, list) else [data]
     if not items:
         raise RowError(f"{source}: no rows")

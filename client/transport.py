@@ -265,18 +265,24 @@ def _describe(status: int, body: Any, response: httpx.Response) -> str:
     return ": ".join(parts)
 
 
+#: The longest pause a server's ``Retry-After`` may ask for: a day. More (a header of
+#: 400 digits is infinity to float) broke the outbox's times and the lines showing them.
+RETRY_AFTER_CAP_S = 86_400.0
+
+
 def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent or bad."""
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date), at most
+    ``RETRY_AFTER_CAP_S``; None if absent or bad."""
     value = response.headers.get("Retry-After")
     if not value:
         return None
     value = value.strip()
     if value.isascii() and value.isdigit():  # "²" is a digit to Python, not to float()
-        return float(value)
+        return min(float(value), RETRY_AFTER_CAP_S)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return min(max(0.0, when.timestamp() - time.time()), RETRY_AFTER_CAP_S)

@@ -265,3 +265,62 @@ def test_a_busy_outbox_is_not_called_unreadable(
     err = capsys.readouterr().err
     assert code == 2
     assert "move it aside" not in err and "another kinerja-client" in err
+
+
+def _busy(retry_after: str) -> httpx.MockTransport:
+    return httpx.MockTransport(
+        lambda _: httpx.Response(503, headers={"Retry-After": retry_after}, json={"title": "busy"})
+    )
+
+
+def test_a_huge_retry_after_is_a_pause_of_a_day_at_most(home: Path) -> None:
+    """'Retry-After: 999999999999' was kept as is: 'outbox list' then raised 'year 33715 is
+    out of range' for ever, and 400 digits (infinity to float) crashed submit itself."""
+    save_token("t.e.st", 4_000_000_000, home=home)
+    assert run(home, *SUBMIT, transport=_busy("9" * 400)) == 3
+    assert run(home, "outbox", "flush", transport=_busy("999999999999")) == 3
+    assert run(home, "outbox", "list") == 0
+    with Outbox(home / OUTBOX_FILE) as box:
+        (item,) = box.all()
+        assert item.next_attempt_at <= time.time() + 86_400 + 60
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        # int() refuses over 4,300 digits with an error of its own
+        (
+            "rows.csv",
+            "district,as_of,indicator,numerator,denominator\n"
+            f"16.71,2021-02-15,ktp_el,{'9' * 5000},10\n",
+        ),
+        (
+            "rows.json",
+            '{"district": "16.71", "as_of": "2021-02-15", "values": {"ktp_el": {"numerator": '
+            + "9" * 5000
+            + ', "denominator": 1}}}',
+        ),
+        ("rows.json", "[" * 100_000 + "]" * 100_000),  # RecursionError
+        # a quote never closed: the rest of the file is one field, over csv's size limit
+        (
+            "rows.csv",
+            'district,as_of,indicator,numerator,denominator,note\n16.71,2021-02-14,ktp_el,1,2,"unclosed\n'
+            + "".join(f"16.71,2021-02-15,i{i},1,2,n {i}\n" for i in range(6000)),
+        ),
+    ],
+)
+def test_a_row_file_that_does_not_parse_is_a_usage_error(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: str
+) -> None:
+    """Each of these ended in a traceback (exit 1, which means 'the server refused')."""
+    rows = tmp_path / name
+    rows.write_text(content, encoding="utf-8")
+    assert run(home, "submit", "--file", str(rows)) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"{name}" in err, err[-500:]
+
+
+def test_counts_and_waits_from_the_command_line_are_checked(home: Path) -> None:
+    """A 5,000-digit --value crashed in int(); --wait nan made flush loop for ever."""
+    assert run(home, "submit", "--district", "16.71", "--value", f"ktp_el={'9' * 5000}/1") == 2
+    assert run(home, "outbox", "flush", "--wait", "nan") == 2
