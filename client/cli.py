@@ -506,16 +506,21 @@ def cmd_submit(s: Session) -> int:
             item = _Queued(report, sign_submission(payload, pair.private_key, pair.kid), _key())
             box.put(item.jws, item.key)
             queued.append(item)
-        _deliver_all(s, box, token, queued)
-    return _submit_summary(s, queued)
+        signed_out = _deliver_all(s, box, token, queued)
+    return _submit_summary(s, queued, signed_out=signed_out)
 
 
-def _deliver_all(s: Session, box: Outbox, token: str | None, queued: list[_Queued]) -> None:
+def _deliver_all(s: Session, box: Outbox, token: str | None, queued: list[_Queued]) -> bool:
+    """Send the reports in order until one answer says the rest should wait; True if
+    that was the session (none, or refused), which only logging in again mends."""
     show = s.args.progress
     if show is None:
         show = len(queued) > 1 and s.err.isatty()
     bar = render.ProgressBar(len(queued), s.err, enabled=bool(show))
     reason = None if token else "not logged in"
+    signed_out = token is None
+    if reason is None and (held := box.held_until()) is not None:
+        reason = f"the server asked for a pause until {render.local_time(held)}"
     with s.http() as http:
         bar.draw()
         for item in queued:
@@ -524,6 +529,7 @@ def _deliver_all(s: Session, box: Outbox, token: str | None, queued: list[_Queue
                 if item.outcome.kind == "unauthorized":
                     clear_token(home=s.home)
                     reason = "the server refused the session"
+                    signed_out = True
                 elif item.outcome.kind == "retry" and item.outcome.status is None:
                     reason = f"server unreachable ({item.outcome.error})"
                 elif item.outcome.kind == "retry" and item.outcome.retry_after is not None:
@@ -534,9 +540,10 @@ def _deliver_all(s: Session, box: Outbox, token: str | None, queued: list[_Queue
                 item.outcome = Outcome(kind="retry", error=f"not sent: {reason}")
             bar.advance(f"{item.report.district} {item.report.as_of}")
     bar.close()
+    return signed_out
 
 
-def _submit_summary(s: Session, queued: list[_Queued]) -> int:
+def _submit_summary(s: Session, queued: list[_Queued], *, signed_out: bool) -> int:
     counts = {"stored": 0, "rejected": 0, "queued": 0}
     for item in queued:
         assert item.outcome is not None
@@ -547,7 +554,7 @@ def _submit_summary(s: Session, queued: list[_Queued]) -> int:
         f"{total} submission{'s' if total != 1 else ''}: {counts['stored']} stored, "
         f"{counts['rejected']} rejected, {counts['queued']} queued in the outbox"
     )
-    return _finish(s, counts["rejected"], counts["queued"])
+    return _finish(s, counts["rejected"], counts["queued"], signed_out=signed_out)
 
 
 def _print_outcome(s: Session, district: str, as_of: str, outcome: Outcome) -> str:
@@ -575,15 +582,19 @@ def _print_outcome(s: Session, district: str, as_of: str, outcome: Outcome) -> s
     return "queued"
 
 
-def _finish(s: Session, rejected: int, queued: int) -> int:
+def _finish(s: Session, rejected: int, queued: int, *, signed_out: bool = False) -> int:
+    """The exit code: refusals first, then a session to mend (a person must log in: no
+    point in a script retrying), then reports left waiting for the server."""
     if queued:
-        s.note(
-            f"{queued} report{'s' if queued != 1 else ''} wait in the outbox; "
-            f"run `{PROG} outbox flush` when the server is reachable "
-            f"(log in first if the session expired)"
-        )
+        if signed_out:
+            advice = f"run `{PROG} login`, then `{PROG} outbox flush`"
+        else:
+            advice = f"run `{PROG} outbox flush` when the server is reachable"
+        s.note(f"{queued} report{'s' if queued != 1 else ''} wait in the outbox; {advice}")
     if rejected:
         return EXIT_REJECTED
+    if signed_out and queued:
+        return EXIT_USAGE
     return EXIT_UNREACHABLE if queued else EXIT_OK
 
 
@@ -663,6 +674,7 @@ def cmd_outbox_list(s: Session) -> int:
     with Outbox.open(s.home) as box:
         items = box.all()
         rejected = box.rejected()
+    now = time.time()
     if s.args.json:
         listed = [_item_json(item) for item in items + rejected]
         s.print(json.dumps(listed, indent=2, ensure_ascii=False))
@@ -676,7 +688,7 @@ def cmd_outbox_list(s: Session) -> int:
                 *_what(item),
                 render.local_time(item.created_at),
                 item.attempts,
-                render.local_time(item.next_attempt_at) if item.attempts else "now",
+                render.local_time(item.next_attempt_at) if item.next_attempt_at > now else "now",
                 render.text(item.last_error),
             )
             for item in items
@@ -787,7 +799,7 @@ def cmd_outbox_flush(s: Session) -> int:
                     rejected += state == "rejected"
                 if report.unauthorized:
                     clear_token(home=s.home)
-                    s.note(f"the server refused the session: run `{PROG} login`, then flush again")
+                    s.note("the server refused the session")
                     break
                 remaining = box.all()
                 if not remaining:
@@ -795,9 +807,13 @@ def cmd_outbox_flush(s: Session) -> int:
                 due = min(item.next_attempt_at for item in remaining)
                 wait = max(due, report.held_until or 0.0) - time.time()
                 if time.monotonic() + max(wait, 0.0) > deadline:
+                    if not entries and report.held_until is not None:
+                        until = render.local_time(report.held_until)
+                        s.note(f"the server asked for a pause until {until}: nothing was sent")
                     break
                 time.sleep(max(wait, 0.0))
-                everything = False
+                # What the person asked to send now goes once the pause is over.
+                everything = everything and not entries
         remaining = box.all()
     left = len(remaining)
     summary = f"{stored} stored, {rejected} rejected, {left} still queued"
@@ -805,7 +821,7 @@ def cmd_outbox_flush(s: Session) -> int:
         next_try = max(min(item.next_attempt_at for item in remaining), report.held_until or 0.0)
         summary += f" (next try after {render.local_time(next_try)})"
     s.print(summary)
-    return _finish(s, rejected, left)
+    return _finish(s, rejected, left, signed_out=report.unauthorized)
 
 
 # -- scorecards and rankings ------------------------------------------------------------

@@ -30,7 +30,7 @@ BACKOFF_CAP = 600.0
 BACKOFF_JITTER = 0.1
 """Share of the delay that jitter may take off, so many offices do not retry in step."""
 
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -45,6 +45,13 @@ CREATE TABLE IF NOT EXISTS outbox (
 """
 #: Version 1 files lack the rejected state: refused reports were deleted then.
 _UPGRADE_FROM_1 = "ALTER TABLE outbox ADD COLUMN rejected_at REAL"
+#: The pause the server last asked for (version 3): one row at most.
+_HOLD_SCHEMA = """
+CREATE TABLE IF NOT EXISTS hold (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    until REAL NOT NULL
+)
+"""
 _COLUMNS = (
     "id, idempotency_key, jws, created_at, attempts, next_attempt_at, last_error, rejected_at"
 )
@@ -123,6 +130,7 @@ class Outbox:
             with self._transaction():
                 version = self._conn.execute("PRAGMA user_version").fetchone()[0]
                 self._conn.execute(_SCHEMA)
+                self._conn.execute(_HOLD_SCHEMA)
                 if version == 1:
                     self._conn.execute(_UPGRADE_FROM_1)
                 self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
@@ -155,7 +163,8 @@ class Outbox:
         self.close()
 
     def put(self, jws: str, idempotency_key: str, now: float | None = None) -> OutboxItem:
-        """Queue a signed submission, due at once.
+        """Queue a signed submission, due at once, or when a pause the server asked for
+        ends (``hold``).
 
         Queuing the same key with the same JWS again is a no-op returning the
         queued item, so a retried ``deliver`` cannot duplicate it.
@@ -168,10 +177,11 @@ class Outbox:
             raise ValueError("jws and idempotency_key must be non-empty")
         at = time.time() if now is None else now
         with self._transaction():
+            due = max(at, self.held_until(at) or at)
             self._conn.execute(
                 "INSERT INTO outbox (idempotency_key, jws, created_at, next_attempt_at)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
-                (idempotency_key, jws, at, at),
+                (idempotency_key, jws, at, due),
             )
             item = self._get(idempotency_key)
         assert item is not None
@@ -192,14 +202,25 @@ class Outbox:
 
     def hold(self, until: float) -> None:
         """Let no item be due before ``until`` (a pause the server asked for with
-        ``Retry-After``), kept here so a scheduled flush also honours it. Attempts are not
-        counted: the items were not tried."""
+        ``Retry-After``), kept here so a scheduled flush, a flush a person asks for and a
+        later submit all honour it. Attempts are not counted: the items were not tried."""
         with self._transaction():
+            self._conn.execute(
+                "INSERT INTO hold (id, until) VALUES (1, ?)"
+                " ON CONFLICT (id) DO UPDATE SET until = max(until, excluded.until)",
+                (until,),
+            )
             self._conn.execute(
                 "UPDATE outbox SET next_attempt_at = max(next_attempt_at, ?)"
                 " WHERE rejected_at IS NULL",
                 (until,),
             )
+
+    def held_until(self, now: float | None = None) -> float | None:
+        """When the pause the server asked for ends, if it has not ended by ``now``."""
+        at = time.time() if now is None else now
+        row = self._conn.execute("SELECT until FROM hold WHERE id = 1").fetchone()
+        return row[0] if row is not None and row[0] > at else None
 
     def all(self) -> list[OutboxItem]:
         """Every item still to be delivered, due or backing off, oldest first."""

@@ -183,9 +183,12 @@ def flush(
     (each other item would wait out its own timeout) and a ``Retry-After`` (the server
     asked for a pause, not for the next report at once): the rest stay queued, untried.
     ``everything`` is for a person who asked for a flush now: the backoff paces
-    unattended retries.
+    unattended retries, but a pause the server asked for holds for everyone (nothing is
+    sent before it ends).
     """
     at = time.time() if now is None else now
+    if (held := outbox.held_until(at)) is not None:
+        return FlushReport(stored=[], rejected=[], retrying=[], held_until=held)
     stored: list[FlushEntry] = []
     rejected: list[FlushEntry] = []
     retrying: list[FlushEntry] = []

@@ -385,7 +385,7 @@ async def test_rejections_show_the_problem_and_are_not_retried(
 
     # Not logged in: nothing is lost, the report waits until the session is back.
     offline = cli("submit", "--district", DISTRICT, "--as-of", "2021-01-31", "--value", "kia=10/20")
-    assert offline.code == 3 and "not logged in" in offline.out
+    assert offline.code == 2 and "not logged in" in offline.out
     assert cli("login", "--username", "kadis_palembang").code == 0
     assert cli("register-key").code == 0
     assert cli("outbox", "flush").code == 0

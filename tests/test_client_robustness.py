@@ -324,3 +324,96 @@ def test_counts_and_waits_from_the_command_line_are_checked(home: Path) -> None:
     """A 5,000-digit --value crashed in int(); --wait nan made flush loop for ever."""
     assert run(home, "submit", "--district", "16.71", "--value", f"ktp_el={'9' * 5000}/1") == 2
     assert run(home, "outbox", "flush", "--wait", "nan") == 2
+
+
+# Found in the closing review of the client (each failed before its fix).
+
+
+def _rows(tmp_path: Path, days: tuple[int, ...]) -> Path:
+    rows = tmp_path / "rows.csv"
+    rows.write_text(
+        "district,as_of,indicator,numerator,denominator\n"
+        + "".join(f"16.71,2021-02-{d:02d},ktp_el,1,2\n" for d in days),
+        encoding="utf-8",
+    )
+    return rows
+
+
+def test_a_flush_asked_for_by_hand_keeps_the_pause_the_server_asked_for(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only a scheduled flush (--due) waited: `outbox flush` 10 s into a 120 s Retry-After
+    sent every queued report at once."""
+    save_token("t.e.st", 4_000_000_000, home=home)
+    clock = [time.time()]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    posts: list[float] = []
+
+    def busy(request: httpx.Request) -> httpx.Response:
+        posts.append(clock[0])
+        if clock[0] < posts[0] + 120:
+            return httpx.Response(503, headers={"Retry-After": "120"}, json={"title": "busy"})
+        return httpx.Response(201, json={"id": str(len(posts))})
+
+    server = httpx.MockTransport(busy)
+    assert run(home, "submit", "--file", str(_rows(tmp_path, (1, 2, 3))), transport=server) == 3
+    clock[0] += 10.0
+    capsys.readouterr()
+    assert run(home, "outbox", "flush", transport=server) == 3
+    assert len(posts) == 1
+    assert "pause" in capsys.readouterr().err
+    clock[0] += 115.0
+    assert run(home, "outbox", "flush", transport=server) == 0
+    assert len(posts) == 4
+
+
+def test_a_report_submitted_during_a_pause_waits_for_its_end(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A submit after a Retry-After sent its report at once, and the list said every report
+    it had not tried yet was due 'now'."""
+    save_token("t.e.st", 4_000_000_000, home=home)
+    clock = [time.time()]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    posts: list[httpx.Request] = []
+
+    def busy(request: httpx.Request) -> httpx.Response:
+        posts.append(request)
+        return httpx.Response(503, headers={"Retry-After": "600"}, json={"title": "busy"})
+
+    server = httpx.MockTransport(busy)
+    assert run(home, "submit", "--file", str(_rows(tmp_path, (1, 2))), transport=server) == 3
+    clock[0] += 5.0
+    assert run(home, *SUBMIT, transport=server) == 3
+    assert len(posts) == 1
+    with Outbox(home / OUTBOX_FILE) as box:
+        items = box.all()
+    assert len(items) == 3
+    assert all(item.next_attempt_at >= clock[0] + 590 for item in items)
+    capsys.readouterr()
+    assert run(home, "outbox", "list") == 0
+    table = capsys.readouterr().out
+    assert " now " not in table, table
+
+
+@pytest.mark.parametrize("command", ["submit", "flush"])
+def test_a_refused_session_is_exit_2_as_documented(home: Path, command: str) -> None:
+    """A 401 (the session expired) left the reports queued, as it should, but exited 3
+    ('server unreachable'), where the README gives 2 for 'not logged in': a script would
+    retry for ever what only a person logging in mends."""
+    posts: list[httpx.Request] = []
+
+    def expired(request: httpx.Request) -> httpx.Response:
+        posts.append(request)
+        return httpx.Response(401, json={"title": "Unauthorized"})
+
+    server = httpx.MockTransport(expired)
+    if command == "flush":
+        assert run(home, *SUBMIT) == 2  # never logged in: queued, nothing sent
+        assert not posts
+    save_token("t.e.st", 4_000_000_000, home=home)
+    args = SUBMIT if command == "submit" else ["outbox", "flush"]
+    assert run(home, *args, transport=server) == 2
+    assert len(posts) == 1
+    with Outbox(home / OUTBOX_FILE) as box:
+        assert len(box.all()) == 1
