@@ -709,8 +709,8 @@ class AreaResult:
     rows: list[AggregateRow]
     composite: Any
     has_data: bool
-    #: Data for the composite: on an indicator a member has a target for (any data at
-    #: all when no member has a target), as ``_has_data`` says of a district.
+    #: Data for the composite: on an indicator it weighs that a member has a target for
+    #: (any data at all when there is none), as ``_has_data`` says of a district.
     composite_data: bool
 
     def score(self, indicator: str) -> float | None:
@@ -771,9 +771,10 @@ def aggregate_area(
     targeted = targeted_data = False
     for indicator_code, indicator in ctx.indicators.items():
         agg_members = []
+        in_composite = weights is None or indicator_code in weights
         for m in members:
             item = m.indicators[indicator_code]
-            if item.target_source is not None:
+            if item.target_source is not None and in_composite:
                 targeted = True
                 targeted_data = targeted_data or item.value is not None
             measurement = (
@@ -809,7 +810,7 @@ def aggregate_area(
                 no_data=agg.no_data,
             )
         )
-        if agg.target is not None and (weights is None or indicator_code in weights):
+        if agg.target is not None and in_composite:
             parts.append(
                 CompositePart(
                     code=indicator_code,

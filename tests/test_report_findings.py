@@ -11,7 +11,13 @@ import asyncpg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.agreement_helpers import national_agreement, targets
+from tests.agreement_helpers import (
+    activate,
+    national_agreement,
+    palembang_draft,
+    register_signer,
+    targets,
+)
 from tests.people import Person, bearer, coordinate
 from tests.submitting import register_key, submit
 
@@ -223,3 +229,35 @@ async def test_accept_is_weighed_as_rfc_9110_says(
         response = await client.get("/v1/rankings/districts", headers={**head, "Accept": accept})
         assert response.status_code == 200, (accept, response.text)
         assert response.headers["content-type"].startswith(expected), accept
+
+
+async def test_an_area_with_data_only_where_its_province_sets_no_weight_has_no_data(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """The province weighs only KIA; Palembang's own agreement targets KIA and KTP-el, and
+    it reported only KTP-el. Its region's composite (KIA alone) has nothing to score, for want
+    of data, yet the region was ranked 'no_target': the data on KTP-el, an indicator the
+    composite leaves out, counted."""
+    province = await national_agreement(
+        client,
+        app,
+        conn,
+        people,
+        year=2021,
+        target_list=[{"indicator": "kia", "annual": 30, "weight": 1}],
+    )
+    palembang = await register_signer(conn, people["district_head"])
+    own = await palembang_draft(client, app, people, target_list=targets(kia=30, ktp_el=90))
+    await activate(client, app, own, second=palembang, first=province)
+    await coordinate(conn, people["region_coordinator"], "16", ["16.71"], 2021)
+    reporter = await register_key(conn, people["district_head"])
+    await submit(client, app, reporter, values={"ktp_el": (90, 100)}, as_of=date(2021, 5, 31))
+    head = bearer(app, people["province_head"])
+    params = {"as_of": "2021-06-30", "province": "16"}
+    regions = await client.get("/v1/rankings/regions", params=params, headers=head)
+    assert regions.status_code == 200, regions.text
+    (row,) = regions.json()["rows"]
+    assert (row["score"], row["status"]) == (None, "no_data"), row
