@@ -466,6 +466,18 @@ async def patch(
     return await to_out(conn, updated)
 
 
+async def discard(conn: asyncpg.Connection, caller: Principal, agreement_id: UUID) -> None:
+    """A draft nobody has signed is only a proposal: its first party may drop it (one made
+    in error, or an amendment that would otherwise hold its lineage open for ever). What
+    either party signed is kept."""
+    row = await load_visible(conn, caller, agreement_id, for_update=True)
+    if not _is_first_party(caller, row):
+        raise Forbidden("Only the first party's office discards its drafts.")
+    if row.status != "draft" or not await agreement_db.delete_draft(conn, row.id):
+        raise NotOpen(f"This version is {row.status}; what was signed is kept.")
+    await versions.bump(conn, row.second_area)
+
+
 class StatementInFuture(ApiError):
     status_code = 422
     slug = "statement-iat-in-future"

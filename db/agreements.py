@@ -103,6 +103,18 @@ async def update_agreement(
     )
 
 
+async def delete_draft(conn: asyncpg.Connection, agreement_id: UUID) -> bool:
+    """Remove an unsigned draft and its targets; False if it is signed or not a draft
+    (the caller holds the row, so this only guards against a bug)."""
+    deleted = await conn.fetchval(
+        "WITH gone AS (DELETE FROM agreements a WHERE a.id = $1 AND a.status = 'draft'"
+        " AND NOT EXISTS (SELECT 1 FROM agreement_signatures s WHERE s.agreement_id = a.id)"
+        " RETURNING 1) SELECT count(*) FROM gone",
+        agreement_id,
+    )
+    return bool(deleted)
+
+
 async def get_agreement(
     conn: asyncpg.Connection, agreement_id: UUID, *, for_update: bool = False
 ) -> AgreementRow | None:

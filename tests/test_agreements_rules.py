@@ -1253,3 +1253,75 @@ async def test_garbage_never_makes_a_server_error(
             assert response.status_code < 500, (person.username, method, path, response.text)
             if response.status_code >= 400:
                 assert response.headers["content-type"].startswith(PROBLEM)
+
+
+# -- discarding a draft ------------------------------------------------------------------
+
+
+async def test_first_party_discards_an_unsigned_draft(
+    client: Client, app: Litestar, people: dict[str, Person], conn: asyncpg.Connection
+) -> None:
+    """A draft made in error held its office's year for ever: one agreement per office and
+    year, and the office cannot be edited. Its first party now drops it."""
+    made = await palembang(client, app, people)
+    head = bearer(app, people["province_head"])
+    url = f"/v1/agreements/{made['id']}"
+    assert (await post(client, app, people["province_head"], body())).status_code == 409
+    gone = await client.delete(url, headers=head)
+    assert gone.status_code == 204, gone.text
+    assert await table_counts(conn) == (0, 0, 0)
+    assert (await client.get(url, headers=head)).status_code == 404
+    assert (await client.delete(url, headers=head)).status_code == 404
+    assert (await post(client, app, people["province_head"], body())).status_code == 201
+
+
+async def test_discard_refusals_change_nothing(
+    client: Client,
+    app: Litestar,
+    people: dict[str, Person],
+    outsiders: dict[str, Person],
+    conn: asyncpg.Connection,
+) -> None:
+    made = await palembang(client, app, people)
+    url = f"/v1/agreements/{made['id']}"
+    before = await table_counts(conn)
+    for role in ("district_head", "ministry_monitor", "province_monitor", "admin", "division_head"):
+        response = await client.delete(url, headers=bearer(app, people[role]))
+        assert response.status_code == 403, (role, response.text)
+    jakarta = await client.delete(url, headers=bearer(app, outsiders["province_head"]))
+    assert jakarta.status_code == 404
+    assert (await client.delete(url)).status_code == 401
+    assert await table_counts(conn) == before
+    # Once the second party has signed, and once active, it is kept.
+    head = bearer(app, people["province_head"])
+    district = await register_signer(conn, people["district_head"])
+    province = await register_signer(conn, people["province_head"])
+    assert (await sign(client, app, district, made, "second")).status_code == 201
+    half = await client.delete(url, headers=head)
+    assert half.status_code == 409 and problem_slug(half) == "agreement-not-open"
+    assert (await sign(client, app, province, made, "first")).status_code == 201
+    active = await client.delete(url, headers=head)
+    assert active.status_code == 409 and problem_slug(active) == "agreement-not-open"
+    assert (await client.get(url, headers=head)).json()["status"] == "active"
+
+
+async def test_a_discarded_amendment_frees_its_lineage(
+    client: Client, app: Litestar, people: dict[str, Person], conn: asyncpg.Connection
+) -> None:
+    """An amendment drafted with the wrong reason (which no edit changes) blocked every
+    other amendment of the agreement until someone signed it."""
+    v1, _, _ = await active_palembang(client, app, people, conn)
+    head = bearer(app, people["province_head"])
+    amendments = f"/v1/agreements/{v1['id']}/amendments"
+    wrong = await client.post(
+        amendments, json={**AMEND, "reason": "perubahan_strategi"}, headers=head
+    )
+    assert wrong.status_code in (200, 201), wrong.text
+    assert (await client.post(amendments, json=AMEND, headers=head)).status_code == 409
+    gone = await client.delete(f"/v1/agreements/{wrong.json()['id']}", headers=head)
+    assert gone.status_code == 204, gone.text
+    right = await client.post(amendments, json=AMEND, headers=head)
+    assert right.status_code in (200, 201), right.text
+    assert right.json()["amendment"]["reason"] == "mutasi_pejabat"
+    still = await client.get(f"/v1/agreements/{v1['id']}", headers=head)
+    assert still.json()["status"] == "active"

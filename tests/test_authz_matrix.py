@@ -321,6 +321,11 @@ async def agreement_patch_target(world: World, role: str, scope: str) -> tuple[s
     return f"/v1/agreements/{agreement['id']}", {"targets": targets(ktp_el=99, kia=31)}
 
 
+async def agreement_discard_target(world: World, role: str, scope: str) -> tuple[str, Any]:
+    agreement = await agreement_draft(world, "province_head", scope)
+    return f"/v1/agreements/{agreement['id']}", None
+
+
 async def signature_target(world: World, role: str, scope: str) -> tuple[str, Any]:
     """A fresh draft whose second party is the in-scope district head (for a division head,
     their division); each signer claims the party their office would hold."""
@@ -541,6 +546,12 @@ CASES: list[Case] = [
         "/v1/agreements/{agreement_id:uuid}",
         agreement_patch_target,
         first_party_only(200),
+    ),
+    Case(
+        "DELETE",
+        "/v1/agreements/{agreement_id:uuid}",
+        agreement_discard_target,
+        first_party_only(204),
     ),
     Case(
         "POST",

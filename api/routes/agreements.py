@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
-from litestar import Controller, Request, Response, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.openapi.spec import Example
@@ -175,6 +175,18 @@ class AgreementController(Controller):
     ) -> Agreement:
         """Only an unsigned draft changes; anything signed answers 409."""
         return await service.patch(db, caller(request), agreement_id, data)
+
+    @delete(
+        "/{agreement_id:uuid}", opt={"permission": "agreements:write"}, summary="Discard a draft"
+    )
+    async def discard_agreement(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[asyncpg.Connection],
+        agreement_id: FromPath[UUID],
+    ) -> None:
+        """Only an unsigned draft, by its first party (204); anything signed answers 409."""
+        await service.discard(db, caller(request), agreement_id)
 
     @post(
         "/{agreement_id:uuid}/signatures",
