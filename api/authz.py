@@ -38,7 +38,9 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "keys:read": _SIGNERS | {"admin"},
     "keys:revoke": _SIGNERS | {"admin"},
     "submissions:submit": frozenset({"district_head", "division_head"}),
-    "submissions:read": frozenset(ROLES),
+    # Service accounts read scorecards and rankings (DESIGN's roles), not the signed
+    # reports, their notes and their reviewers' reasons.
+    "submissions:read": _PEOPLE,
     "submissions:review": frozenset({"province_head", "province_monitor", "region_coordinator"}),
     "ledger:verify": frozenset(
         {

@@ -464,12 +464,12 @@ CASES: list[Case] = [
     Case("GET", "/v1/keys", fixed("/v1/keys"), roles(SIGNERS | {"admin"}, 200)),
     Case("POST", "/v1/keys/{kid:str}/revoke", revoke_target, key_owner),
     Case("POST", "/v1/submissions", submit_target, roles(SUBMITTERS, 415)),
-    Case("GET", "/v1/submissions", fixed("/v1/submissions"), same(200)),
+    Case("GET", "/v1/submissions", fixed("/v1/submissions"), roles(AGREEMENT_READERS, 200)),
     Case(
         "GET",
         "/v1/submissions/{submission_id:uuid}",
         submission_target,
-        in_scope_or_national(set(ROLES), 200),
+        in_scope_or_national(AGREEMENT_READERS, 200),
     ),
     Case(
         "POST",

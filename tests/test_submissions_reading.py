@@ -60,7 +60,6 @@ async def test_each_role_sees_its_scope(
         "region_coordinator": set(),
         "district_head": palembang,
         "division_head": {ids["division"]},
-        "integration": palembang,
     }
     for role, want in expected.items():
         got = {item["id"] for item in await listed(client, app, people[role])}
@@ -73,11 +72,17 @@ async def test_each_role_sees_its_scope(
     await ensure_coordinated(conn, people["region_coordinator"], "16", "16.71")
     got = {i["id"] for i in await listed(client, app, people["region_coordinator"])}
     assert got == palembang
-    # A service account granted the country sees everything; one granted Palembang, Palembang.
+    # Service accounts read scorecards and rankings, not the signed reports (DESIGN's
+    # roles), even one granted the country.
     national = await make_user(
         conn, "integration", username="svc_all", area_code="31", extra_areas=["ID"]
     )
-    assert {i["id"] for i in await listed(client, app, national)} == set(ids.values())
+    for service in (people["integration"], national):
+        listing = await client.get("/v1/submissions", headers=bearer(app, service))
+        assert listing.status_code == 403, listing.text
+        for submission_id in ids.values():
+            one = await client.get(f"/v1/submissions/{submission_id}", headers=bearer(app, service))
+            assert one.status_code == 403, one.text
     assert {i["id"] for i in await listed(client, app, outsiders["province_head"])} == {
         ids["jakarta"]
     }
