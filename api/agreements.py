@@ -230,9 +230,10 @@ async def check_targets(conn: asyncpg.Connection, targets: list[TargetIn]) -> li
         if t.indicator in seen:
             raise InvalidTargets(f"{t.indicator} appears twice.", extra={"indicator": t.indicator})
         seen.add(t.indicator)
-        if indicator.unit == "percent" and t.annual > 100:
+        # Milestones too: a lower-is-better indicator's TW I may lie above its annual target.
+        if indicator.unit == "percent" and max([t.annual, *(t.quarterly or ())]) > 100:
             raise InvalidTargets(
-                f"{t.indicator}: a coverage target cannot exceed 100%.",
+                f"{t.indicator}: a coverage target or milestone cannot exceed 100%.",
                 extra={"indicator": t.indicator},
             )
         quarters: list[Decimal | None] = [None, None, None, None]
@@ -381,11 +382,11 @@ async def create(conn: asyncpg.Connection, caller: Principal, data: AgreementCre
         "level": data.level,
         "first_area": "ID" if data.level == "national_province" else caller.area_code,
         "first_official": first.official or me.full_name,
-        "first_title": first.title,
+        "first_title": _given(first.title),
         "second_area": second_area,
         "second_division_id": division_id,
         "second_official": data.second_party.official,
-        "second_title": data.second_party.title,
+        "second_title": _given(data.second_party.title),
         "second_acting": data.second_party.acting,
         "amendment_of": None,
         "amendment_reason": None,
@@ -415,20 +416,27 @@ def _is_second_party(caller: Principal, row: agreement_db.AgreementRow) -> bool:
     return caller.role == "division_head" and caller.division_id == row.second_division_id
 
 
+def _given(title: str | msgspec.UnsetType | None) -> str | None:
+    return None if title is msgspec.UNSET else title
+
+
 def _apply_parties(
     fields: dict[str, Any], first: FirstPartyIn | None, second: SecondPartyIn | None
 ) -> None:
+    """Merge an edit or amendment's parties into ``fields``: a title left out is kept."""
     if first is not None:
         if first.official is not None:
             fields["first_official"] = first.official
-        fields["first_title"] = first.title
+        if first.title is not msgspec.UNSET:
+            fields["first_title"] = first.title
     if second is not None:
         if (second.area_code not in (None, fields["second_area"])) or (
             second.division_id not in (None, fields["second_division_id"])
         ):
             raise Unprocessable("The second party's office cannot change; draft a new agreement.")
         fields["second_official"] = second.official
-        fields["second_title"] = second.title
+        if second.title is not msgspec.UNSET:
+            fields["second_title"] = second.title
         fields["second_acting"] = second.acting
 
 

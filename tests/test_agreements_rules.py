@@ -1325,3 +1325,110 @@ async def test_a_discarded_amendment_frees_its_lineage(
     assert right.json()["amendment"]["reason"] == "mutasi_pejabat"
     still = await client.get(f"/v1/agreements/{v1['id']}", headers=head)
     assert still.json()["status"] == "active"
+
+
+# -- found by review: titles kept by edits and amendments; milestones bounded ----------
+
+
+def _titled_body(**overrides: Any) -> dict[str, Any]:
+    return {
+        "year": 2021,
+        "level": "province_district",
+        "first_party": {"official": "Dr. H. Kadis Provinsi", "title": "Kepala Dinas Provinsi"},
+        "second_party": {
+            "area_code": "16.71",
+            "official": "Kadis Dukcapil Kota Palembang",
+            "title": "Kepala Dinas Dukcapil Kota Palembang",
+        },
+        "targets": [{"indicator": "kia", "annual": 30}],
+        **overrides,
+    }
+
+
+async def test_mutasi_amendment_keeps_the_office_titles(
+    client: Client, app: Litestar, people: dict[str, Person], conn: asyncpg.Connection
+) -> None:
+    """A mutasi amendment names the new official (as README's example does); the
+    offices' titles are not part of the change, yet the new version loses them."""
+    head = bearer(app, people["province_head"])
+    made = await client.post("/v1/agreements", json=_titled_body(), headers=head)
+    assert made.status_code == 201, made.text
+    v1 = made.json()
+    district = await register_signer(conn, people["district_head"])
+    province = await register_signer(conn, people["province_head"])
+    await activate(client, app, v1, second=district, first=province)
+    amended = await client.post(
+        f"/v1/agreements/{v1['id']}/amendments",
+        json={
+            "reason": "mutasi_pejabat",
+            "note": "Kadis dimutasi; PLT ditunjuk",
+            "first_party": {"official": "Kadis Provinsi Baru"},
+            "second_party": {"official": "PLT Kadis Dukcapil", "acting": "plt"},
+        },
+        headers=head,
+    )
+    assert amended.status_code == 201, amended.text
+    v2 = amended.json()
+    assert v2["second_party"]["official"] == "PLT Kadis Dukcapil"
+    assert v2["second_party"]["title"] == "Kepala Dinas Dukcapil Kota Palembang"
+    assert v2["first_party"]["title"] == "Kepala Dinas Provinsi"
+
+
+async def test_patching_an_official_keeps_the_titles(
+    client: Client, app: Litestar, people: dict[str, Person]
+) -> None:
+    """PATCH of a draft that only renames an official wipes the untouched title."""
+    head = bearer(app, people["province_head"])
+    made = (await client.post("/v1/agreements", json=_titled_body(), headers=head)).json()
+    patched = await client.patch(
+        f"/v1/agreements/{made['id']}",
+        json={"first_party": {"official": "Kadis Provinsi Baru"}},
+        headers=head,
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["first_party"]["title"] == "Kepala Dinas Provinsi"
+    cleared = await client.patch(
+        f"/v1/agreements/{made['id']}", json={"first_party": {"title": None}}, headers=head
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["first_party"] == {
+        **patched.json()["first_party"],
+        "title": None,
+    }
+
+
+async def test_percent_milestone_above_100_is_refused(
+    client: Client, app: Litestar, people: dict[str, Person], conn: asyncpg.Connection
+) -> None:
+    """An annual percent target above 100 is 422 ("a coverage target cannot exceed
+    100%"), but a quarterly milestone of 150% passes for a lower-is-better indicator."""
+    added = await client.post(
+        "/v1/indicators",
+        json={
+            "code": "telat_lapor",
+            "name_id": "Laporan terlambat",
+            "name_en": "Late reports",
+            "polarity": "lower",
+            "numerator_definition": "late reports",
+            "denominator_definition": "reports",
+        },
+        headers=bearer(app, people["admin"]),
+    )
+    assert added.status_code == 201, added.text
+    assert added.json()["unit"] == "percent"
+    head = bearer(app, people["province_head"])
+    annual = await client.post(
+        "/v1/agreements",
+        json=_titled_body(targets=[{"indicator": "telat_lapor", "annual": 150}]),
+        headers=head,
+    )
+    assert annual.status_code == 422, annual.text
+    milestone = await client.post(
+        "/v1/agreements",
+        json=_titled_body(
+            targets=[{"indicator": "telat_lapor", "annual": 5, "quarterly": [150, 20, 10, 5]}]
+        ),
+        headers=head,
+    )
+    assert milestone.status_code == 422, milestone.text
+    assert await conn.fetchval("SELECT count(*) FROM agreements") == 0

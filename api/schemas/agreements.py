@@ -124,15 +124,21 @@ class TargetIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class FirstPartyIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """In an edit or an amendment, a title left out is kept (``null`` removes it): it names
+    the office, which a change of official does not change."""
+
     official: Name | None = None
-    title: Name | None = None
+    title: Name | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class SecondPartyIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """As ``FirstPartyIn`` for the title; ``acting`` (PLT/PLH) describes the official
+    named, so it is what the body says (left out: not acting)."""
+
     official: Name
     area_code: AreaCode | None = None
     division_id: UUID | None = None
-    title: Name | None = None
+    title: Name | msgspec.UnsetType | None = msgspec.UNSET
     acting: Acting | None = None
 
 
