@@ -102,7 +102,7 @@ async def login(
         raise InvalidGrant(f"The {request.grant_type} grant needs {missing}.")
 
     keys = [f"account:{await user_db.login_name(conn, name)}", f"address:{address}"]
-    await throttle.hold(conn, keys[0])
+    await throttle.hold(conn, *keys)
     until = await throttle.locked_until(conn, keys)
     if until is not None:
         wait = max(1, math.ceil((until - datetime.now(UTC)).total_seconds()))

@@ -7,16 +7,19 @@ from datetime import datetime
 import asyncpg
 
 
-async def hold(conn: asyncpg.Connection, key: str) -> None:
-    """Lock ``key``'s counter (made if missing) until the caller's transaction ends, so
-    attempts on one account are judged one after another, each seeing the failures the
-    ones before it counted: read before the password check and written after it, the
-    lock could be passed by as many guesses as were in flight."""
-    await conn.execute(
-        "INSERT INTO login_throttle (key) VALUES ($1) ON CONFLICT (key) DO NOTHING",
-        key,
-    )
-    await conn.execute("SELECT 1 FROM login_throttle WHERE key = $1 FOR UPDATE", key)
+async def hold(conn: asyncpg.Connection, *keys: str) -> None:
+    """Lock each of ``keys``' counters (made if missing), in the order given, until the
+    caller's transaction ends, so attempts on one account, or from one address, are
+    judged one after another, each seeing the failures the ones before it counted: read
+    before the password check and written after it, a limit could be passed by as many
+    guesses as were in flight. Every caller names the account, then the address, so two
+    attempts never wait for each other crosswise."""
+    for key in keys:
+        await conn.execute(
+            "INSERT INTO login_throttle (key) VALUES ($1) ON CONFLICT (key) DO NOTHING",
+            key,
+        )
+        await conn.execute("SELECT 1 FROM login_throttle WHERE key = $1 FOR UPDATE", key)
 
 
 async def locked_until(conn: asyncpg.Connection, keys: list[str]) -> datetime | None:
