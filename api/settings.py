@@ -24,30 +24,31 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str | None = None
     data_dir: str = ".data"
     host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = 1
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+    workers: Annotated[int, msgspec.Meta(ge=1)] = 1
     log_level: str = "INFO"
-    pool_min_size: int = 1
-    pool_max_size: int = 10
+    pool_min_size: Annotated[int, msgspec.Meta(ge=0)] = 1
+    pool_max_size: Annotated[int, msgspec.Meta(ge=1)] = 10
     migrate_on_start: bool = True
     # Every request body, a signed report's too (a few indicators and a note): 413 above.
-    max_body_bytes: int = 64 * 1024
-    page_size_default: int = 50
-    page_size_max: int = 500
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1)] = 64 * 1024
+    # A list asked for no ``limit`` gets the default, which must be a size it may ask for.
+    page_size_default: Annotated[int, msgspec.Meta(ge=1)] = 50
+    page_size_max: Annotated[int, msgspec.Meta(ge=1)] = 500
     demo: bool = False
     # Access tokens.
     jwt_issuer: str = "kinerja"
     jwt_audience: str = "kinerja-api"
-    access_token_ttl_s: int = 15 * 60
-    jwt_leeway_s: int = 30
+    access_token_ttl_s: Annotated[int, msgspec.Meta(ge=1)] = 15 * 60
+    jwt_leeway_s: Annotated[int, msgspec.Meta(ge=0)] = 30
     # Access tokens already verified, kept per worker so a polling client's token is not
     # re-verified on every request (expiry is still checked each time).
     token_cache_entries: Annotated[int, msgspec.Meta(ge=0)] = 10_000
     # Failed logins: per account and per client address, within a window, then a lockout.
-    login_max_failures_account: int = 5
-    login_max_failures_address: int = 20
-    login_window_s: int = 15 * 60
-    login_lockout_s: int = 15 * 60
+    login_max_failures_account: Annotated[int, msgspec.Meta(ge=1)] = 5
+    login_max_failures_address: Annotated[int, msgspec.Meta(ge=1)] = 20
+    login_window_s: Annotated[int, msgspec.Meta(ge=1)] = 15 * 60
+    login_lockout_s: Annotated[int, msgspec.Meta(ge=1)] = 15 * 60
     # Signed submissions: how old (or how far ahead) a JWS ``iat`` may be; an offline
     # client's outbox may hold a signed report for days, so the window is generous.
     submission_iat_max_age_s: Annotated[int, msgspec.Meta(ge=0)] = 7 * 24 * 3600
@@ -68,7 +69,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     # Projections: how many recent reports give the achieved daily rate, and the ratio
     # (achieved / needed rate) at or above which a district is on track or at risk.
-    projection_window_reports: int = 6
+    projection_window_reports: Annotated[int, msgspec.Meta(ge=1)] = 6
     projection_on_track_ratio: float = 1.0
     projection_at_risk_ratio: float = 0.8
     # Local dates ("today", the default as_of) are in WIB (UTC+7) unless changed.
@@ -76,7 +77,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Serve GET /bench/bytes, the benchmark's "same bytes from memory" yardstick.
     bench_routes: bool = False
     # Rendered scorecards and rankings kept per worker, keyed by data version.
-    report_cache_entries: int = 512
+    report_cache_entries: Annotated[int, msgspec.Meta(ge=0)] = 512
     # Keep data versions and authenticated users per worker, current through PostgreSQL
     # LISTEN/NOTIFY (false: read both from PostgreSQL on every request). The listening
     # connection is pinged this often so a silent loss is noticed.
@@ -97,6 +98,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Answer POST /v1/submissions in its own lane, outside Litestar's routing and
     # middleware chain (same checks and answers, less CPU); false: through Litestar.
     submission_lane: bool = True
+
+    def __post_init__(self) -> None:
+        if self.page_size_default > self.page_size_max:
+            raise ValueError(
+                f"KINERJA_PAGE_SIZE_DEFAULT ({self.page_size_default}) exceeds "
+                f"KINERJA_PAGE_SIZE_MAX ({self.page_size_max}): every list asked for no "
+                "limit would be refused"
+            )
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError(
+                f"KINERJA_POOL_MIN_SIZE ({self.pool_min_size}) exceeds "
+                f"KINERJA_POOL_MAX_SIZE ({self.pool_max_size})"
+            )
 
     @property
     def data_path(self) -> Path:

@@ -78,6 +78,12 @@ def test_cli_refuses_a_second_server(
     [
         ("KINERJA_PORT", "abc", "KINERJA_PORT: Expected `int`"),
         ("KINERJA_INGEST_BATCH_MAX", "-1", "KINERJA_INGEST_BATCH_MAX: Expected `int` >= 0"),
+        # Taken at start-up, the first two then refused every list asked for no limit
+        # (400); the others made no sense either.
+        ("KINERJA_PAGE_SIZE_MAX", "20", "KINERJA_PAGE_SIZE_DEFAULT (50) exceeds"),
+        ("KINERJA_PAGE_SIZE_DEFAULT", "0", "KINERJA_PAGE_SIZE_DEFAULT: Expected `int` >= 1"),
+        ("KINERJA_LOGIN_WINDOW_S", "-5", "KINERJA_LOGIN_WINDOW_S: Expected `int` >= 1"),
+        ("KINERJA_WORKERS", "0", "KINERJA_WORKERS: Expected `int` >= 1"),
     ],
 )
 def test_a_bad_setting_is_named_without_a_traceback(
