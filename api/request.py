@@ -19,7 +19,8 @@ from litestar import Request
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
 
-def _is_json(content_type: str) -> bool:
+def is_json(content_type: str) -> bool:
+    """``application/json`` or any ``application/*+json``, whatever the case."""
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
@@ -29,7 +30,7 @@ def _is_json(content_type: str) -> bool:
 class ApiRequest(Request[Any, Any, Any]):
     async def json(self) -> Any:
         content_type = self.headers.get("content-type")
-        if content_type is not None and not _is_json(content_type):
+        if content_type is not None and not is_json(content_type):
             raise HTTPException(
                 status_code=415, detail=f"Send the body as application/json, not {content_type}."
             )

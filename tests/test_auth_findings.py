@@ -250,3 +250,23 @@ async def test_concurrent_guesses_do_not_outrun_the_address_lock(settings: Setti
         )
     tried = sum(a.status_code == 401 for a in answers)
     assert tried <= limit, sorted(a.status_code for a in answers)
+
+
+async def test_token_route_reads_a_body_without_content_type_as_json(
+    client: AsyncTestClient[Litestar], people: dict[str, Person]
+) -> None:
+    """README (Errors): a body without a Content-Type is read as JSON, and another media
+    type is 415 unsupported-media-type. The token route answers 400 invalid-request to
+    both."""
+    body = msgspec.json.encode(
+        {"grant_type": "password", "username": "district_head", "password": PASSWORD}
+    )
+    bare = await client.post("/v1/auth/token", content=body)
+    assert bare.status_code == 200, bare.text
+    text = await client.post("/v1/auth/token", content=body, headers={"Content-Type": "text/plain"})
+    assert text.status_code == 415, text.text
+    assert text.json()["type"].endswith("/unsupported-media-type")
+    suffixed = await client.post(
+        "/v1/auth/token", content=body, headers={"Content-Type": "application/vnd.x+json"}
+    )
+    assert suffixed.status_code == 200, suffixed.text

@@ -129,7 +129,7 @@ async def test_bad_token_requests(
     plain = await client.post(
         "/v1/auth/token", content=b"hello", headers={"Content-Type": "text/plain"}
     )
-    assert plain.status_code == 400
+    assert plain.status_code == 415
 
 
 async def test_brute_force_is_refused_across_app_instances(

@@ -14,6 +14,7 @@ from litestar.params import RawBody
 
 from api.errors import NO_BODY, NO_BODY_DETAIL, ApiError, problem_response
 from api.identity import InvalidCredentials, login
+from api.request import is_json
 from api.schemas.identity import TokenRequest, TokenResponse
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -25,19 +26,26 @@ class BadTokenRequest(ApiError):
     title = "Malformed token request"
 
 
-def _parse(content_type: str, body: bytes) -> TokenRequest:
-    """OAuth2 clients send a form; JSON is accepted too. Unknown fields are refused."""
-    media = content_type.split(";", 1)[0].strip().lower()  # media types ignore case
+class UnsupportedTokenMedia(ApiError):
+    status_code = 415
+    slug = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+def _parse(content_type: str | None, body: bytes) -> TokenRequest:
+    """OAuth2 clients send a form; JSON is accepted too, and a body without a
+    Content-Type is read as JSON, as on every other route. Unknown fields are refused."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()  # media types ignore case
     try:
         if media == "application/x-www-form-urlencoded":
             fields = dict(parse_qsl(body.decode("utf-8"), strict_parsing=bool(body)))
             return msgspec.convert(fields, TokenRequest)
-        if media == "application/json":
+        if content_type is None or is_json(content_type):
             return msgspec.json.decode(body, type=TokenRequest)
     except (msgspec.ValidationError, msgspec.DecodeError, ValueError, UnicodeDecodeError) as exc:
         said = str(exc)
         raise BadTokenRequest(NO_BODY_DETAIL if said in NO_BODY else said) from None
-    raise BadTokenRequest(
+    raise UnsupportedTokenMedia(
         "Send application/x-www-form-urlencoded (or application/json).",
         extra={"content_type": content_type},
     )
@@ -61,7 +69,7 @@ async def token(
     db: NamedDependency[asyncpg.Connection],
     state: State,
 ) -> Response[TokenResponse]:
-    data = _parse(request.headers.get("content-type", ""), body)
+    data = _parse(request.headers.get("content-type"), body)
     address = request.client.host if request.client else "unknown"
     try:
         issued = await login(db, state.settings, state.key_ring, data, address)
