@@ -31,8 +31,8 @@ def wants_csv(request: Request[Any, Any, Any], fmt: str | None) -> bool:
     if fmt is not None:
         return fmt == "csv"
     accept = _header(request, b"accept").lower()
-    if "csv" not in accept and "text/*" not in accept:
-        return False  # the usual poll, decided without parsing
+    if "csv" not in accept and "text/*" not in accept and "*/*" not in accept:
+        return False  # nothing that could give CSV: decided without parsing
     ranges = _media_ranges(accept)
     csv_q = _weight(ranges, "text", "csv")
     return csv_q > 0 and csv_q > _weight(ranges, "application", "json")
@@ -115,7 +115,10 @@ def to_csv(rows: Sequence[Mapping[str, Any]]) -> bytes:
         flat.append(record)
         columns.update(dict.fromkeys(record))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    # RFC 4180's CRLF: the writer quotes a field holding any character of the line
+    # terminator, so with "\n" alone a name with a bare CR was left unquoted, and every
+    # reader split its record there.
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\r\n")
     writer.writeheader()
     for record in flat:
         writer.writerow(record)

@@ -18,7 +18,7 @@ from tests.agreement_helpers import (
     register_signer,
     targets,
 )
-from tests.people import Person, bearer, coordinate
+from tests.people import Person, bearer, coordinate, make_user
 from tests.submitting import register_key, submit
 
 
@@ -261,3 +261,55 @@ async def test_an_area_with_data_only_where_its_province_sets_no_weight_has_no_d
     assert regions.status_code == 200, regions.text
     (row,) = regions.json()["rows"]
     assert (row["score"], row["status"]) == (None, "no_data"), row
+
+
+async def test_region_name_with_carriage_return_keeps_the_ranking_csv_intact(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """A region name may hold a bare CR (VISIBLE_TEXT allows it); the CSV writer uses
+    lineterminator "\\n" and QUOTE_MINIMAL, so it leaves a field with "\\r" unquoted and
+    every CSV reader splits the record there: CSV no longer matches the JSON."""
+    head = bearer(app, people["province_head"])
+    pj = await make_user(conn, "region_coordinator", username="pj_cr", area_code="16")
+    put = await client.put(
+        "/v1/provinces/16/regions/2021",
+        json={
+            "regions": [
+                {"name": "Wilayah\rBarat", "coordinator_id": str(pj.id), "districts": ["16.71"]},
+                {"name": "Wilayah Timur", "districts": ["16.72"]},
+            ]
+        },
+        headers=head,
+    )
+    assert put.status_code == 200, put.text
+    signer = await register_key(conn, people["district_head"])
+    await submit(client, app, signer, values={"ktp_el": (900, 1_000)}, as_of=date(2021, 5, 15))
+    params = {"year": 2021, "as_of": "2021-05-15", "province": "16"}
+    as_json = (await client.get("/v1/rankings/regions", params=params, headers=head)).json()
+    as_csv = await client.get(
+        "/v1/rankings/regions", params={**params, "format": "csv"}, headers=head
+    )
+    assert as_csv.status_code == 200
+    table = list(csv.DictReader(io.StringIO(as_csv.text, newline="")))
+    assert len(table) == len(as_json["rows"]) == 2
+    assert sorted(r["name"] for r in table) == sorted(r["name"] for r in as_json["rows"])
+
+
+async def test_accept_wildcard_weighed_above_json_answers_csv(
+    client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person]
+) -> None:
+    """README: "Accept: text/csv weighed above JSON (q-values; JSON on a tie)", each type
+    taking the q of the most specific range matching it (RFC 9110 12.5.1). Here text/csv
+    gets q=1 from */* and application/json q=0.5, so CSV is preferred; wants_csv returns
+    JSON without parsing because neither "csv" nor "text/*" appears in the header."""
+    head = bearer(app, people["province_monitor"])
+    response = await client.get(
+        "/v1/rankings/districts",
+        params={"year": 2021, "as_of": "2021-05-15", "province": "16"},
+        headers={**head, "Accept": "application/json;q=0.5, */*;q=1"},
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
