@@ -184,7 +184,9 @@ def checked_header(token: str, typ: str) -> tuple[dict[str, Any], str | None]:
     if header.get("alg") not in ("EdDSA", "ES256"):
         raise SignatureError("The JWS must use EdDSA or ES256.", extra={"alg": header.get("alg")})
     kid = header.get("kid")
-    return header, kid if isinstance(kid, str) else None
+    # A kid PostgreSQL cannot hold as text (a NUL) names no key: looked up, it failed as
+    # bad text (400) where any other unknown kid is an invalid signature (422).
+    return header, kid if isinstance(kid, str) and "\x00" not in kid else None
 
 
 def check_holder(
