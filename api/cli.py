@@ -8,9 +8,11 @@ import getpass
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import msgspec
@@ -25,6 +27,15 @@ def _fail(message: str, code: int = 2) -> int:
     return code
 
 
+class SetupError(Exception):
+    """Something the operator set up that no command can run with (exit 2)."""
+
+
+#: The database could not be reached or answered with an error: not a command's own
+#: verdict (``ledger verify`` exits 1 for a broken ledger).
+_DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
 class _Database:
     """Resolve the database for a command: the configured URL, or the embedded cluster."""
 
@@ -33,8 +44,12 @@ class _Database:
         self.embedded: EmbeddedPostgres | None = None
 
     def __enter__(self) -> str:
-        if self.settings.database_url:
-            return self.settings.database_url
+        if url := self.settings.database_url:
+            try:
+                _ = urlsplit(url).port  # asyncpg said only "invalid literal for int()"
+            except ValueError as exc:
+                raise SetupError(f"DATABASE_URL: {exc}") from None
+            return url
         self.embedded = EmbeddedPostgres(self.settings.data_path)
         return self.embedded.start()
 
@@ -47,13 +62,11 @@ def _run_with_db(settings: Settings, work: Callable[[str], Coroutine[Any, Any, i
     try:
         with _Database(settings) as dsn:
             return asyncio.run(work(dsn))
-    except EmbeddedError as exc:
+    except (EmbeddedError, SetupError) as exc:
         return _fail(str(exc))
     except MigrationError as exc:
         return _fail(f"migrations refused: {exc}", 1)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        # Not the command's own verdict (``ledger verify`` exits 1 for a broken ledger):
-        # the database could not be reached or answered with an error.
+    except _DATABASE_ERRORS as exc:
         return _fail(f"database: {type(exc).__name__}: {exc}")
 
 
@@ -126,8 +139,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with _Database(settings) as dsn:
             os.environ["DATABASE_URL"] = dsn
-            # Migrate once here so a refused migration stops start-up before any worker forks.
-            asyncio.run(_prepare(dsn))
+            # Migrate once here so a refused migration stops start-up before any worker forks;
+            # with KINERJA_MIGRATE_ON_START=false the operator migrates (`db migrate`).
+            if settings.migrate_on_start:
+                asyncio.run(_prepare(dsn))
             if settings.demo:
                 if settings.environment == "production":
                     return _fail("refusing to seed demo data in production")
@@ -146,7 +161,6 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
                 flush=True,
             )
             # Ctrl-C / SIGTERM end uvicorn; the context manager then stops PostgreSQL.
-            signal.signal(signal.SIGTERM, signal.default_int_handler)
             options: dict[str, Any] = {
                 "factory": True,
                 "http": ProblemHttpToolsProtocol,  # malformed requests in problem+json
@@ -161,13 +175,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
                 serve_workers(uvicorn.Config("api.app:create_app_from_env", **options))
             else:
                 uvicorn.run("api.app:create_app_from_env", **options)
-    except EmbeddedError as exc:
+    except (EmbeddedError, SetupError) as exc:
         return _fail(str(exc))
     except MigrationError as exc:
         return _fail(f"migrations refused: {exc}", 1)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        # Not the command's own verdict (``ledger verify`` exits 1 for a broken ledger):
-        # the database could not be reached or answered with an error.
+    except _DATABASE_ERRORS as exc:
         return _fail(f"database: {type(exc).__name__}: {exc}")
     except AddressInUse as exc:
         return _fail(str(exc))
@@ -199,7 +211,14 @@ def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
     a district (found by review)."""
     from api.schemas.identity import UserCreate
 
-    password = os.environ.get("KINERJA_NEW_PASSWORD") or getpass.getpass("Password: ")
+    try:
+        password = os.environ.get("KINERJA_NEW_PASSWORD") or getpass.getpass("Password: ")
+    except EOFError:  # no terminal, and nothing on standard input
+        return _fail("no password: set KINERJA_NEW_PASSWORD, or run on a terminal")
+    try:
+        password.encode()
+    except UnicodeEncodeError:  # a byte that is not UTF-8, kept by Python as a surrogate
+        return _fail("the password is not valid UTF-8")
     try:
         data = msgspec.convert(
             {
@@ -342,7 +361,18 @@ def main(argv: list[str] | None = None) -> int:
         said, _, where = str(exc).partition(" - at `$.")
         name = "DATABASE_URL" if where == "database_url`" else "KINERJA_" + where[:-1].upper()
         return _fail(f"configuration: {name}: {said}" if where else f"configuration: {exc}")
-    return int(args.func(settings, args))
+    # SIGTERM as Ctrl-C, for every command: Python killed outright by it left the
+    # embedded PostgreSQL running with nobody to stop it (``_Database`` stops it on the
+    # way out). Only in the main thread, where signals are delivered (not in tests).
+    main_thread = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None
+    try:
+        return int(args.func(settings, args))
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, before)
 
 
 if __name__ == "__main__":

@@ -194,9 +194,22 @@ def month_ends(year: int, today: date) -> list[date]:
 
 
 async def seed(conn: asyncpg.Connection, settings: Settings, today: date, password: str) -> bool:
-    """Seed the demo year (``today``'s); False when it was already there."""
+    """Seed the demo year (``today``'s); False when it was already there.
+
+    All of it in one transaction: the demo is there once its admin is, so a seeding
+    interrupted part-way (Ctrl-C during ``make demo``'s first start) must leave nothing,
+    or every later run would find the admin and never add the missing reports."""
     if await user_db.username_taken(conn, DEMO_ADMIN):
         return False
+    async with conn.transaction():
+        await _seed_year(conn, settings, today, password)
+    log.info("demo year %s seeded", today.year)
+    return True
+
+
+async def _seed_year(
+    conn: asyncpg.Connection, settings: Settings, today: date, password: str
+) -> None:
     year = today.year
     rng = random.Random(2021)  # the same demo every time
     pw = hash_password(password)
@@ -263,7 +276,7 @@ async def seed(conn: asyncpg.Connection, settings: Settings, today: date, passwo
                 ]
             ),
         )
-    # Monthly snapshots, each its own transaction, as real reports arrive.
+    # Monthly snapshots, each appended as a real report is (within the seeding's transaction).
     for province in PROVINCES:
         rows = [r for r in district_rows if r["parent_code"] == province]
         populations = [float(r["population"]) for r in rows]
@@ -326,8 +339,6 @@ async def seed(conn: asyncpg.Connection, settings: Settings, today: date, passwo
                     note="Angka provinsi per 15 Februari (rakerda)",
                 )
             assert sum(denominators["ktp_el"]) == total
-    log.info("demo year %s seeded", year)
-    return True
 
 
 def summary(password: str) -> str:

@@ -196,6 +196,19 @@ class EmbeddedPostgres:
         if result.returncode != 0:
             raise EmbeddedError(f"initdb failed:\n{result.stderr.strip()}")
 
+    def _stale_pid_file(self) -> bool:
+        """Whether ``postmaster.pid`` names a live process that is not this cluster's
+        postmaster: after a crash and a reboot its PID may be anyone's, and ``pg_ctl``
+        then takes the cluster for running, so it was never started again. A postmaster
+        works in its data folder; anything else holding the PID is not one. When it
+        cannot be told (no such process, no ``/proc``), ``pg_ctl`` decides as before."""
+        try:
+            pid = int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+            cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+        except (OSError, ValueError):
+            return False
+        return cwd != self.pgdata.resolve()
+
     def running(self) -> bool:
         result = subprocess.run(
             self._cmd(str(self.bindir / "pg_ctl"), "status", "-D", str(self.pgdata)),
@@ -223,6 +236,8 @@ class EmbeddedPostgres:
         self._check_private(self.socket_dir)
         self.log_file.touch()
         self._chown(self.log_file)
+        if self._stale_pid_file():
+            (self.pgdata / "postmaster.pid").unlink()
         if not self.running():
             options = (
                 f"-c listen_addresses='' -c unix_socket_directories='{self.socket_dir}' "
