@@ -8,6 +8,7 @@ here too, so every error a client sees has a stable ``type`` URI it can switch o
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import asyncpg
@@ -122,7 +123,8 @@ def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
     extra: dict[str, Any] | None = None
     if isinstance(exc, ValidationException):
         slug, title = "validation", "Request validation failed"
-        extra = {"errors": _readable(exc.extra)} if exc.extra else None
+        errors = exc.extra or _missing_parameter(exc.detail)
+        extra = {"errors": _readable(errors)} if errors else None
     elif isinstance(exc.extra, dict) and exc.extra:
         extra = dict(exc.extra)
     detail = exc.detail if exc.detail and exc.detail != title else title
@@ -144,6 +146,18 @@ NO_BODY = {"'data'", "Input data was truncated"}
 NO_BODY_DETAIL = "The request body is empty or cut short: send a JSON document."
 #: Litestar's words when the body stream ends with a disconnect (Request.stream).
 _CLIENT_GONE = "client disconnected prematurely"
+
+
+#: Litestar's words for a required parameter left out, which it sends with no ``extra``.
+_MISSING = re.compile(r"Missing required (\w+) parameter '([^']*)'")
+
+
+def _missing_parameter(detail: str) -> list[dict[str, str]] | None:
+    """The ``errors[]`` entry naming a required parameter left out, as for any other."""
+    found = _MISSING.match(detail or "")
+    if found is None:
+        return None
+    return [{"key": found.group(2), "source": found.group(1), "message": detail}]
 
 
 def _readable(errors: Any) -> Any:

@@ -4,6 +4,8 @@ Litestar documents every 400 as its own ``{status_code, detail, extra}`` JSON an
 error at all, while every error here is RFC 9457 problem+json (``api.errors``); the token
 endpoint reads its form or JSON body itself, so it showed no request body; and the
 agreement document, returned as the exact bytes that are signed, showed as a string.
+Nor could it say that scorecards and rankings answer 304 to a matching ``If-None-Match``
+and CSV when asked, or that readiness answers 503 while the database is down.
 """
 
 from __future__ import annotations
@@ -64,6 +66,24 @@ def describe(schema: dict[str, Any]) -> dict[str, Any]:
         token["requestBody"] = {
             "required": True,
             "content": {"application/x-www-form-urlencoded": body, "application/json": body},
+        }
+    for path, item in schema.get("paths", {}).items():
+        report = item.get("get") if path.startswith(("/v1/scorecards/", "/v1/rankings/")) else None
+        if report is not None:
+            report["responses"]["304"] = {
+                "description": "Not modified: If-None-Match named the current ETag (no body)."
+            }
+            ok = report["responses"].get("200")
+            if ok is not None:
+                ok.setdefault("content", {})["text/csv"] = {
+                    "schema": {"type": "string", "description": "the same rows, dotted names"}
+                }
+    ready = schema.get("paths", {}).get("/health/ready", {}).get("get")
+    if ready is not None:
+        ready["responses"]["503"] = {
+            "description": "The database is unreachable; try again after Retry-After seconds.",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+            "content": _PROBLEM_CONTENT,
         }
     document = schema.get("paths", {}).get("/v1/agreements/{agreement_id}/document", {})
     answer = document.get("get", {}).get("responses", {}).get("200")

@@ -178,6 +178,29 @@ async def versions(conn: asyncpg.Connection, lineage_id: UUID) -> list[Agreement
     return [msgspec.convert(dict(r), AgreementRow) for r in rows]
 
 
+async def versions_page(
+    conn: asyncpg.Connection, lineage_id: UUID, *, limit: int, offset: int
+) -> tuple[list[AgreementRow], int]:
+    """A page of a lineage's versions, oldest first, and how many there are."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS}, count(*) OVER () AS total FROM agreements WHERE lineage_id = $1 "
+        "ORDER BY version LIMIT $2 OFFSET $3",
+        lineage_id,
+        limit,
+        offset,
+    )
+    if not rows and offset:  # past the end: still say how many there are
+        total = await conn.fetchval(
+            "SELECT count(*) FROM agreements WHERE lineage_id = $1", lineage_id
+        )
+    else:
+        total = rows[0]["total"] if rows else 0
+    found = [
+        msgspec.convert({k: v for k, v in r.items() if k != "total"}, AgreementRow) for r in rows
+    ]
+    return found, int(total)
+
+
 async def open_or_active_for_office(
     conn: asyncpg.Connection, year: int, second_area: str, division_id: UUID | None
 ) -> AgreementRow | None:

@@ -1072,9 +1072,22 @@ async def test_amendment_lifecycle(
     for anchor in (v1["id"], v2["id"]):
         versions = await client.get(f"/v1/agreements/{anchor}/versions", headers=head)
         assert versions.status_code == 200
-        listed = versions.json()
+        page = versions.json()
+        assert page["total"] == 2
+        listed = page["items"]
         assert [(v["version"], v["status"]) for v in listed] == [(1, "superseded"), (2, "active")]
         assert [v["id"] for v in listed] == [v1["id"], v2["id"]]
+    second = await client.get(
+        f"/v1/agreements/{v1['id']}/versions", params={"limit": 1, "offset": 1}, headers=head
+    )
+    assert [v["id"] for v in second.json()["items"]] == [v2["id"]]
+    assert second.json()["total"] == 2
+    beyond = await client.get(
+        f"/v1/agreements/{v1['id']}/versions", params={"offset": 5}, headers=head
+    )
+    assert (beyond.json()["items"], beyond.json()["total"]) == ([], 2)
+    bad = await client.get(f"/v1/agreements/{v1['id']}/versions?limit=0", headers=head)
+    assert bad.status_code == 400
     # The second party sees the history too.
     assert (
         await client.get(

@@ -216,7 +216,7 @@ async def test_amendment_supersedes_on_activation(
     history = await client.get(
         f"/v1/agreements/{v2['id']}/versions", headers=bearer(app, people["district_head"])
     )
-    assert [(v["version"], v["status"]) for v in history.json()] == [
+    assert [(v["version"], v["status"]) for v in history.json()["items"]] == [
         (1, "superseded"),
         (2, "active"),
     ]

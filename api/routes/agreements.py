@@ -229,8 +229,15 @@ class AgreementController(Controller):
         self,
         request: Request[Any, Any, Any],
         db: NamedDependency[asyncpg.Connection],
+        state: State,
         agreement_id: FromPath[UUID],
-    ) -> list[Agreement]:
-        """A lineage has a handful of versions, so the list is not paginated."""
+        limit: Annotated[int | None, QueryParameter()] = None,
+        offset: Annotated[int, QueryParameter()] = 0,
+    ) -> Page[Agreement]:
+        """Oldest first, in pages as every list."""
+        limit, offset = page_bounds(limit, offset, state.settings)
         row = await service.load_visible(db, caller(request), agreement_id)
-        return await service.many_out(db, await agreement_db.versions(db, row.lineage_id))
+        rows, total = await agreement_db.versions_page(
+            db, row.lineage_id, limit=limit, offset=offset
+        )
+        return Page(items=await service.many_out(db, rows), total=total, limit=limit, offset=offset)
