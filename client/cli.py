@@ -49,7 +49,7 @@ from client.keys import KeyPair, generate_keypair, load_keypair
 from client.outbox import OUTBOX_FILE, Outbox, OutboxItem
 from client.rows import Report, RowError, parse_count, parse_date, parse_percent, read_reports
 from client.signing import CHANNELS, build_payload, sign_submission
-from client.transport import FlushEntry, Outcome, deliver, flush
+from client.transport import FlushEntry, Outcome, deliver, flush, holds_back
 
 PROG = "kinerja-client"
 EXIT_OK = 0
@@ -156,6 +156,9 @@ def main(argv: Sequence[str] | None = None, *, transport: httpx.BaseTransport | 
             f"{PROG}: the outbox ({OUTBOX_FILE} in the client folder) cannot be read: {exc}; "
             "keep a copy, then move it aside to start an empty one\n"
         )
+        return EXIT_USAGE
+    except OSError as exc:  # the client folder or a file in it (network errors are caught)
+        err.write(f"{PROG}: {exc}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         err.write(
@@ -506,19 +509,25 @@ def cmd_submit(s: Session) -> int:
             item = _Queued(report, sign_submission(payload, pair.private_key, pair.kid), _key())
             box.put(item.jws, item.key)
             queued.append(item)
-        signed_out = _deliver_all(s, box, token, queued)
-    return _submit_summary(s, queued, signed_out=signed_out)
+        mend = _deliver_all(s, box, token, queued)
+    return _submit_summary(s, queued, mend=mend)
 
 
-def _deliver_all(s: Session, box: Outbox, token: str | None, queued: list[_Queued]) -> bool:
-    """Send the reports in order until one answer says the rest should wait; True if
-    that was the session (none, or refused), which only logging in again mends."""
+#: What a person must do before the outbox can be sent: log in, or fix the server address.
+_LOG_IN = f"run `{PROG} login`, then `{PROG} outbox flush`"
+_FIX_SERVER = f"fix the server address (--server or {SERVER_ENV}), then run `{PROG} outbox flush`"
+
+
+def _deliver_all(s: Session, box: Outbox, token: str | None, queued: list[_Queued]) -> str | None:
+    """Send the reports in order until one answer says the rest should wait; what a
+    person must do first when that was the session (none, or refused) or the server's
+    address (a redirect), which no retry mends."""
     show = s.args.progress
     if show is None:
         show = len(queued) > 1 and s.err.isatty()
     bar = render.ProgressBar(len(queued), s.err, enabled=bool(show))
     reason = None if token else "not logged in"
-    signed_out = token is None
+    mend = None if token else _LOG_IN
     if reason is None and (held := box.held_until()) is not None:
         reason = f"the server asked for a pause until {render.local_time(held)}"
     with s.http() as http:
@@ -529,21 +538,26 @@ def _deliver_all(s: Session, box: Outbox, token: str | None, queued: list[_Queue
                 if item.outcome.kind == "unauthorized":
                     clear_token(home=s.home)
                     reason = "the server refused the session"
-                    signed_out = True
+                    mend = _LOG_IN
+                elif item.outcome.kind == "moved":
+                    reason = item.outcome.error
+                    mend = _FIX_SERVER
                 elif item.outcome.kind == "retry" and item.outcome.status is None:
                     reason = f"server unreachable ({item.outcome.error})"
                 elif item.outcome.kind == "retry" and item.outcome.retry_after is not None:
                     wait = item.outcome.retry_after
                     box.hold(time.time() + wait)  # a scheduled flush waits too
                     reason = f"the server asked to wait {round(wait)} s ({item.outcome.error})"
+                elif holds_back(item.outcome):  # overloaded or down, with no time given
+                    reason = f"the server is busy or down ({item.outcome.error})"
             else:  # no point waiting for a timeout per row: it stays queued, untried
                 item.outcome = Outcome(kind="retry", error=f"not sent: {reason}")
             bar.advance(f"{item.report.district} {item.report.as_of}")
     bar.close()
-    return signed_out
+    return mend
 
 
-def _submit_summary(s: Session, queued: list[_Queued], *, signed_out: bool) -> int:
+def _submit_summary(s: Session, queued: list[_Queued], *, mend: str | None) -> int:
     counts = {"stored": 0, "rejected": 0, "queued": 0}
     for item in queued:
         assert item.outcome is not None
@@ -554,7 +568,7 @@ def _submit_summary(s: Session, queued: list[_Queued], *, signed_out: bool) -> i
         f"{total} submission{'s' if total != 1 else ''}: {counts['stored']} stored, "
         f"{counts['rejected']} rejected, {counts['queued']} queued in the outbox"
     )
-    return _finish(s, counts["rejected"], counts["queued"], signed_out=signed_out)
+    return _finish(s, counts["rejected"], counts["queued"], mend=mend)
 
 
 def _print_outcome(s: Session, district: str, as_of: str, outcome: Outcome) -> str:
@@ -582,18 +596,15 @@ def _print_outcome(s: Session, district: str, as_of: str, outcome: Outcome) -> s
     return "queued"
 
 
-def _finish(s: Session, rejected: int, queued: int, *, signed_out: bool = False) -> int:
-    """The exit code: refusals first, then a session to mend (a person must log in: no
-    point in a script retrying), then reports left waiting for the server."""
+def _finish(s: Session, rejected: int, queued: int, *, mend: str | None = None) -> int:
+    """The exit code: refusals first, then something a person must mend (log in, fix
+    the server address: no point in a script retrying), then reports left waiting."""
     if queued:
-        if signed_out:
-            advice = f"run `{PROG} login`, then `{PROG} outbox flush`"
-        else:
-            advice = f"run `{PROG} outbox flush` when the server is reachable"
+        advice = mend or f"run `{PROG} outbox flush` when the server is reachable"
         s.note(f"{queued} report{'s' if queued != 1 else ''} wait in the outbox; {advice}")
     if rejected:
         return EXIT_REJECTED
-    if signed_out and queued:
+    if mend and queued:
         return EXIT_USAGE
     return EXIT_UNREACHABLE if queued else EXIT_OK
 
@@ -801,10 +812,12 @@ def cmd_outbox_flush(s: Session) -> int:
                     clear_token(home=s.home)
                     s.note("the server refused the session")
                     break
-                remaining = box.all()
-                if not remaining:
+                if report.moved:
+                    s.note(f"the server answered {report.moved}")
                     break
-                due = min(item.next_attempt_at for item in remaining)
+                due = box.next_due()
+                if due is None:
+                    break
                 wait = max(due, report.held_until or 0.0) - time.time()
                 if time.monotonic() + max(wait, 0.0) > deadline:
                     if not entries and report.held_until is not None:
@@ -814,14 +827,15 @@ def cmd_outbox_flush(s: Session) -> int:
                 time.sleep(max(wait, 0.0))
                 # What the person asked to send now goes once the pause is over.
                 everything = everything and not entries
-        remaining = box.all()
-    left = len(remaining)
+        left = len(box.all())
+        first_due = box.next_due()
     summary = f"{stored} stored, {rejected} rejected, {left} still queued"
-    if left and not report.unauthorized:
-        next_try = max(min(item.next_attempt_at for item in remaining), report.held_until or 0.0)
+    mend = _LOG_IN if report.unauthorized else _FIX_SERVER if report.moved else None
+    if first_due is not None and mend is None:
+        next_try = max(first_due, report.held_until or 0.0)
         summary += f" (next try after {render.local_time(next_try)})"
     s.print(summary)
-    return _finish(s, rejected, left, signed_out=report.unauthorized)
+    return _finish(s, rejected, left, mend=mend)
 
 
 # -- scorecards and rankings ------------------------------------------------------------
@@ -862,10 +876,19 @@ def _report(s: Session, token: str, what: str, path: str, params: dict[str, Any]
         response = _request(s, http, "GET", path, token=token, params=params, accept=accept)
     if response.status_code != 200:
         _fail(s, response, what=what)
+    media = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    body = None if a.csv else _json(response)
+    if (media != "text/csv") if a.csv else not isinstance(body, dict):
+        # A 200 that is not the server's answer: a captive portal's login page, a proxy.
+        raise CliError(
+            f"{what}: the answer (HTTP 200, {media or 'no type'}) is not the server's;"
+            " a login page or a proxy in the way?",
+            EXIT_UNREACHABLE,
+        )
     if a.json or a.csv:
         s.out.write(response.text if response.text.endswith("\n") else response.text + "\n")
     else:
-        s.print(show(_json(response) or {}))
+        s.print(show(body))
     return EXIT_OK
 
 

@@ -29,6 +29,9 @@ BACKOFF_FACTOR = 2.0
 BACKOFF_CAP = 600.0
 BACKOFF_JITTER = 0.1
 """Share of the delay that jitter may take off, so many offices do not retry in step."""
+PAUSE_CAP_S = 86_400.0
+"""The longest pause a server may ask for (``Retry-After``), and so the furthest ahead an
+item can be due: a time further ahead was set under a clock since put back, and is due."""
 
 _SCHEMA_VERSION = 3
 _SCHEMA = """
@@ -198,7 +201,16 @@ class Outbox:
     def pending(self, now: float | None = None) -> list[OutboxItem]:
         """Items due for an attempt at ``now``, oldest first (reports keep their order)."""
         at = time.time() if now is None else now
-        return self._items("rejected_at IS NULL AND next_attempt_at <= ?", (at,))
+        return self._items(
+            "rejected_at IS NULL AND (next_attempt_at <= ? OR next_attempt_at > ?)",
+            (at, at + PAUSE_CAP_S),
+        )
+
+    def next_due(self, now: float | None = None) -> float | None:
+        """When the first waiting item is due (see ``PAUSE_CAP_S``), if any waits."""
+        at = time.time() if now is None else now
+        times = [due_at(item.next_attempt_at, at) for item in self.all()]
+        return min(times) if times else None
 
     def hold(self, until: float) -> None:
         """Let no item be due before ``until`` (a pause the server asked for with
@@ -217,10 +229,13 @@ class Outbox:
             )
 
     def held_until(self, now: float | None = None) -> float | None:
-        """When the pause the server asked for ends, if it has not ended by ``now``."""
+        """When the pause the server asked for ends, if it has not ended by ``now`` (a
+        pause heard under a clock since put back ends at once: see ``PAUSE_CAP_S``)."""
         at = time.time() if now is None else now
         row = self._conn.execute("SELECT until FROM hold WHERE id = 1").fetchone()
-        return row[0] if row is not None and row[0] > at else None
+        if row is None or not at < row[0] <= at + PAUSE_CAP_S:
+            return None
+        return float(row[0])
 
     def all(self) -> list[OutboxItem]:
         """Every item still to be delivered, due or backing off, oldest first."""
@@ -288,8 +303,10 @@ class Outbox:
         at = time.time() if now is None else now
         with self._transaction():
             item = self._get(idempotency_key)
-            if item is None:
-                return None
+            if item is None or item.rejected_at is not None:
+                # Refused for good meanwhile (another client process's attempt): a later
+                # failure must not replace the reason the person has to act on.
+                return item
             attempts = item.attempts + 1
             delay = backoff_delay(attempts, self._rand)
             if retry_after is not None and retry_after > delay:
@@ -326,6 +343,12 @@ class Outbox:
             self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
+
+
+def due_at(next_attempt_at: float, now: float) -> float:
+    """When an item is due: as stored, unless further ahead than any pause (a clock
+    put back since), then now."""
+    return now if next_attempt_at > now + PAUSE_CAP_S else next_attempt_at
 
 
 def _item(row: tuple[int, str, str, float, int, float, str | None, float | None]) -> OutboxItem:

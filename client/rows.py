@@ -102,9 +102,13 @@ def parse_count(value: str, where: str) -> int:
 
 
 def parse_percent(value: str, where: str) -> float:
-    """A percentage such as ``97.70``."""
+    """A percentage such as ``97.70``, or ``97,70`` as a spreadsheet in an Indonesian
+    locale writes it (which is why it separates cells with ``;``)."""
+    text = value.strip()
+    if text.count(",") == 1 and "." not in text:
+        text = text.replace(",", ".")
     try:
-        return float(value.strip())
+        return float(text)
     except ValueError:
         raise RowError(f"{where}: expected a number such as 97.70, got {value!r}") from None
 
@@ -118,15 +122,21 @@ def parse_csv(text: str, source: str) -> list[Report]:
 
 
 def _parse_csv(text: str, source: str) -> list[Report]:
-    first_line = text.split("\n", 1)[0]
+    # Blank lines before the header are skipped, as blank lines everywhere else are (the
+    # reader would take the first for an empty header); line numbers still count them.
+    body = text.lstrip("\r\n")
+    skipped = text[: len(text) - len(body)].count("\n")
+    first_line = body.split("\n", 1)[0]
     delimiter = ";" if ";" in first_line and "," not in first_line else ","
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    reader = csv.DictReader(io.StringIO(body), delimiter=delimiter)
     header = [name.strip() for name in reader.fieldnames or []]
     if not header:
         raise RowError(f"{source}: empty file; expected a header line")
     reader.fieldnames = header
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
-    unknown = [name for name in header if name not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    # Columns with no name (a spreadsheet's cells touched right of the table) are read
+    # only to check that they hold nothing.
+    unknown = [name for name in header if name and name not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     if missing or unknown:
         problems = []
         if missing:
@@ -140,13 +150,15 @@ def _parse_csv(text: str, source: str) -> list[Report]:
     reports: dict[tuple[str, date], Report] = {}
     lines: dict[tuple[str, date], list[int]] = {}
     for line in reader:
-        number = reader.line_num
+        number = reader.line_num + skipped
         where = f"{source}:{number}"
         if line.get(None):  # more cells than header columns
             raise RowError(f"{where}: more values than columns")
         cells = {name: (value or "").strip() for name, value in line.items() if name}
         if not any(cells.values()):
             continue
+        if "" in header and (line.get("") or "").strip():
+            raise RowError(f"{where}: a value under a column with no name")
         district = cells["district"]
         as_of = parse_date(cells["as_of"], where)
         indicator = cells["indicator"]
@@ -200,6 +212,7 @@ def parse_json(text: str, source: str) -> list[Report]:
     if not items:
         raise RowError(f"{source}: no rows")
     reports = []
+    seen: dict[tuple[str, str, date, str], str] = {}
     for index, item in enumerate(items, start=1):
         where = f"{source}[{index}]"
         if not isinstance(item, dict):
@@ -217,10 +230,22 @@ def parse_json(text: str, source: str) -> list[Report]:
             raise RowError(f'{where}: as_of must be a string like "2021-02-15"')
         if not isinstance(item["values"], dict) or not item["values"]:
             raise RowError(f"{where}: values must be a non-empty object of indicator to counts")
+        as_of = parse_date(item["as_of"], where)
+        if item.get("supersedes") is None:
+            # As in a CSV, an indicator given twice for one district and date is refused:
+            # most often a copy of an entry, which sent would be stored twice.
+            for code in item["values"]:
+                key = (item["district"], str(item.get("division")), as_of, str(code))
+                if key in seen:
+                    raise RowError(
+                        f"{where}: {code} for {item['district']} as of {as_of} is already "
+                        f"given in {seen[key]}"
+                    )
+                seen[key] = where
         reports.append(
             Report(
                 district=item["district"],
-                as_of=parse_date(item["as_of"], where),
+                as_of=as_of,
                 values=dict(item["values"]),
                 note=item.get("note"),
                 division=item.get("division"),

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import httpx
 import msgspec
 
-from client.outbox import Outbox, OutboxItem
+from client.outbox import PAUSE_CAP_S, Outbox, OutboxItem
 
 SUBMISSIONS_PATH = "/v1/submissions"
 JWS_MEDIA_TYPE = "application/jose"
@@ -34,7 +34,11 @@ The report is on the server, so the item is done, not retried for ever."""
 FINAL_CONFLICTS = frozenset({"already-superseded"})
 """Problem types of a 409 that re-sending cannot change: rejected, not retried."""
 
-OutcomeKind = Literal["stored", "rejected", "retry", "unauthorized"]
+OutcomeKind = Literal["stored", "rejected", "retry", "unauthorized", "moved"]
+
+#: Answers that say the server (or a gateway before it) is overloaded or down: the rest
+#: of a run waits as after a ``Retry-After``, rather than each report trying in turn.
+BUSY = frozenset({429, 502, 503, 504})
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,7 +47,8 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     Attributes:
         kind: ``stored`` (2xx, or a 409 saying this JWS is already stored),
             ``rejected`` (4xx: do not retry), ``retry`` (network error, 5xx, or
-            a "not now" 4xx), ``unauthorized`` (401: log in again, then flush).
+            a "not now" 4xx), ``unauthorized`` (401: log in again, then flush),
+            ``moved`` (a redirect: the server address is wrong; fix it, then flush).
         status: HTTP status, None when no answer arrived.
         body: Decoded JSON body (the stored submission, or a problem+json);
             None if absent or not JSON.
@@ -75,6 +80,8 @@ class FlushReport(msgspec.Struct, frozen=True, kw_only=True):
         retrying: Still queued, backed off.
         unauthorized: The token was refused; the flush stopped and left the
             remaining items untouched. Log in again, then flush.
+        moved: The server answered with a redirect (what it said): the flush stopped
+            and left the items untouched; the server address must be fixed.
         held_until: The server was unreachable or asked to wait (``Retry-After``): the
             flush stopped there, the remaining items untried, and the next attempt is
             not due before this Unix time.
@@ -84,6 +91,7 @@ class FlushReport(msgspec.Struct, frozen=True, kw_only=True):
     rejected: list[FlushEntry]
     retrying: list[FlushEntry]
     unauthorized: bool = False
+    moved: str | None = None
     held_until: float | None = None
 
 
@@ -136,6 +144,9 @@ def classify(response: httpx.Response) -> Outcome:
             return Outcome(kind="rejected", status=status, body=body, error=error)
     if status == 401:
         return Outcome(kind="unauthorized", status=status, body=body, error=error)
+    if 300 <= status < 400:  # httpx follows no redirect: a report is never re-posted blindly
+        where = response.headers.get("Location") or "an address it did not give"
+        return Outcome(kind="moved", status=status, error=f"HTTP {status}: moved to {where}")
     if 400 <= status < 500 and status not in RETRYABLE_4XX:
         return Outcome(kind="rejected", status=status, body=body, error=error)
     # 5xx, "not now" 4xx, and unexpected 1xx/3xx (a misconfigured proxy): keep the item.
@@ -195,9 +206,13 @@ def flush(
     for item in outbox.all() if everything else outbox.pending(at):
         outcome = send_submission(http, base_url, token, item.jws, item.idempotency_key)
         answered = time.time() if now is None else now  # a pause counts from its answer
-        if outcome.kind == "unauthorized":
+        if outcome.kind in ("unauthorized", "moved"):
             return FlushReport(
-                stored=stored, rejected=rejected, retrying=retrying, unauthorized=True
+                stored=stored,
+                rejected=rejected,
+                retrying=retrying,
+                unauthorized=outcome.kind == "unauthorized",
+                moved=outcome.error if outcome.kind == "moved" else None,
             )
         updated = _record(outbox, item.idempotency_key, outcome, answered)
         entry = FlushEntry(item=item, outcome=outcome)
@@ -218,9 +233,11 @@ def flush(
 
 
 def holds_back(outcome: Outcome) -> bool:
-    """Whether the rest of a run of reports should wait: the server was not reached, or
-    it asked for a pause (``Retry-After``)."""
-    return outcome.kind == "retry" and (outcome.status is None or outcome.retry_after is not None)
+    """Whether the rest of a run of reports should wait: the server was not reached, it
+    asked for a pause (``Retry-After``), or it said it is overloaded or down."""
+    return outcome.kind == "retry" and (
+        outcome.status is None or outcome.retry_after is not None or outcome.status in BUSY
+    )
 
 
 def _record(
@@ -236,7 +253,8 @@ def _record(
         return outbox.mark_failed(
             idempotency_key, outcome.error or "retry", now, retry_after=outcome.retry_after
         )
-    # unauthorized: leave the item as it is; it has not failed, the session has.
+    # unauthorized, moved: leave the item as it is; it has not failed, the session or the
+    # server address has.
     return None
 
 
@@ -270,7 +288,7 @@ def _describe(status: int, body: Any, response: httpx.Response) -> str:
 
 #: The longest pause a server's ``Retry-After`` may ask for: a day. More (a header of
 #: 400 digits is infinity to float) broke the outbox's times and the lines showing them.
-RETRY_AFTER_CAP_S = 86_400.0
+RETRY_AFTER_CAP_S = PAUSE_CAP_S
 
 
 def _retry_after(response: httpx.Response) -> float | None:
