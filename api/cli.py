@@ -36,6 +36,17 @@ class SetupError(Exception):
 _DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
+def _bad_port(url: str) -> str | None:
+    """A port in ``url`` that is not a number; each host of a failover list
+    (``host-a:5432,host-b:5433``) may give one, an IPv6 host is in brackets."""
+    hosts = urlsplit(url).netloc.rpartition("@")[2]
+    for host in hosts.split(","):
+        _, colon, port = host.rpartition(":")
+        if colon and port and not port.endswith("]") and not port.isdigit():
+            return port
+    return None
+
+
 class _Database:
     """Resolve the database for a command: the configured URL, or the embedded cluster."""
 
@@ -45,10 +56,8 @@ class _Database:
 
     def __enter__(self) -> str:
         if url := self.settings.database_url:
-            try:
-                _ = urlsplit(url).port  # asyncpg said only "invalid literal for int()"
-            except ValueError as exc:
-                raise SetupError(f"DATABASE_URL: {exc}") from None
+            if (port := _bad_port(url)) is not None:  # asyncpg: "invalid literal for int()"
+                raise SetupError(f"DATABASE_URL: the port {port!r} is not a number")
             return url
         self.embedded = EmbeddedPostgres(self.settings.data_path)
         return self.embedded.start()

@@ -199,9 +199,12 @@ async def seed(conn: asyncpg.Connection, settings: Settings, today: date, passwo
     All of it in one transaction: the demo is there once its admin is, so a seeding
     interrupted part-way (Ctrl-C during ``make demo``'s first start) must leave nothing,
     or every later run would find the admin and never add the missing reports."""
-    if await user_db.username_taken(conn, DEMO_ADMIN):
-        return False
     async with conn.transaction():
+        # Two processes seeding at once (replicas starting with KINERJA_DEMO): the second
+        # waits here, then finds the first one's admin.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('kinerja.demo'))")
+        if await user_db.username_taken(conn, DEMO_ADMIN):
+            return False
         await _seed_year(conn, settings, today, password)
     log.info("demo year %s seeded", today.year)
     return True

@@ -224,7 +224,12 @@ class EmbeddedPostgres:
             self.boot(extra_options=extra_options)
             return self.dsn()
         except BaseException:
-            self._unlock()
+            # Interrupted (SIGTERM, Ctrl-C) or failed after the server started: nobody
+            # else will stop it, since the caller never got the cluster.
+            try:
+                self.halt()
+            finally:
+                self._unlock()
             raise
 
     def boot(self, *, extra_options: str = "") -> None:

@@ -187,7 +187,8 @@ def test_sigterm_during_kinerja_demo_stops_the_embedded_postgres() -> None:
 
 
 async def _writing(dsn: str) -> bool:
-    """Whether another session holds a transaction that has written (the seeding)."""
+    """Whether, once migrated, another session holds a transaction that has written (the
+    seeding: the migrations commit before it starts)."""
     try:
         conn = await asyncpg.connect(dsn, timeout=2)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
@@ -195,8 +196,9 @@ async def _writing(dsn: str) -> bool:
     try:
         return bool(
             await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE backend_xid IS NOT NULL "
-                "AND pid <> pg_backend_pid() AND datname = current_database()"
+                "SELECT to_regclass('users') IS NOT NULL AND EXISTS (SELECT 1 FROM "
+                "pg_stat_activity WHERE backend_xid IS NOT NULL "
+                "AND pid <> pg_backend_pid() AND datname = current_database())"
             )
         )
     finally:
@@ -241,3 +243,87 @@ def test_embedded_starts_over_a_stale_postmaster_pid_naming_a_live_unrelated_pro
         finally:
             other.kill()
             other.wait()
+
+
+# Found by the review of those fixes.
+
+
+#: `kinerja db migrate`, with the window between `pg_ctl start` returning and
+#: `_Database.__enter__` returning (psql checks, CREATE DATABASE with its retries) held
+#: open, and a marker written when the cluster is up inside it.
+_SLOW_START = """
+import sys, time
+from pathlib import Path
+from db.embedded import EmbeddedPostgres
+real = EmbeddedPostgres._ensure_database
+def slow(self):
+    Path(sys.argv[1]).write_text("up")
+    time.sleep(20)
+    real(self)
+EmbeddedPostgres._ensure_database = slow
+from api.cli import main
+sys.exit(main(["db", "migrate"]))
+"""
+
+
+def test_sigterm_while_the_embedded_cluster_starts_stops_it() -> None:
+    """README (92c2efb): "Stopping the server (Ctrl-C or SIGTERM, during any `kinerja`
+    command) stops the cluster". SIGTERM is now KeyboardInterrupt for every command, but
+    one arriving inside `EmbeddedPostgres.start()` after `pg_ctl start` (`_ensure_database`:
+    psql, CREATE DATABASE and its retries) only unlocks the folder: `__enter__` never
+    returned, so `_Database.__exit__` never stops the postmaster pg_ctl started, and the
+    process exits 130 leaving PostgreSQL running with nobody owning it."""
+    with scratch_dir("kinerja-rv4-term-") as workdir:
+        data = workdir / "data"
+        marker = workdir / "up"
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _SLOW_START, str(marker)],
+            env=_env(KINERJA_DATA_DIR=str(data)),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        cluster = EmbeddedPostgres(data)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None and not marker.exists():
+                time.sleep(0.1)
+            assert marker.exists(), "the cluster never started"
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 130
+            time.sleep(1)
+            assert not cluster.running(), "embedded PostgreSQL left running after SIGTERM"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if cluster.initialised() and cluster.running():
+                cluster.halt(mode="immediate")
+
+
+def test_a_multi_host_database_url_that_asyncpg_accepts_is_not_refused() -> None:
+    """92c2efb: `_Database.__enter__` now reads `urlsplit(url).port` to report a bad port
+    cleanly, but a multi-host DSN (failover: host1:5432,host2:5432), which asyncpg
+    connects with, raises ValueError there too: every `kinerja` command (serve, db
+    migrate, users create...) now exits 2 "DATABASE_URL: Port could not be cast to
+    integer" for a URL that worked before."""
+    from asyncpg.connect_utils import _parse_connect_dsn_and_args
+
+    from api import cli
+    from api.settings import settings_from_env
+
+    url = "postgresql://kinerja@db-a:5432,db-b:5433/kinerja"
+    params = dict.fromkeys(
+        (
+            "host", "port", "user", "password", "passfile", "database", "ssl", "service",
+            "servicefile", "direct_tls", "server_settings", "target_session_attrs",
+            "krbsrvname", "gsslib",
+        )
+    )  # fmt: skip
+    hosts = _parse_connect_dsn_and_args(dsn=url, **params)[0]
+    assert hosts == [("db-a", 5432), ("db-b", 5433)]  # asyncpg takes it
+    settings = settings_from_env({}, database_url=url)
+    try:
+        with cli._Database(settings) as dsn:
+            assert dsn == url
+    except cli.SetupError as exc:
+        raise AssertionError(f"refused a DSN asyncpg accepts: {exc}") from None
