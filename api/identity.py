@@ -102,7 +102,14 @@ async def login(
         raise InvalidGrant(f"The {request.grant_type} grant needs {missing}.")
 
     keys = [f"account:{await user_db.login_name(conn, name)}", f"address:{address}"]
-    await throttle.hold(conn, *keys)
+    try:
+        await throttle.hold(conn, *keys, wait_s=settings.login_wait_s)
+    except asyncpg.LockNotAvailableError:
+        raise TooManyRequests(
+            "Too many logins at once for this account or address; try again in a moment.",
+            headers={"Retry-After": "1"},
+            extra={"retry_after": 1},
+        ) from None
     until = await throttle.locked_until(conn, keys)
     if until is not None:
         wait = max(1, math.ceil((until - datetime.now(UTC)).total_seconds()))

@@ -49,6 +49,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     login_max_failures_address: Annotated[int, msgspec.Meta(ge=1)] = 20
     login_window_s: Annotated[int, msgspec.Meta(ge=1)] = 15 * 60
     login_lockout_s: Annotated[int, msgspec.Meta(ge=1)] = 15 * 60
+    # Attempts from one address are judged one at a time; one waits at most this long for
+    # those before it (holding a pooled connection), then is told to try again (429).
+    login_wait_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
     # Signed submissions: how old (or how far ahead) a JWS ``iat`` may be; an offline
     # client's outbox may hold a signed report for days, so the window is generous.
     submission_iat_max_age_s: Annotated[int, msgspec.Meta(ge=0)] = 7 * 24 * 3600

@@ -7,19 +7,24 @@ from datetime import datetime
 import asyncpg
 
 
-async def hold(conn: asyncpg.Connection, *keys: str) -> None:
+async def hold(conn: asyncpg.Connection, *keys: str, wait_s: float) -> None:
     """Lock each of ``keys``' counters (made if missing), in the order given, until the
     caller's transaction ends, so attempts on one account, or from one address, are
     judged one after another, each seeing the failures the ones before it counted: read
     before the password check and written after it, a limit could be passed by as many
     guesses as were in flight. Every caller names the account, then the address, so two
-    attempts never wait for each other crosswise."""
+    attempts never wait for each other crosswise. Waiting holds a pooled connection, so
+    it is bounded: ``asyncpg.LockNotAvailableError`` after ``wait_s`` seconds."""
+    await conn.execute(
+        "SELECT set_config('lock_timeout', $1, true)", f"{max(1, round(wait_s * 1000))}ms"
+    )
     for key in keys:
         await conn.execute(
             "INSERT INTO login_throttle (key) VALUES ($1) ON CONFLICT (key) DO NOTHING",
             key,
         )
         await conn.execute("SELECT 1 FROM login_throttle WHERE key = $1 FOR UPDATE", key)
+    await conn.execute("SET LOCAL lock_timeout TO DEFAULT")
 
 
 async def locked_until(conn: asyncpg.Connection, keys: list[str]) -> datetime | None:

@@ -270,3 +270,33 @@ async def test_token_route_reads_a_body_without_content_type_as_json(
         "/v1/auth/token", content=body, headers={"Content-Type": "application/vnd.x+json"}
     )
     assert suffixed.status_code == 200, suffixed.text
+
+
+async def test_a_login_waiting_behind_others_from_its_address_is_bounded(
+    settings: Settings, database_url: str, people: dict[str, Person]
+) -> None:
+    """Attempts from one address wait for each other, each holding a pooled connection:
+    a burst from one office (or every client, behind a proxy not trusted for its
+    X-Forwarded-For) could hold every connection of a worker for as long as the queue
+    took. A login waits KINERJA_LOGIN_WAIT_S at most, then is told to try again."""
+    quick = msgspec.structs.replace(settings, login_wait_s=0.3)
+    other = await asyncpg.connect(database_url)
+    try:
+        async with served(quick) as (_, http):
+            holder = other.transaction()
+            await holder.start()
+            await other.execute(
+                "INSERT INTO login_throttle (key) VALUES ($1) ON CONFLICT DO NOTHING",
+                "address:127.0.0.1",
+            )
+            await other.execute(
+                "SELECT 1 FROM login_throttle WHERE key = $1 FOR UPDATE", "address:127.0.0.1"
+            )
+            good = {"grant_type": "password", "username": "province_head", "password": PASSWORD}
+            waited = await http.post("/v1/auth/token", json=good)
+            await holder.rollback()
+            assert waited.status_code == 429, waited.text
+            assert waited.headers["Retry-After"] == "1"
+            assert (await http.post("/v1/auth/token", json=good)).status_code == 200
+    finally:
+        await other.close()

@@ -355,7 +355,7 @@ async def test_guesses_queued_behind_a_successful_login_do_not_outrun_the_lock(
             # A correct login in progress holds the counter; the guesses queue behind it.
             login = other.transaction()
             await login.start()
-            await throttle.hold(other, key)
+            await throttle.hold(other, key, wait_s=5)
             guesses = [
                 asyncio.create_task(http.post("/v1/auth/token", json=bad)) for _ in range(3 * limit)
             ]
