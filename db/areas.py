@@ -11,6 +11,8 @@ from typing import Any, Literal
 import asyncpg
 import msgspec
 
+from db.versions import bump_everywhere
+
 AreaKind = Literal["country", "province", "district"]
 
 COUNTRY_CODE = "ID"
@@ -93,10 +95,20 @@ WHERE (areas.kind, areas.name, areas.short_name, areas.district_type, areas.pare
 
 
 async def load_areas(conn: asyncpg.Connection) -> int:
-    """Upsert every shipped area; rows already equal are left untouched. Returns the row count."""
+    """Upsert every shipped area; rows already equal are left untouched. Returns the row count.
+
+    Reports show areas' names and populations, so when any row changes (new area data
+    shipped with an upgrade) every report's data version moves: under the ETag it had,
+    a poller would keep the old names for good (304)."""
     rows = area_rows()
     async with conn.transaction():
+        loaded_before = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM areas)")
         await conn.executemany(_UPSERT, rows)
+        changed = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM areas WHERE xmin = pg_current_xact_id()::xid)"
+        )
+        if changed and loaded_before:  # the first load: no report was ever answered
+            await bump_everywhere(conn)
     return len(rows)
 
 
