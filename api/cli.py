@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -20,6 +20,8 @@ import msgspec
 from api.settings import Settings, local_today, settings_from_env
 from db.embedded import EmbeddedError, EmbeddedPostgres
 from db.migrate import MigrationError
+
+T = TypeVar("T")
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -67,10 +69,33 @@ class _Database:
             self.embedded.stop()
 
 
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run``, with SIGTERM cancelling the work as Ctrl-C does (asyncio cancels
+    its main task on SIGINT): raised as KeyboardInterrupt inside asyncpg's protocol code,
+    it crashed the process (SIGSEGV) now and then, before the cluster was stopped.
+    Outside the loop SIGTERM stays a KeyboardInterrupt (``main``)."""
+
+    async def cancellable() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        watch = threading.current_thread() is threading.main_thread() and task is not None
+        if watch:
+            assert task is not None
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        try:
+            return await work
+        finally:
+            if watch:
+                loop.remove_signal_handler(signal.SIGTERM)
+                signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+    return asyncio.run(cancellable())
+
+
 def _run_with_db(settings: Settings, work: Callable[[str], Coroutine[Any, Any, int]]) -> int:
     try:
         with _Database(settings) as dsn:
-            return asyncio.run(work(dsn))
+            return _run(work(dsn))
     except (EmbeddedError, SetupError) as exc:
         return _fail(str(exc))
     except MigrationError as exc:
@@ -151,11 +176,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             # Migrate once here so a refused migration stops start-up before any worker forks;
             # with KINERJA_MIGRATE_ON_START=false the operator migrates (`db migrate`).
             if settings.migrate_on_start:
-                asyncio.run(_prepare(dsn))
+                _run(_prepare(dsn))
             if settings.demo:
                 if settings.environment == "production":
                     return _fail("refusing to seed demo data in production")
-                asyncio.run(_seed_demo(dsn, settings))
+                _run(_seed_demo(dsn, settings))
             if workers > 1:
                 check_free(host, port)  # the workers' sockets may share an address
             where = (
@@ -377,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     before = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None
     try:
         return int(args.func(settings, args))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, SIGTERM (``_run``)
         return _fail("interrupted", 130)
     finally:
         if main_thread:

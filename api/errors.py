@@ -179,7 +179,14 @@ def _from_integrity_error(
     exc: asyncpg.IntegrityConstraintViolationError,
 ) -> ProblemDetailsException:
     # A constraint the handler did not check first: the client's data clashed with stored data.
-    log.warning("integrity error mapped to 409: %s", exc)
+    # Named, not quoted: PostgreSQL's detail holds the failing row, which may carry a
+    # password hash or a signed report.
+    log.warning(
+        "integrity error mapped to 409: %s on %s (%s)",
+        type(exc).__name__,
+        getattr(exc, "table_name", None),
+        getattr(exc, "constraint_name", None),
+    )
     return ProblemDetailsException(
         status_code=409,
         type_=problem_type("conflict"),

@@ -225,9 +225,9 @@ async def create_user(conn: asyncpg.Connection, caller: Principal, data: UserCre
 
 
 async def visible_user(
-    conn: asyncpg.Connection, caller: Principal, user_id: UUID
+    conn: asyncpg.Connection, caller: Principal, user_id: UUID, *, for_update: bool = False
 ) -> user_db.UserRow:
-    row = await user_db.get_user(conn, user_id)
+    row = await user_db.get_user(conn, user_id, for_update=for_update)
     if row is None or not await authz.user_visible(conn, caller, row.area_code):
         raise NotFound("No such user.")
     return row
@@ -236,7 +236,9 @@ async def visible_user(
 async def patch_user(
     conn: asyncpg.Connection, caller: Principal, user_id: UUID, data: UserPatch
 ) -> User:
-    row = await visible_user(conn, caller, user_id)
+    # Held until commit: checked on a row another edit could change meanwhile, an edit
+    # could break the row's rules (a 409) or act on a user it may no longer manage.
+    row = await visible_user(conn, caller, user_id, for_update=True)
     if not await authz.user_manageable(conn, caller, role=row.role, area_code=row.area_code):
         raise Forbidden("You may not change this user.")
     role = data.role or row.role

@@ -18,7 +18,10 @@ import msgspec
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from nacl.bindings import crypto_core_ed25519_is_valid_point
+from nacl.bindings import (
+    crypto_core_ed25519_is_valid_point,
+    crypto_scalarmult_ed25519_base_noclamp,
+)
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
@@ -99,6 +102,26 @@ class PublicKey(msgspec.Struct, frozen=True):
     key: Any  # ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 
 
+#: Private scalars anyone can guess: 1 to 16 and their negatives. A report signed with
+#: such a key proves nothing about who made it (found by review: the curves' base points
+#: registered).
+_GUESSABLE = range(1, 17)
+_ED25519_ORDER = 2**252 + 27742317777372353535851937790883648493
+_WEAK_ED25519 = frozenset(
+    crypto_scalarmult_ed25519_base_noclamp(scalar.to_bytes(32, "little"))
+    for k in _GUESSABLE
+    for scalar in (k, _ED25519_ORDER - k)
+)
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_WEAK_P256 = frozenset(
+    ec.derive_private_key(scalar, ec.SECP256R1())
+    .public_key()
+    .public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    for k in _GUESSABLE
+    for scalar in (k, _P256_ORDER - k)
+)
+
+
 def parse_public_jwk(jwk: object) -> PublicKey:
     """Validate ``jwk`` and return its canonical public form and key object."""
     if not isinstance(jwk, dict):
@@ -120,6 +143,8 @@ def parse_public_jwk(jwk: object) -> PublicKey:
         # non-canonical points outright: refuse such a key now rather than each report.
         if not crypto_core_ed25519_is_valid_point(x):
             raise JwkError("x is not a valid Ed25519 public key (small order or non-canonical)")
+        if x in _WEAK_ED25519:
+            raise JwkError("this public key's private key is publicly known; make a new key")
         key: Any = ed25519.Ed25519PublicKey.from_public_bytes(x)
         alg: SigningAlg = "EdDSA"
         canonical = {"kty": "OKP", "crv": "Ed25519", "x": jwk["x"]}
@@ -133,6 +158,8 @@ def parse_public_jwk(jwk: object) -> PublicKey:
             key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + x + y)
         except (ValueError, UnsupportedAlgorithm) as exc:
             raise JwkError("the point is not on the P-256 curve") from exc
+        if b"\x04" + x + y in _WEAK_P256:
+            raise JwkError("this public key's private key is publicly known; make a new key")
         alg = "ES256"
         canonical = {"kty": "EC", "crv": "P-256", "x": jwk["x"], "y": jwk["y"]}
     elif kty == "RSA":

@@ -86,6 +86,8 @@ class KeptValues:
         days: Sequence[date],
     ) -> list[Found]:
         """What ``read_values_at`` answers, reading only the districts that changed."""
+        if not districts:  # a coordinator who leads no region yet: nothing to read
+            return [{} for _ in days]
         tags = self.tags(districts)
         if tags is None or not days:
             return await read_values_at(

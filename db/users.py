@@ -81,8 +81,11 @@ async def username_taken(conn: asyncpg.Connection, username: str) -> bool:
     )
 
 
-async def get_user(conn: asyncpg.Connection, user_id: UUID) -> UserRow | None:
-    return _user(await conn.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1", user_id))
+async def get_user(
+    conn: asyncpg.Connection, user_id: UUID, *, for_update: bool = False
+) -> UserRow | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return _user(await conn.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1{lock}", user_id))
 
 
 async def login_name(conn: asyncpg.Connection, username: str) -> str:
@@ -105,7 +108,8 @@ async def credentials_for(conn: asyncpg.Connection, username: str) -> Credential
 async def principal_row(conn: asyncpg.Connection, user_id: UUID) -> dict[str, Any] | None:
     """What authentication needs per request: scope, role, and whether still active."""
     row = await conn.fetchrow(
-        "SELECT id, username, role, area_code, division_id, extra_areas, active "
+        "SELECT id, username, role, area_code, division_id, extra_areas, active, "
+        "floor(extract(epoch FROM tokens_after))::bigint AS tokens_after "
         "FROM users WHERE id = $1",
         user_id,
     )
@@ -148,6 +152,8 @@ async def update_user(
     if not changes:
         return await get_user(conn, user_id)
     sets = ", ".join(f"{col} = ${i}" for i, col in enumerate(changes, start=2))
+    if changes.get("active") is False or "password_hash" in changes:
+        sets += ", tokens_after = now()"  # every token issued before ends (middleware)
     row = await conn.fetchrow(
         f"UPDATE users SET {sets}, updated_at = now() WHERE id = $1 RETURNING {_COLUMNS}",
         user_id,

@@ -313,3 +313,16 @@ async def test_accept_wildcard_weighed_above_json_answers_csv(
     )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
+
+
+async def test_a_district_ranking_for_a_coordinator_without_districts_is_empty(
+    client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person]
+) -> None:
+    """A region coordinator who leads no region (yet) this year has no districts to rank;
+    the worker's kept values answered a view never read for them (None), and the ranking
+    failed with a TypeError (500). Found by fuzzing every route."""
+    response = await client.get(
+        "/v1/rankings/districts", headers=bearer(app, people["region_coordinator"])
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["rows"] == []

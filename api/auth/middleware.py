@@ -60,16 +60,22 @@ async def authenticate(app_state: Any, token: str) -> Principal:
     except ValueError:
         raise Unauthorized("The token is not valid.", headers=_CHALLENGE) from None
     feed: ChangeFeed | None = app_state.change_feed
-    if feed is not None and (known := feed.principal(user_id)) is not None:
-        return known
-    generation = feed.generation() if feed is not None else 0
-    async with pool.acquire() as conn:
-        row = await principal_row(conn, user_id)
-    if row is None or not row.pop("active"):
-        raise Unauthorized("The account is missing or deactivated.", headers=_CHALLENGE)
-    principal = msgspec.convert(row, Principal)
-    if feed is not None:
-        feed.remember(principal, generation)
+    if feed is None or (principal := feed.principal(user_id)) is None:
+        generation = feed.generation() if feed is not None else 0
+        async with pool.acquire() as conn:
+            row = await principal_row(conn, user_id)
+        if row is None or not row.pop("active"):
+            raise Unauthorized("The account is missing or deactivated.", headers=_CHALLENGE)
+        principal = msgspec.convert(row, Principal)
+        if feed is not None:
+            feed.remember(principal, generation)
+    # To the second (``iat`` is whole seconds): one issued in the second of the change
+    # is refused too; a person logging in again then tries once more.
+    if principal.tokens_after is not None and claims["iat"] <= principal.tokens_after:
+        raise Unauthorized(
+            "The token was issued before the account was deactivated or its password set.",
+            headers=_CHALLENGE,
+        )
     return principal
 
 

@@ -40,6 +40,9 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     area_code: str
     division_id: UUID | None = None
     extra_areas: tuple[str, ...] = ()
+    #: Unix second up to which no token of this user is accepted (deactivated, or the
+    #: password set, then): None when that never happened.
+    tokens_after: int | None = None
 
     @property
     def areas(self) -> tuple[str, ...]:

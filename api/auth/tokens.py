@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 import asyncpg
@@ -91,6 +92,8 @@ class KeyRing:
         self._verifiers: dict[str, Callable[[bytes, bytes], bool]] = {}
         self._jwks: list[dict[str, Any]] = []
         self._signing: tuple[str, ed25519.Ed25519PrivateKey] | None = None
+        #: kid → Unix time a newer key replaced it: it signs nothing after (see ``_verify``).
+        self._retired: dict[str, float] = {}
         self._loaded_at = 0.0
         # token → (kid, claims) of tokens that passed ``verify``, oldest first.
         self._verified: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -106,6 +109,7 @@ class KeyRing:
                 self._signing = (key.kid, private)
         if public.keys() != self._public.keys():
             self._verified.clear()
+        self._retired = {older.kid: newer.created_at.timestamp() for newer, older in pairwise(keys)}
         self._public = public
         self._verifiers = {kid: ed25519_verifier(key) for kid, key in public.items()}
         self._jwks = [k.public_jwk for k in keys]
@@ -191,7 +195,7 @@ class KeyRing:
         if not verify(f"{parts[0]}.{parts[1]}".encode("ascii", "replace"), signature):
             raise TokenError("Signature verification failed")
         try:
-            return kid, jwt.decode(
+            claims = jwt.decode(
                 token,
                 options={"verify_signature": False, **_CLAIM_CHECKS},  # checked above
                 audience=self.settings.jwt_audience,
@@ -200,3 +204,13 @@ class KeyRing:
             )
         except jwt.PyJWTError as exc:
             raise TokenError(str(exc)) from exc
+        # A rotated-out key verifies what it signed before the rotation, until it expires,
+        # and nothing it signs later: rotating is the answer to a leaked key. Workers
+        # that have not re-read the ring yet still sign with it for up to REFRESH_S.
+        retired = self._retired.get(kid)
+        if (
+            retired is not None
+            and claims["iat"] > retired + self.REFRESH_S + self.settings.jwt_leeway_s
+        ):
+            raise TokenError("the token's key was replaced before the token was issued")
+        return kid, claims
