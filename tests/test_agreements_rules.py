@@ -444,10 +444,10 @@ async def test_a_weight_that_rounds_to_nothing_is_refused(
     assert await table_counts(conn) == (0, 0, 0)
 
 
-async def test_lower_is_better_milestones_must_not_increase(
+async def add_late_reports(
     client: Client, app: Litestar, people: dict[str, Person]
-) -> None:
-    admin = bearer(app, people["admin"])
+) -> dict[str, Any]:
+    """A lower-is-better indicator (``telat_lapor``), added by the admin."""
     added = await client.post(
         "/v1/indicators",
         json={
@@ -458,9 +458,16 @@ async def test_lower_is_better_milestones_must_not_increase(
             "numerator_definition": "late reports",
             "denominator_definition": "reports",
         },
-        headers=admin,
+        headers=bearer(app, people["admin"]),
     )
     assert added.status_code == 201, added.text
+    return dict(added.json())
+
+
+async def test_lower_is_better_milestones_must_not_increase(
+    client: Client, app: Litestar, people: dict[str, Person]
+) -> None:
+    await add_late_reports(client, app, people)
     rising = [{"indicator": "telat_lapor", "annual": 5, "quarterly": [2, 3, 4, 5]}]
     refused = await post(client, app, people["province_head"], body(targets=rising))
     assert refused.status_code == 422, refused.text
@@ -1415,20 +1422,8 @@ async def test_percent_milestone_above_100_is_refused(
 ) -> None:
     """An annual percent target above 100 is 422 ("a coverage target cannot exceed
     100%"), but a quarterly milestone of 150% passes for a lower-is-better indicator."""
-    added = await client.post(
-        "/v1/indicators",
-        json={
-            "code": "telat_lapor",
-            "name_id": "Laporan terlambat",
-            "name_en": "Late reports",
-            "polarity": "lower",
-            "numerator_definition": "late reports",
-            "denominator_definition": "reports",
-        },
-        headers=bearer(app, people["admin"]),
-    )
-    assert added.status_code == 201, added.text
-    assert added.json()["unit"] == "percent"
+    added = await add_late_reports(client, app, people)
+    assert added["unit"] == "percent"
     head = bearer(app, people["province_head"])
     annual = await client.post(
         "/v1/agreements",

@@ -8,36 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from client.cli import main
 from client.config import save_token
 from client.outbox import OUTBOX_FILE, Outbox
 from client.rows import RowError, parse_csv
-
-SERVER = "http://127.0.0.1:9"
-SUBMIT = ["submit", "--district", "16.71", "--as-of", "2021-02-15", "--value", "ktp_el=1/2"]
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv("KINERJA_SERVER", raising=False)
-    monkeypatch.delenv("KINERJA_CLIENT_HOME", raising=False)
-    folder = tmp_path / "kinerja-home"
-    assert main(["init", "--home", str(folder), "--server", SERVER]) == 0
-    return folder
-
-
-def run(home: Path, *args: str, transport: httpx.BaseTransport | None = None) -> int:
-    return main([*args, "--home", str(home), "--server", SERVER], transport=transport)
-
-
-def _rows(tmp_path: Path, days: tuple[int, ...]) -> Path:
-    rows = tmp_path / "rows.csv"
-    rows.write_text(
-        "district,as_of,indicator,numerator,denominator\n"
-        + "".join(f"16.71,2021-02-{d:02d},ktp_el,1,2\n" for d in days),
-        encoding="utf-8",
-    )
-    return rows
+from tests.test_client_robustness import SERVER, SUBMIT, _rows, main, run
+from tests.test_client_robustness import home as home  # the fixture, shared
 
 
 # 1. A 429 without Retry-After: the server said "too many requests", and the client fires
