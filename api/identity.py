@@ -152,6 +152,7 @@ async def login(
         "sub": str(row.id),
         "role": row.role,
         "area": row.area_code,
+        "gen": creds.token_generation,  # as read with the password just checked
     }
     if row.division_id:
         claims["division"] = str(row.division_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 import asyncpg
@@ -14,11 +15,13 @@ async def hold(conn: asyncpg.Connection, *keys: str, wait_s: float) -> None:
     before the password check and written after it, a limit could be passed by as many
     guesses as were in flight. Every caller names the account, then the address, so two
     attempts never wait for each other crosswise. Waiting holds a pooled connection, so
-    it is bounded: ``asyncpg.LockNotAvailableError`` after ``wait_s`` seconds."""
-    await conn.execute(
-        "SELECT set_config('lock_timeout', $1, true)", f"{max(1, round(wait_s * 1000))}ms"
-    )
+    it is bounded: ``asyncpg.LockNotAvailableError`` after ``wait_s`` seconds in all."""
+    deadline = time.monotonic() + wait_s
     for key in keys:
+        # PostgreSQL bounds each wait on its own: each key gets what is left of the whole
+        # (its insert waits too, behind another attempt making the same row).
+        left_ms = max(1, round((deadline - time.monotonic()) * 1000))
+        await conn.execute("SELECT set_config('lock_timeout', $1, true)", f"{left_ms}ms")
         await conn.execute(
             "INSERT INTO login_throttle (key) VALUES ($1) ON CONFLICT (key) DO NOTHING",
             key,

@@ -30,6 +30,8 @@ class Credentials(msgspec.Struct, frozen=True, kw_only=True):
     password_hash: str
     active: bool
     role: str
+    #: Read with the hash: a token is of the generation its password was checked in.
+    token_generation: int
 
 
 _COLUMNS = (
@@ -99,7 +101,8 @@ async def login_name(conn: asyncpg.Connection, username: str) -> str:
 
 async def credentials_for(conn: asyncpg.Connection, username: str) -> Credentials | None:
     row = await conn.fetchrow(
-        "SELECT id, password_hash, active, role FROM users WHERE lower(username) = lower($1)",
+        "SELECT id, password_hash, active, role, token_generation FROM users "
+        "WHERE lower(username) = lower($1)",
         username,
     )
     return msgspec.convert(dict(row), Credentials) if row else None
@@ -109,8 +112,7 @@ async def principal_row(conn: asyncpg.Connection, user_id: UUID) -> dict[str, An
     """What authentication needs per request: scope, role, and whether still active."""
     row = await conn.fetchrow(
         "SELECT id, username, role, area_code, division_id, extra_areas, active, "
-        "floor(extract(epoch FROM tokens_after))::bigint AS tokens_after "
-        "FROM users WHERE id = $1",
+        "token_generation FROM users WHERE id = $1",
         user_id,
     )
     return dict(row) if row else None
@@ -153,7 +155,7 @@ async def update_user(
         return await get_user(conn, user_id)
     sets = ", ".join(f"{col} = ${i}" for i, col in enumerate(changes, start=2))
     if changes.get("active") is False or "password_hash" in changes:
-        sets += ", tokens_after = now()"  # every token issued before ends (middleware)
+        sets += ", token_generation = token_generation + 1"  # earlier tokens end
     row = await conn.fetchrow(
         f"UPDATE users SET {sets}, updated_at = now() WHERE id = $1 RETURNING {_COLUMNS}",
         user_id,

@@ -143,13 +143,16 @@ async def test_user_changes_reach_every_replica(
         assert (await http_a.get("/v1/me", headers=token)).status_code == 401
         await feed_of(b).sync()
         assert (await http_b.get("/v1/me", headers=token)).status_code == 401
-        # Changed directly in the database: the same.
+        # Changed directly in the database: the same. A token from before the deactivation
+        # stays refused (migration 0020); one of the new generation is the caller's.
         await conn.execute("UPDATE users SET active = true WHERE id = $1", head.id)
         await feed_of(b).sync()
-        assert (await http_b.get("/v1/me", headers=token)).status_code == 200
+        assert (await http_b.get("/v1/me", headers=token)).status_code == 401
+        fresh = bearer(b, head, generation=1)
+        assert (await http_b.get("/v1/me", headers=fresh)).status_code == 200
         await conn.execute("UPDATE users SET role = 'province_monitor' WHERE id = $1", head.id)
         await feed_of(b).sync()
-        me = await http_b.get("/v1/me", headers=token)
+        me = await http_b.get("/v1/me", headers=fresh)
         assert me.status_code == 200 and me.json()["role"] == "province_monitor"
 
 

@@ -69,9 +69,7 @@ async def authenticate(app_state: Any, token: str) -> Principal:
         principal = msgspec.convert(row, Principal)
         if feed is not None:
             feed.remember(principal, generation)
-    # To the second (``iat`` is whole seconds): one issued in the second of the change
-    # is refused too; a person logging in again then tries once more.
-    if principal.tokens_after is not None and claims["iat"] <= principal.tokens_after:
+    if claims.get("gen", 0) != principal.token_generation:
         raise Unauthorized(
             "The token was issued before the account was deactivated or its password set.",
             headers=_CHALLENGE,

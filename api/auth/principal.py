@@ -40,9 +40,9 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     area_code: str
     division_id: UUID | None = None
     extra_areas: tuple[str, ...] = ()
-    #: Unix second up to which no token of this user is accepted (deactivated, or the
-    #: password set, then): None when that never happened.
-    tokens_after: int | None = None
+    #: Moved by each deactivation or password change: only tokens of this generation
+    #: are accepted (migration 0020).
+    token_generation: int = 0
 
     @property
     def areas(self) -> tuple[str, ...]:
