@@ -46,7 +46,7 @@ from client.config import (
 )
 from client.files import PRIVATE_DIR_MODE, ensure_home
 from client.keys import KeyPair, generate_keypair, load_keypair
-from client.outbox import OUTBOX_FILE, Outbox, OutboxItem
+from client.outbox import OUTBOX_FILE, Outbox, OutboxItem, due_at
 from client.rows import Report, RowError, parse_count, parse_date, parse_percent, read_reports
 from client.signing import CHANNELS, build_payload, sign_submission
 from client.transport import FlushEntry, Outcome, deliver, flush, holds_back
@@ -699,7 +699,7 @@ def cmd_outbox_list(s: Session) -> int:
                 *_what(item),
                 render.local_time(item.created_at),
                 item.attempts,
-                render.local_time(item.next_attempt_at) if item.next_attempt_at > now else "now",
+                _next_try(item, now),
                 render.text(item.last_error),
             )
             for item in items
@@ -737,6 +737,11 @@ def cmd_outbox_list(s: Session) -> int:
     return EXIT_OK
 
 
+def _next_try(item: OutboxItem, now: float) -> str:
+    due = due_at(item.next_attempt_at, now)
+    return render.local_time(due) if due > now else "now"
+
+
 def _what(item: OutboxItem) -> tuple[int, str, str, str]:
     """An outbox row's first columns: its number, district, date and indicators."""
     claims = _claims(item.jws)
@@ -756,7 +761,7 @@ def _item_json(item: OutboxItem) -> dict[str, Any]:
         "indicators": sorted(claims.get("values") or {}),
         "created_at": item.created_at,
         "attempts": item.attempts,
-        "next_attempt_at": item.next_attempt_at,
+        "next_attempt_at": due_at(item.next_attempt_at, time.time()),
         "last_error": item.last_error,
         "rejected_at": item.rejected_at,
     }

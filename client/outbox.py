@@ -212,20 +212,25 @@ class Outbox:
         times = [due_at(item.next_attempt_at, at) for item in self.all()]
         return min(times) if times else None
 
-    def hold(self, until: float) -> None:
+    def hold(self, until: float, now: float | None = None) -> None:
         """Let no item be due before ``until`` (a pause the server asked for with
         ``Retry-After``), kept here so a scheduled flush, a flush a person asks for and a
-        later submit all honour it. Attempts are not counted: the items were not tried."""
+        later submit all honour it. Attempts are not counted: the items were not tried.
+        A time further ahead than any pause (set under a clock since put back) is
+        replaced, not kept: as the later of the two it would win every pause to come."""
+        at = time.time() if now is None else now
+        bogus = at + PAUSE_CAP_S
         with self._transaction():
             self._conn.execute(
-                "INSERT INTO hold (id, until) VALUES (1, ?)"
-                " ON CONFLICT (id) DO UPDATE SET until = max(until, excluded.until)",
-                (until,),
+                "INSERT INTO hold (id, until) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET"
+                " until = CASE WHEN until > ? THEN excluded.until"
+                " ELSE max(until, excluded.until) END",
+                (until, bogus),
             )
             self._conn.execute(
-                "UPDATE outbox SET next_attempt_at = max(next_attempt_at, ?)"
-                " WHERE rejected_at IS NULL",
-                (until,),
+                "UPDATE outbox SET next_attempt_at = CASE WHEN next_attempt_at > ? THEN ?"
+                " ELSE max(next_attempt_at, ?) END WHERE rejected_at IS NULL",
+                (bogus, until, until),
             )
 
     def held_until(self, now: float | None = None) -> float | None:

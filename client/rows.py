@@ -132,11 +132,19 @@ def _parse_csv(text: str, source: str) -> list[Report]:
     header = [name.strip() for name in reader.fieldnames or []]
     if not header:
         raise RowError(f"{source}: empty file; expected a header line")
+    # Each column with no name gets one of its own (the reader would keep only the last
+    # of several under ""), which no real column can have.
+    unnamed = [f"\0{i}" for i, name in enumerate(header) if not name]
+    header = [name or f"\0{i}" for i, name in enumerate(header)]
     reader.fieldnames = header
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     # Columns with no name (a spreadsheet's cells touched right of the table) are read
     # only to check that they hold nothing.
-    unknown = [name for name in header if name and name not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    unknown = [
+        name
+        for name in header
+        if name not in unnamed and name not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+    ]
     if missing or unknown:
         problems = []
         if missing:
@@ -157,7 +165,7 @@ def _parse_csv(text: str, source: str) -> list[Report]:
         cells = {name: (value or "").strip() for name, value in line.items() if name}
         if not any(cells.values()):
             continue
-        if "" in header and (line.get("") or "").strip():
+        if any(cells[name] for name in unnamed):
             raise RowError(f"{where}: a value under a column with no name")
         district = cells["district"]
         as_of = parse_date(cells["as_of"], where)

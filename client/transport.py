@@ -225,7 +225,7 @@ def flush(
             if holds_back(outcome):
                 held = updated.next_attempt_at if updated is not None else answered
                 if outcome.retry_after is not None:
-                    outbox.hold(answered + outcome.retry_after)
+                    outbox.hold(answered + outcome.retry_after, answered)
                 return FlushReport(
                     stored=stored, rejected=rejected, retrying=retrying, held_until=held
                 )
