@@ -86,7 +86,9 @@ async def username_taken(conn: asyncpg.Connection, username: str) -> bool:
 async def get_user(
     conn: asyncpg.Connection, user_id: UUID, *, for_update: bool = False
 ) -> UserRow | None:
-    lock = " FOR UPDATE" if for_update else ""
+    # NO KEY: the id never changes, so references to the user (their Idempotency-Keys,
+    # checked FOR KEY SHARE) need not wait for an edit of the row.
+    lock = " FOR NO KEY UPDATE" if for_update else ""
     return _user(await conn.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1{lock}", user_id))
 
 
