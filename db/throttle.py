@@ -17,16 +17,19 @@ async def hold(conn: asyncpg.Connection, *keys: str, wait_s: float) -> None:
     attempts never wait for each other crosswise. Waiting holds a pooled connection, so
     it is bounded: ``asyncpg.LockNotAvailableError`` after ``wait_s`` seconds in all."""
     deadline = time.monotonic() + wait_s
-    for key in keys:
-        # PostgreSQL bounds each wait on its own: each key gets what is left of the whole
-        # (its insert waits too, behind another attempt making the same row).
+
+    async def within(query: str, key: str) -> None:
+        # PostgreSQL bounds each wait on its own: each statement gets what is left of
+        # the whole (an insert waits too, behind another attempt making the same row).
         left_ms = max(1, round((deadline - time.monotonic()) * 1000))
         await conn.execute("SELECT set_config('lock_timeout', $1, true)", f"{left_ms}ms")
-        await conn.execute(
-            "INSERT INTO login_throttle (key) VALUES ($1) ON CONFLICT (key) DO NOTHING",
-            key,
+        await conn.execute(query, key)
+
+    for key in keys:
+        await within(
+            "INSERT INTO login_throttle (key) VALUES ($1) ON CONFLICT (key) DO NOTHING", key
         )
-        await conn.execute("SELECT 1 FROM login_throttle WHERE key = $1 FOR UPDATE", key)
+        await within("SELECT 1 FROM login_throttle WHERE key = $1 FOR UPDATE", key)
     await conn.execute("SET LOCAL lock_timeout TO DEFAULT")
 
 

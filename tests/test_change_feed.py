@@ -144,7 +144,7 @@ async def test_user_changes_reach_every_replica(
         await feed_of(b).sync()
         assert (await http_b.get("/v1/me", headers=token)).status_code == 401
         # Changed directly in the database: the same. A token from before the deactivation
-        # stays refused (migration 0020); one of the new generation is the caller's.
+        # stays refused (migration 0021); one of the new generation is the caller's.
         await conn.execute("UPDATE users SET active = true WHERE id = $1", head.id)
         await feed_of(b).sync()
         assert (await http_b.get("/v1/me", headers=token)).status_code == 401

@@ -41,7 +41,7 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     division_id: UUID | None = None
     extra_areas: tuple[str, ...] = ()
     #: Moved by each deactivation or password change: only tokens of this generation
-    #: are accepted (migration 0020).
+    #: are accepted (migration 0021).
     token_generation: int = 0
 
     @property

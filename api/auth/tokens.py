@@ -121,6 +121,13 @@ class KeyRing:
             async with pool.acquire() as conn:
                 await self.load(conn)
 
+    async def refresh_with(self, conn: asyncpg.Connection) -> None:
+        """``maybe_refresh`` on a connection the caller holds: one holding a pooled
+        connection must not wait for a second (as many such waits as the pool has
+        connections would wait for ever)."""
+        if time.monotonic() - self._loaded_at > self.REFRESH_S:
+            await self.load(conn)
+
     def jwks(self) -> dict[str, Any]:
         return {"keys": list(self._jwks)}
 

@@ -72,7 +72,7 @@ async def token(
     data = _parse(request.headers.get("content-type"), body)
     # Authenticated requests re-read the key ring; this public one signs with it, so it
     # does too: a worker idle since a rotation would sign with the replaced key.
-    await state.key_ring.maybe_refresh(state.pool)
+    await state.key_ring.refresh_with(db)
     address = request.client.host if request.client else "unknown"
     try:
         issued = await login(db, state.settings, state.key_ring, data, address)
