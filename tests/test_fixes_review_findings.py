@@ -16,12 +16,13 @@ from api import identity
 from api.auth.principal import Principal
 from api.auth.tokens import rotate_server_key
 from api.schemas.identity import UserPatch
-from client.cli import main
 from client.config import save_token
 from client.rows import RowError, parse_csv
 from db import throttle
 from db.pool import connect
 from tests.people import PASSWORD, Person, bearer
+from tests.test_client_robustness import SUBMIT, run
+from tests.test_client_robustness import home as home  # the fixture, shared
 
 # -- server ------------------------------------------------------------------------------
 
@@ -166,22 +167,6 @@ async def test_a_login_waits_at_most_login_wait_s_in_all(database_url: str) -> N
 
 
 # -- client ------------------------------------------------------------------------------
-
-SERVER = "http://127.0.0.1:9"
-SUBMIT = ["submit", "--district", "16.71", "--as-of", "2021-02-15", "--value", "ktp_el=1/2"]
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv("KINERJA_SERVER", raising=False)
-    monkeypatch.delenv("KINERJA_CLIENT_HOME", raising=False)
-    folder = tmp_path / "kinerja-home"
-    assert main(["init", "--home", str(folder), "--server", SERVER]) == 0
-    return folder
-
-
-def run(home: Path, *args: str, transport: httpx.BaseTransport | None = None) -> int:
-    return main([*args, "--home", str(home), "--server", SERVER], transport=transport)
 
 
 def test_a_pause_asked_for_after_the_clock_was_put_back_is_kept(
