@@ -369,7 +369,7 @@ def cmd_init(s: Session) -> int:
             "(then register the new key; reports signed with the old one stay valid)"
         ) from None
     config = ClientConfig(
-        base_url=s.base_url if getattr(s.args, "server", None) else s.config.base_url,
+        base_url=s.base_url,  # --server, else $KINERJA_SERVER, else the one saved before
         username=s.args.username or s.config.username,
         home=str(home),
     )
@@ -378,7 +378,7 @@ def cmd_init(s: Session) -> int:
     s.print(f"Key id:      {pair.kid}")
     s.print(f"Public key:  {json.dumps(pair.jwk)}")
     s.print(f"Settings:    {config.config_path}")
-    s.print(f"Server:      {s.base_url if getattr(s.args, 'server', None) else config.base_url}")
+    s.print(f"Server:      {config.base_url}")
     s.print(f"Next: `{PROG} login`, then `{PROG} register-key`.")
     return EXIT_OK
 
@@ -601,7 +601,8 @@ def _finish(s: Session, rejected: int, queued: int, *, mend: str | None = None) 
     the server address: no point in a script retrying), then reports left waiting."""
     if queued:
         advice = mend or f"run `{PROG} outbox flush` when the server is reachable"
-        s.note(f"{queued} report{'s' if queued != 1 else ''} wait in the outbox; {advice}")
+        waiting = "1 report waits" if queued == 1 else f"{queued} reports wait"
+        s.note(f"{waiting} in the outbox; {advice}")
     if rejected:
         return EXIT_REJECTED
     if mend and queued:

@@ -201,3 +201,25 @@ def test_lines_after_skipped_blank_lines_keep_their_numbers() -> None:
     text = "\n\ndistrict,as_of,indicator,numerator,denominator\n16.71,2021-02-15,ktp_el,x,2\n"
     with pytest.raises(RowError, match=r"februari\.csv:4"):
         parse_csv(text, "februari.csv")
+
+
+def test_init_saves_the_server_named_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README: `export KINERJA_SERVER=...`, then `init`: it printed and saved the default
+    server instead (found running the README end to end)."""
+    from client.config import load_config
+
+    monkeypatch.setenv("KINERJA_SERVER", "http://127.0.0.1:8765")
+    folder = tmp_path / "home"
+    assert main(["init", "--home", str(folder), "--username", "kadis"]) == 0
+    assert "http://127.0.0.1:8765" in capsys.readouterr().out
+    monkeypatch.delenv("KINERJA_SERVER")
+    assert load_config(folder).base_url == "http://127.0.0.1:8765"
+
+
+def test_one_queued_report_waits(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    save_token("t.e.st", 4_000_000_000, home=home)
+    down = httpx.MockTransport(lambda r: (_ for _ in ()).throw(httpx.ConnectError("down")))
+    assert run(home, *SUBMIT, transport=down) == 3
+    assert "1 report waits in the outbox" in capsys.readouterr().err
