@@ -20,6 +20,7 @@ FindingCode = Literal[
     "district_target_below_province",
     "weighted_mean_below_province",
     "indicator_uncovered_by_divisions",
+    "indicator_uncovered_by_district",
     "district_without_agreement",
 ]
 
@@ -80,6 +81,18 @@ def province_findings(
                 )
             )
             continue
+        # The province's indicators a district's agreement leaves out: no one below the
+        # province takes them on there (and the mean below does not count the district).
+        for indicator in sorted(set(province_targets or {}) - set(district.targets)):
+            findings.append(
+                Finding(
+                    code="indicator_uncovered_by_district",
+                    area_code=district.code,
+                    indicator=indicator,
+                    reference=(province_targets or {})[indicator],
+                    detail=f"The district's active agreement sets no {indicator} target.",
+                )
+            )
         for indicator in sorted(district.targets):
             value = district.targets[indicator]
             reference = (province_targets or {}).get(indicator)
