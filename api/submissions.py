@@ -597,9 +597,13 @@ async def prepare(
             unknown = exc
     except ApiError as exc:
         if idempotency_key is not None:
-            record = await idem_db.find(
-                pool, caller.id, idempotency_key, ttl_s=settings.idempotency_ttl_s
-            )
+            # Under the key's lock, as ``submit`` looks: a first request with this key
+            # still in a batch holds it, and its answer is what this one is judged by.
+            async with pool.acquire() as conn, conn.transaction():
+                await idem_db.lock(conn, caller.id, idempotency_key)
+                record = await idem_db.find(
+                    conn, caller.id, idempotency_key, ttl_s=settings.idempotency_ttl_s
+                )
             if record is not None:
                 return replay(
                     record.request_sha256, record.status_code, record.response, fingerprint

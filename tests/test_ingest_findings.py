@@ -1,0 +1,50 @@
+"""Batched ingest: a finding of a review, failed before its fix."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import httpx
+from litestar import Litestar
+
+from api.settings import Settings
+from tests.people import Person, bearer
+from tests.submitting import JOSE, Signer, register_key, served
+
+
+async def post(
+    app: Litestar, http: httpx.AsyncClient, signer: Signer, jws: str, key: str | None = None
+) -> httpx.Response:
+    headers = {**bearer(app, signer.person), "Content-Type": JOSE}
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    return await http.post("/v1/submissions", content=jws.encode(), headers=headers)
+
+
+async def test_a_reused_key_with_a_bad_body_while_the_first_is_in_flight_is_key_reused(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
+) -> None:
+    """README: the same Idempotency-Key with another body is 422 idempotency-key-reused.
+    The single path (KINERJA_INGEST_BATCH_MAX=0) waits on the key's lock for the first
+    request and answers exactly that; the batch path's ``prepare`` looks the key up
+    without the lock, so while the first is still being written the second gets whatever
+    its own checks say (here 422 invalid-signature)."""
+    head = await register_key(conn, people["district_head"])
+    async with served(settings) as (app, http):
+        first = await post(app, http, head, head.sign())  # the district has a head
+        assert first.status_code == 201
+        jws = head.sign()
+        h, p, sig = jws.split(".")
+        other = f"{h}.{p}.{sig[:-4]}AAAA"
+        async with conn.transaction():  # the first request's batch waits on the head
+            await conn.execute(
+                "SELECT 1 FROM ledger_heads WHERE district_code = '16.71' FOR UPDATE"
+            )
+            r1 = asyncio.ensure_future(post(app, http, head, jws, key="k"))
+            await asyncio.sleep(0.3)
+            r2 = asyncio.ensure_future(post(app, http, head, other, key="k"))
+            await asyncio.sleep(0.3)
+        a, b = await asyncio.gather(r1, r2)
+    assert a.status_code == 201
+    assert (b.status_code, b.json()["type"].rsplit("/", 1)[-1]) == (422, "idempotency-key-reused")
