@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 
 from api.agreement_document import SIGNATURE_TYP
 from client.keys import jwk_thumbprint, public_jwk
-from tests.people import Person, bearer
+from tests.people import Person, bearer, make_user
 
 
 class Signer:
@@ -163,3 +163,30 @@ async def palembang_draft(
         if target_list is None
         else target_list,
     )
+
+
+async def district_agreement(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+    province: Signer,
+    code: str,
+    target_list: list[dict[str, Any]],
+    *,
+    year: int = 2021,
+) -> tuple[dict[str, Any], Signer]:
+    """District ``code``'s active agreement with South Sumatra's province head (its
+    signer ``province``), signed by a new district head; returns it and their signer."""
+    head = await make_user(conn, "district_head", username=f"kadis_{code}", area_code=code)
+    signer = await register_signer(conn, head)
+    agreement = await draft(
+        client,
+        app,
+        people["province_head"],
+        year=year,
+        level="province_district",
+        second={"area_code": code, "official": f"Kadis {code}"},
+        target_list=target_list,
+    )
+    return await activate(client, app, agreement, second=signer, first=province), signer

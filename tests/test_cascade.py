@@ -22,6 +22,7 @@ from litestar.testing import AsyncTestClient
 
 from tests.agreement_helpers import (
     activate,
+    district_agreement,
     draft,
     national_agreement,
     palembang_draft,
@@ -79,21 +80,20 @@ async def build_scenario(
 
     kia_targets = {}
     for code in codes:
-        head = await make_user(conn, "district_head", username=f"kadis_{code}", area_code=code)
-        head_signer = await register_signer(conn, head)
         ktp = 99.0 if code == "16.01" else 100.0
         kia = 20.0 if code == "16.71" else 35.0 if code in small else 30.0
         kia_targets[code] = kia
-        agreement = await draft(
+        _, head_signer = await district_agreement(
             client,
             app,
-            people["province_head"],
+            conn,
+            people,
+            province,
+            code,
+            targets(ktp_el=ktp, kia=kia, akta_lahir=95),
             year=YEAR,
-            level="province_district",
-            second={"area_code": code, "official": f"Kadis {code}"},
-            target_list=targets(ktp_el=ktp, kia=kia, akta_lahir=95),
         )
-        await activate(client, app, agreement, second=head_signer, first=province)
+        head = head_signer.person
         for division_code, taken in (
             ("dafduk", targets(ktp_el=ktp)),
             ("capil", targets(kia=kia) if code == "16.02" else targets(kia=kia, akta_lahir=95)),

@@ -8,42 +8,11 @@ import asyncpg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.agreement_helpers import (
-    Signer,
-    activate,
-    draft,
-    national_agreement,
-    register_signer,
-    targets,
-)
-from tests.people import Person, bearer, make_user
+from tests.agreement_helpers import district_agreement, national_agreement, targets
+from tests.people import Person, bearer
 
 YEAR = 2021
 Client = AsyncTestClient[Litestar]
-
-
-async def _district_agreement(
-    client: Client,
-    app: Litestar,
-    conn: asyncpg.Connection,
-    people: dict[str, Person],
-    province: Signer,
-    code: str,
-    target_list: list[dict[str, Any]],
-) -> tuple[dict[str, Any], Signer]:
-    head = await make_user(conn, "district_head", username=f"kadis_{code}", area_code=code)
-    signer = await register_signer(conn, head)
-    agreement = await draft(
-        client,
-        app,
-        people["province_head"],
-        year=YEAR,
-        level="province_district",
-        second={"area_code": code, "official": f"Kadis {code}"},
-        target_list=target_list,
-    )
-    active = await activate(client, app, agreement, second=signer, first=province)
-    return active, signer
 
 
 async def _cascade(client: Client, app: Litestar, who: Person, area: str = "16") -> Any:
@@ -75,7 +44,7 @@ async def test_district_agreement_leaving_out_a_province_indicator_is_a_gap(
         )
     ]
     for code in codes:
-        await _district_agreement(client, app, conn, people, province, code, targets(ktp_el=100))
+        await district_agreement(client, app, conn, people, province, code, targets(ktp_el=100))
     body = await _cascade(client, app, people["province_head"])
     kia = {(f["code"], f["area_code"]) for f in body["findings"] if f["indicator"] == "kia"}
     assert kia == {("indicator_uncovered_by_district", code) for code in codes}, kia
