@@ -31,8 +31,14 @@ def wants_csv(request: Request[Any, Any, Any], fmt: str | None) -> bool:
     if fmt is not None:
         return fmt == "csv"
     accept = _header(request, b"accept").lower()
-    if "csv" not in accept and "text/*" not in accept and "*/*" not in accept:
-        return False  # nothing that could give CSV: decided without parsing
+    if (
+        "csv" not in accept
+        and "text/*" not in accept
+        and ("*/*" not in accept or "q=" not in accept)
+    ):
+        # Nothing that could give CSV, decided without parsing: the usual poll sends
+        # "*/*" or none, and "*/*" without weights ranks JSON level with CSV (a tie).
+        return False
     ranges = _media_ranges(accept)
     csv_q = _weight(ranges, "text", "csv")
     return csv_q > 0 and csv_q > _weight(ranges, "application", "json")
