@@ -155,9 +155,8 @@ async def update_user(
     assert set(changes) <= allowed
     if not changes:
         return await get_user(conn, user_id)
+    # Deactivating or a new password also moves the token generation (migration 0022).
     sets = ", ".join(f"{col} = ${i}" for i, col in enumerate(changes, start=2))
-    if changes.get("active") is False or "password_hash" in changes:
-        sets += ", token_generation = token_generation + 1"  # earlier tokens end
     row = await conn.fetchrow(
         f"UPDATE users SET {sets}, updated_at = now() WHERE id = $1 RETURNING {_COLUMNS}",
         user_id,

@@ -18,12 +18,15 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api import identity
+from api.auth.passwords import hash_password
 from api.auth.principal import Principal
 from api.auth.tokens import rotate_server_key
 from api.errors import Unprocessable, _from_integrity_error
 from api.schemas.identity import UserPatch
+from api.settings import Settings
 from db.pool import connect
 from tests.people import Person, bearer, make_division, token_for
+from tests.submitting import served
 
 
 def b64(raw: bytes) -> str:
@@ -110,6 +113,42 @@ async def test_reactivation_does_not_revive_tokens_issued_before_the_deactivatio
     )
     assert reset.status_code == 200 and reset.json()["active"] is True
     assert (await get_me(client, stolen)).status_code == 401, "the stolen token works again"
+
+
+async def test_a_deactivation_made_with_sql_ends_tokens_for_good(
+    settings: Settings, people: dict[str, Person], conn: asyncpg.Connection
+) -> None:
+    """An operator suspending an account from psql, then restoring it: the tokens issued
+    before the suspension must stay dead, as when it is done through the API; so must
+    those issued before a password set with SQL. Before migration 0022 the generation
+    moved only in the API's UPDATE, and the reactivation revived the old tokens."""
+    head = people["district_head"]
+    async with served(settings) as (app, http):
+
+        async def me(token: str) -> int:
+            await app.state.change_feed.sync()  # the server has seen the change
+            response = await http.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+            return response.status_code
+
+        before = token_for(app, head)
+        assert await me(before) == 200
+        await conn.execute("UPDATE users SET active = false WHERE id = $1", head.id)
+        await conn.execute("UPDATE users SET active = true WHERE id = $1", head.id)
+        assert await me(before) == 401, "the old token works again"
+        fresh = token_for(app, head, generation=1)
+        assert await me(fresh) == 200
+        await conn.execute(
+            "UPDATE users SET full_name = 'Renamed', active = true WHERE id = $1", head.id
+        )
+        assert await me(fresh) == 200, "nothing that ends tokens changed"
+        await conn.execute("UPDATE users SET password_hash = password_hash WHERE id = $1", head.id)
+        assert await me(fresh) == 200, "the same hash is no new password"
+        await conn.execute(
+            "UPDATE users SET password_hash = $2 WHERE id = $1",
+            head.id,
+            hash_password("a-password-set-with-sql"),
+        )
+        assert await me(fresh) == 401, "a password set with SQL"
 
 
 # -- 3. keys whose private key is public (the generator) are accepted ----------------------
