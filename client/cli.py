@@ -291,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="keep retrying with backoff for up to this long until the outbox is empty",
     )
+    flushing.add_argument(
+        "--now",
+        action="store_true",
+        help="send even if the server asked for a pause (it may ask again)",
+    )
     flushing.set_defaults(handler=cmd_outbox_flush)
     discarding = outbox_sub.add_parser(
         "discard",
@@ -800,6 +805,9 @@ def cmd_outbox_flush(s: Session) -> int:
             token = s.token()
         except CliError as exc:
             raise CliError(f"{exc.message}; {len(box.all())} reports stay queued") from None
+        if s.args.now and (held := box.held_until()) is not None:
+            box.release()
+            s.note(f"the pause the server asked for (until {render.local_time(held)}) is ended")
         deadline = time.monotonic() + max(s.args.wait, 0.0)
         everything = not s.args.due
         stored = rejected = 0

@@ -233,6 +233,12 @@ class Outbox:
                 (bogus, until, until),
             )
 
+    def release(self) -> bool:
+        """End the server's pause before its time (a person who knows the server is back:
+        ``outbox flush --now``); whether there was one. The items' own backoff stays."""
+        with self._transaction():
+            return self._conn.execute("DELETE FROM hold").rowcount > 0
+
     def held_until(self, now: float | None = None) -> float | None:
         """When the pause the server asked for ends, if it has not ended by ``now`` (a
         pause heard under a clock since put back ends at once: see ``PAUSE_CAP_S``)."""

@@ -367,6 +367,38 @@ def test_a_flush_asked_for_by_hand_keeps_the_pause_the_server_asked_for(
     assert len(posts) == 4
 
 
+def test_flush_now_ends_the_pause_the_server_asked_for(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A person who knows the server is back (its maintenance ended early) sends at once
+    with --now instead of waiting out a pause of up to a day; without it nothing goes."""
+    save_token("t.e.st", 4_000_000_000, home=home)
+    clock = [time.time()]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    posts: list[float] = []
+    up = [False]
+
+    def maintenance(request: httpx.Request) -> httpx.Response:
+        posts.append(clock[0])
+        if not up[0]:
+            return httpx.Response(503, headers={"Retry-After": "3600"}, json={"title": "down"})
+        return httpx.Response(201, json={"id": str(len(posts))})
+
+    server = httpx.MockTransport(maintenance)
+    assert run(home, "submit", "--file", str(_rows(tmp_path, (1, 2))), transport=server) == 3
+    assert len(posts) == 1
+    up[0] = True
+    clock[0] += 60.0
+    assert run(home, "outbox", "flush", transport=server) == 3
+    assert len(posts) == 1, "the pause holds without --now"
+    capsys.readouterr()
+    assert run(home, "outbox", "flush", "--now", transport=server) == 0
+    assert len(posts) == 3
+    assert "is ended" in capsys.readouterr().err
+    with Outbox(home / OUTBOX_FILE) as box:
+        assert box.all() == [] and box.held_until() is None
+
+
 def test_a_report_submitted_during_a_pause_waits_for_its_end(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
