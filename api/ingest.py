@@ -402,26 +402,30 @@ class Appender:
     async def _run(self, batch: list[_Pending]) -> None:
         changes.record_writes()
         jobs = [p.job for p in batch]
+        committed: tuple[list[SubmitResult | ApiError], dict[str, int]] | None = None
         try:
             async with self._pool.acquire() as conn:
                 try:
                     async with conn.transaction():
-                        outcomes, versions = await settle(
-                            conn, self._settings, jobs, make_heads=False
-                        )
+                        settled = await settle(conn, self._settings, jobs, make_heads=False)
                 except appends.HeadsMissing:  # a district's first report: rolled back
                     async with conn.transaction():
-                        outcomes, versions = await settle(
-                            conn, self._settings, jobs, make_heads=True
-                        )
+                        settled = await settle(conn, self._settings, jobs, make_heads=True)
+                committed = settled
         except Exception:
-            log.warning(
-                "an ingest batch of %d failed; appending each on its own", len(batch), exc_info=True
-            )
-            self.fallbacks += 1
-            for pending in batch:
-                await self._single(pending)
-            return
+            if committed is None:
+                log.warning(
+                    "an ingest batch of %d failed; appending each on its own",
+                    len(batch),
+                    exc_info=True,
+                )
+                self.fallbacks += 1
+                for pending in batch:
+                    await self._single(pending)
+                return
+            # Stored: sent again one by one, each would find its jti taken (409).
+            log.warning("an ingest batch's connection failed after its commit", exc_info=True)
+        outcomes, versions = committed
         self.batches += 1
         self.largest = max(self.largest, len(batch))
         if self._feed is not None and versions:

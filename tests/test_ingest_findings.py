@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 from litestar import Litestar
 
+from api import ingest
 from api.settings import Settings
 from tests.people import Person, bearer
 from tests.submitting import JOSE, Signer, register_key, served
@@ -48,3 +51,39 @@ async def test_a_reused_key_with_a_bad_body_while_the_first_is_in_flight_is_key_
         a, b = await asyncio.gather(r1, r2)
     assert a.status_code == 201
     assert (b.status_code, b.json()["type"].rsplit("/", 1)[-1]) == (422, "idempotency-key-reused")
+
+
+async def test_a_batch_that_committed_is_answered_even_if_its_connection_then_fails(
+    settings: Settings,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Anything failing after the batch's commit (here, handing the connection back to
+    the pool) sent every report of it down the one-by-one path again, which found its
+    jti stored: the district head got 409 jti-replayed for a report that was stored."""
+    head = await register_key(conn, people["district_head"])
+    settled: list[bool] = []
+    settle = ingest.settle
+
+    async def settling(*args: Any, **kw: Any) -> Any:
+        result = await settle(*args, **kw)
+        settled.append(True)
+        return result
+
+    release = asyncpg.pool.Pool.release
+
+    async def failing_release(pool: asyncpg.Pool, connection: Any, **kw: Any) -> None:
+        await release(pool, connection, **kw)
+        if settled == [True]:  # the batch's connection, once
+            settled.append(False)
+            raise ConnectionResetError("lost while released")
+
+    monkeypatch.setattr(ingest, "settle", settling)
+    monkeypatch.setattr(asyncpg.pool.Pool, "release", failing_release)
+    async with served(settings) as (app, http):
+        answer = await post(app, http, head, head.sign())
+        assert answer.status_code == 201, answer.text
+        assert app.state.appender.fallbacks == 0
+    assert settled == [True, False]
+    assert await conn.fetchval("SELECT count(*) FROM submissions") == 1
