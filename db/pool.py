@@ -12,11 +12,17 @@ import msgspec
 #: The version byte that opens jsonb's binary form (the JSON text follows it).
 _JSONB_V1 = b"\x01"
 
+#: PostgreSQL's JSON numbers are numerics, of any size; msgspec refuses a float beyond
+#: a double's range (1e400), so a number edited in with SQL made every read of its row
+#: (a submission, a ledger verify) fail with a 500. Read as Python reads it: infinity,
+#: which no signed value equals and which is written back out as null.
+_json_decode = msgspec.json.Decoder(float_hook=float).decode
+
 
 def _jsonb_decode(data: bytes) -> object:
     if data[:1] != _JSONB_V1:
         raise ValueError("unknown jsonb binary format")
-    return msgspec.json.decode(data[1:])
+    return _json_decode(data[1:])
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -27,7 +33,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         "json",
         schema="pg_catalog",
         encoder=msgspec.json.encode,
-        decoder=msgspec.json.decode,
+        decoder=_json_decode,
         format="binary",
     )
     await conn.set_type_codec(
