@@ -17,15 +17,19 @@ the previous entry's hash (``prev_hash_mismatch``); ``hash`` recomputes
 is still its thumbprint, which belonged to the submitter and was not revoked when
 the entry was received (``signature_invalid``); the stored payload and columns
 equal the signed payload (``payload_mismatch``); the stored values equal the signed
-values and carry the entry's status (``values_mismatch``); an entry, and its values, are
+values and carry the entry's status (``values_mismatch``); the status is the one the
+entry's last review decided, or "received" if none did (``status_mismatch``: returning a
+report with SQL drops it from every ranking, with no record of who or why); an entry,
+and its values, are
 marked superseded by exactly the later entry whose signed ``supersedes`` names it
 (``superseded_mismatch``: a correction is only read after what it corrects, so this
 is settled as the walk goes on, and the earliest entry at fault is named); that the
 head agrees with the last entry (``head_mismatch``, or ``seq_gap`` when entries are
 missing from the end); and finally that the latest values kept for scorecards and
 rankings are those the stored values give (``values_mismatch``, naming the entry they
-should be). Review decisions and the other flags are the
-server's own records, not signed by the district, so they are not part of the chain.
+should be). Reviews and the other flags are the server's own records, not signed by
+the district, so they are not part of the chain: verify checks the status against them,
+not them against anything.
 """
 
 from __future__ import annotations
@@ -134,6 +138,20 @@ def _check_payload(entry: ChainEntry, raw: bytes) -> StoredPayload:
     return claims
 
 
+#: The status each last review decision leaves (api.submissions: accept takes a received
+#: report, return a received or accepted one); no review leaves it received.
+_DECIDED = {None: "received", "accept": "accepted", "return": "returned"}
+
+
+def _check_status(entry: ChainEntry) -> None:
+    decided = _DECIDED.get(entry.decided)
+    if entry.status != decided:
+        raise _Broken(
+            "status_mismatch",
+            f"the entry is {entry.status}, but its reviews leave it {decided or 'undecided'}",
+        )
+
+
 def _check_values(entry: ChainEntry, claims: StoredPayload) -> None:
     if set(entry.stored_values) != set(claims.values):
         raise _Broken("values_mismatch", "the stored indicators differ from the signed ones")
@@ -233,6 +251,7 @@ async def verify_district(conn: asyncpg.Connection, district_code: str) -> Ledge
                     ) from None
             raw = _check_signature(entry, keys[entry.kid])
             _check_values(entry, _check_payload(entry, raw))
+            _check_status(entry)
             supersessions.add(entry)
         except _Broken as exc:
             if earlier := supersessions.first_wrong(whole=False):

@@ -50,6 +50,8 @@ class ChainEntry(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     #: The correction recorded as superseding this entry, if any.
     superseded_by: UUID | None = None
+    #: The last review's decision (accept or return), None if never reviewed.
+    decided: str | None = None
 
 
 async def share_head(conn: asyncpg.Connection, district_code: str) -> Head | None:
@@ -73,7 +75,9 @@ SELECT s.id, s.seq, s.prev_hash, s.hash, s.jws, s.payload, s.jti, s.iat, s.distr
                'as_of', v.as_of, 'seq', v.seq, 'superseded', v.superseded,
                'status', v.status))
            FROM submission_values v WHERE v.submission_id = s.id
-       ), '{}'::jsonb) AS stored_values
+       ), '{}'::jsonb) AS stored_values,
+       (SELECT r.decision FROM submission_reviews r WHERE r.submission_id = s.id
+         ORDER BY r.created_at DESC, r.id DESC LIMIT 1) AS decided
 FROM submissions s
 WHERE s.district_code = $1
 ORDER BY s.seq

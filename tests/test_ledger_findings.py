@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 from uuid import UUID
@@ -147,3 +148,76 @@ async def test_the_kept_values_check_reads_a_district_through_its_indexes(
     walk((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
     assert ("Seq Scan", "submission_values") not in nodes, nodes
     assert any(rel == "submission_values" for _, rel in nodes), nodes
+
+
+async def test_ledger_verify_names_a_stated_pct_too_large_for_a_float(world: Fixtures) -> None:
+    """numeric holds 1e400, a double does not: the JSON decoder refused the row (a 500)."""
+    report = await verify_after(
+        world,
+        "UPDATE submission_values SET stated_pct = 1e400 + 0.5 "
+        "WHERE submission_id = $1 AND indicator_code = 'ktp_el'",
+    )
+    assert report["first_broken"]["problem"] == "values_mismatch", report
+
+
+async def test_ledger_verify_names_a_payload_number_too_large_for_a_float(
+    world: Fixtures,
+) -> None:
+    """The same number in the stored payload: a 500 here and on GET /v1/submissions/{id}."""
+    report = await verify_after(
+        world,
+        "UPDATE submissions SET payload = jsonb_set(payload, '{note}', to_jsonb(1e400 + 0.5)) "
+        "WHERE id = $1",
+    )
+    assert report["first_broken"]["problem"] == "payload_mismatch", report
+    client, app, conn, people = world
+    made = await conn.fetchval("SELECT id FROM submissions")
+    shown = await client.get(f"/v1/submissions/{made}", headers=bearer(app, people["admin"]))
+    assert shown.status_code == 200, shown.text
+
+
+async def test_ledger_verify_names_a_status_no_review_decided(world: Fixtures) -> None:
+    """A report "returned" with SQL, its values too (no review: no who, when or why),
+    stops counting everywhere, and verify said ok: only a review may set the status."""
+    report = await verify_after(
+        world,
+        "WITH s AS (UPDATE submissions SET status = 'returned' WHERE id = $1) "
+        "UPDATE submission_values SET status = 'returned' WHERE submission_id = $1",
+    )
+    assert report["first_broken"]["problem"] == "status_mismatch", report
+
+
+async def test_the_cli_names_a_number_too_large_and_goes_on(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+    outsiders: dict[str, Person],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`kinerja ledger verify --all` stopped at such a district with a traceback: no
+    report line, no exit 1, and the districts after it never checked."""
+    from api.cli import main
+
+    made = await submit(client, app, await register_key(conn, people["district_head"]))
+    await submit(client, app, await register_key(conn, outsiders["district_head"]))
+    await conn.execute(
+        "UPDATE submission_values SET stated_pct = 1e400 + 0.5 "
+        "WHERE submission_id = $1 AND indicator_code = 'ktp_el'",
+        UUID(made["id"]),
+    )
+    monkeypatch.setenv("DATABASE_URL", database_url)
+
+    def run() -> tuple[int, list[dict[str, Any]], str]:
+        code = main(["ledger", "verify", "--all"])
+        out, err = capsys.readouterr()
+        return code, [json.loads(line) for line in out.splitlines()], err
+
+    code, reports, err = await asyncio.to_thread(run)
+    assert code == 1, err
+    assert {r["district"]: r["ok"] for r in reports} == {
+        "16.71": False,
+        outsiders["district_head"].area_code: True,
+    }

@@ -183,6 +183,7 @@ Problem = Literal[
     "signature_invalid",
     "payload_mismatch",
     "values_mismatch",
+    "status_mismatch",
     "superseded_mismatch",
     "head_mismatch",
 ]
