@@ -61,14 +61,42 @@ async def test_ledger_verify_misses_an_edit_of_the_values_scorecards_read(
     assert shown["ktp_el"] == 1  # what verify named: the count every scorecard shows
 
 
-async def test_ledger_verify_names_a_stated_pct_edited_to_nan(world: Fixtures) -> None:
-    """numeric holds NaN, jsonb does not: verify must report the entry, not fail."""
-    report = await verify_after(
-        world,
+# A row changed behind the API's back (SQL with the report's id as $1), and the problem
+# verify must name for it, where each once gave a 500 or ok:
+TAMPERED = {
+    # numeric holds NaN and 1e400, a double does not (nor jsonb NaN); the JSON decoder
+    # refused 1e400 (a 500).
+    "stated_nan": (
         "UPDATE submission_values SET stated_pct = 'NaN' "
         "WHERE submission_id = $1 AND indicator_code = 'ktp_el'",
-    )
-    assert report["first_broken"]["problem"] == "values_mismatch", report
+        "values_mismatch",
+    ),
+    "stated_1e400": (
+        "UPDATE submission_values SET stated_pct = 1e400 + 0.5 "
+        "WHERE submission_id = $1 AND indicator_code = 'ktp_el'",
+        "values_mismatch",
+    ),
+    # asyncpg reads timestamptz 'infinity' as a naive datetime.max: comparing it with the
+    # key's times raised TypeError (a 500, and the CLI stopped).
+    "received_at_infinity": (
+        "UPDATE submissions SET received_at = '-infinity' WHERE id = $1",
+        "signature_invalid",
+    ),
+    # A report "returned" with SQL, its values too (no review: no who, when or why),
+    # stops counting everywhere, and verify said ok: only a review may set the status.
+    "status_without_review": (
+        "WITH s AS (UPDATE submissions SET status = 'returned' WHERE id = $1) "
+        "UPDATE submission_values SET status = 'returned' WHERE submission_id = $1",
+        "status_mismatch",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERED))
+async def test_ledger_verify_names_a_tampered_row(world: Fixtures, case: str) -> None:
+    tamper, problem = TAMPERED[case]
+    report = await verify_after(world, tamper)
+    assert report["first_broken"]["problem"] == problem, report
 
 
 async def test_ledger_verify_misses_a_value_row_returned_behind_the_api(
@@ -83,15 +111,6 @@ async def test_ledger_verify_misses_a_value_row_returned_behind_the_api(
     assert report["first_broken"]["problem"] == "values_mismatch", report
     conn = world[2]
     assert await conn.fetchval("SELECT count(*) FROM latest_values") == 0  # no longer counts
-
-
-async def test_ledger_verify_names_a_received_at_edited_to_infinity(world: Fixtures) -> None:
-    """asyncpg reads timestamptz 'infinity' as a naive datetime.max: comparing it with the
-    key's times raised TypeError (a 500, and the CLI stops) instead of a broken entry."""
-    report = await verify_after(
-        world, "UPDATE submissions SET received_at = '-infinity' WHERE id = $1"
-    )
-    assert report["first_broken"]["problem"] == "signature_invalid", report
 
 
 async def test_ledger_verify_reads_reviews_and_corrections_as_the_scorecards_do(
@@ -150,16 +169,6 @@ async def test_the_kept_values_check_reads_a_district_through_its_indexes(
     assert any(rel == "submission_values" for _, rel in nodes), nodes
 
 
-async def test_ledger_verify_names_a_stated_pct_too_large_for_a_float(world: Fixtures) -> None:
-    """numeric holds 1e400, a double does not: the JSON decoder refused the row (a 500)."""
-    report = await verify_after(
-        world,
-        "UPDATE submission_values SET stated_pct = 1e400 + 0.5 "
-        "WHERE submission_id = $1 AND indicator_code = 'ktp_el'",
-    )
-    assert report["first_broken"]["problem"] == "values_mismatch", report
-
-
 async def test_ledger_verify_names_a_payload_number_too_large_for_a_float(
     world: Fixtures,
 ) -> None:
@@ -174,17 +183,6 @@ async def test_ledger_verify_names_a_payload_number_too_large_for_a_float(
     made = await conn.fetchval("SELECT id FROM submissions")
     shown = await client.get(f"/v1/submissions/{made}", headers=bearer(app, people["admin"]))
     assert shown.status_code == 200, shown.text
-
-
-async def test_ledger_verify_names_a_status_no_review_decided(world: Fixtures) -> None:
-    """A report "returned" with SQL, its values too (no review: no who, when or why),
-    stops counting everywhere, and verify said ok: only a review may set the status."""
-    report = await verify_after(
-        world,
-        "WITH s AS (UPDATE submissions SET status = 'returned' WHERE id = $1) "
-        "UPDATE submission_values SET status = 'returned' WHERE submission_id = $1",
-    )
-    assert report["first_broken"]["problem"] == "status_mismatch", report
 
 
 async def test_the_cli_names_a_number_too_large_and_goes_on(
