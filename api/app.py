@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme
 from litestar.plugins.problem_details import ProblemDetailsPlugin
+from litestar.routes import HTTPRoute
 
 from api.auth.middleware import auth_middleware
 from api.authz import PUBLIC
@@ -131,6 +134,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         for handler in getattr(route, "route_handlers", []):
             if route.path.startswith(SCHEMA_PATH) or set(handler.http_methods) == {"OPTIONS"}:
                 handler.opt.setdefault("permission", PUBLIC)
+            if set(handler.http_methods) == {"OPTIONS"} and isinstance(route, HTTPRoute):
+                _allow_every_method(handler, route)
             if handler.opt.get("permission") == PUBLIC:
                 handler.security = [{}]  # documented as needing no token
     if settings.submission_lane:
@@ -140,6 +145,16 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     # routes carry the request id too (route-level middleware never sees those).
     app.asgi_handler = request_id_middleware(app.asgi_handler)
     return app
+
+
+def _allow_every_method(handler: Any, route: HTTPRoute) -> None:
+    """Litestar 2 answers OPTIONS with the ``Allow`` of the first handler registered at a
+    path (litestar-org/litestar#4169, fixed only in 3): its automatic handler reads the
+    methods of the route it was made for, before the path's other handlers joined it
+    (``OPTIONS /v1/keys`` said GET only). Point it at the route they all joined."""
+    for cell in getattr(handler.fn, "__closure__", None) or ():
+        if isinstance(cell.cell_contents, HTTPRoute):
+            cell.cell_contents = route
 
 
 def create_app_from_env() -> Litestar:

@@ -10,6 +10,7 @@ A test fails on any route without a declaration.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -190,12 +191,19 @@ async def user_manageable(
     return False
 
 
-async def user_visible(conn: asyncpg.Connection, principal: Principal, area_code: str) -> bool:
-    """Whether a user bound to ``area_code`` may be seen by a user manager."""
+async def user_visible(
+    conn: asyncpg.Connection, principal: Principal, areas: Sequence[str]
+) -> bool:
+    """Whether a user bound to ``areas`` (their area, then a service account's further
+    grants) may be seen by a user manager: a province head sees those bound inside the
+    province alone, whatever order the grants were listed in."""
     if principal.role == "admin":
         return True
     if principal.role == "province_head":
-        return await scope_db.area_within(conn, area_code, principal.area_code)
+        for area in areas:
+            if not await scope_db.area_within(conn, area, principal.area_code):
+                return False
+        return True
     return False
 
 

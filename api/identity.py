@@ -32,6 +32,7 @@ from api.schemas.identity import (
     UserPatch,
 )
 from api.settings import Settings
+from db import regions as region_db
 from db import signing_keys as key_db
 from db import throttle
 from db import users as user_db
@@ -229,13 +230,13 @@ async def visible_user(
     conn: asyncpg.Connection, caller: Principal, user_id: UUID, *, for_update: bool = False
 ) -> user_db.UserRow:
     row = await user_db.get_user(conn, user_id, for_update=for_update)
-    if row is None or not await authz.user_visible(conn, caller, row.area_code):
+    if row is None or not await authz.user_visible(conn, caller, [row.area_code, *row.extra_areas]):
         raise NotFound("No such user.")
     return row
 
 
 async def patch_user(
-    conn: asyncpg.Connection, caller: Principal, user_id: UUID, data: UserPatch
+    conn: asyncpg.Connection, caller: Principal, user_id: UUID, data: UserPatch, *, this_year: int
 ) -> User:
     # Held until commit: checked on a row another edit could change meanwhile, an edit
     # could break the row's rules (a 409) or act on a user it may no longer manage.
@@ -255,6 +256,16 @@ async def patch_user(
         await check_scope_fields(conn, role, area, division)
     if user_id == caller.id and (data.active is False or data.role is not None):
         raise Forbidden("You cannot deactivate yourself or change your own role.")
+    if row.role == "region_coordinator" and (role, area) != (row.role, row.area_code):
+        # Regions name their coordinator, who must be one of the province (as their PUT
+        # checks): moved away, they would still be named, and scoped again if moved back.
+        since = await region_db.coordinated_from(conn, user_id, this_year)
+        if since is not None:
+            raise Conflict(
+                "This user coordinates regions still in force; the province redraws its "
+                "regions without them first.",
+                extra={"regions_from_year": since},
+            )
     changes: dict[str, Any] = {}
     if data.full_name is not None:
         changes["full_name"] = data.full_name

@@ -118,3 +118,20 @@ async def coordinators(conn: asyncpg.Connection, ids: list[UUID]) -> dict[UUID, 
         "SELECT id, role, area_code, active FROM users WHERE id = ANY($1::uuid[])", ids
     )
     return {r["id"]: dict(r) for r in rows}
+
+
+async def coordinated_from(conn: asyncpg.Connection, user_id: UUID, year: int) -> int | None:
+    """The first year of a drawing still in force in ``year`` or later (not replaced by
+    a later drawing of its province by then) that names the user coordinator, if any."""
+    found: int | None = await conn.fetchval(
+        """
+        SELECT min(r.year) FROM regions r
+         WHERE r.coordinator_id = $1
+           AND NOT EXISTS (SELECT 1 FROM region_drawings d
+                            WHERE d.province_code = r.province_code
+                              AND d.year > r.year AND d.year <= $2)
+        """,
+        user_id,
+        year,
+    )
+    return found

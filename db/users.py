@@ -130,10 +130,14 @@ async def list_users(
     limit: int,
     offset: int,
 ) -> tuple[list[UserRow], int]:
-    """Users in code order; ``within_province`` limits to a province and its districts."""
+    """Users in code order; ``within_province`` limits to those bound inside a province
+    (its own area and districts, every grant of a service account)."""
     where = """
         FROM users u JOIN areas a ON a.code = u.area_code
-        WHERE ($1::text IS NULL OR u.area_code = $1 OR a.parent_code = $1)
+        WHERE ($1::text IS NULL OR (u.area_code = $1 OR a.parent_code = $1)
+               AND NOT EXISTS (SELECT 1 FROM unnest(u.extra_areas) AS x(code)
+                               LEFT JOIN areas xa ON xa.code = x.code
+                               WHERE x.code <> $1 AND xa.parent_code IS DISTINCT FROM $1))
           AND ($2::text IS NULL OR u.role = $2)
           AND ($3::text IS NULL OR u.area_code = $3)
           AND ($4::boolean IS NULL OR u.active = $4)

@@ -28,6 +28,9 @@ from db.pool import connect
 from tests.people import Person, bearer, make_division, token_for
 from tests.submitting import served
 
+#: The year PATCH /v1/users judges region coordination by (any will do here).
+THIS_YEAR = 2026
+
 
 def b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
@@ -203,12 +206,18 @@ async def test_racing_user_edits_are_judged_one_after_the_other(
     try:
         tx = first.transaction()
         await tx.start()
-        await identity.patch_user(first, admin, head.id, UserPatch(role="district_head"))
+        await identity.patch_user(
+            first, admin, head.id, UserPatch(role="district_head"), this_year=THIS_YEAR
+        )
 
         async def move() -> None:
             async with second.transaction():
                 await identity.patch_user(
-                    second, admin, head.id, UserPatch(division_id=other_division)
+                    second,
+                    admin,
+                    head.id,
+                    UserPatch(division_id=other_division),
+                    this_year=THIS_YEAR,
                 )
 
         racing = asyncio.create_task(move())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -38,7 +39,11 @@ def _parse(content_type: str | None, body: bytes) -> TokenRequest:
     media = (content_type or "").split(";", 1)[0].strip().lower()  # media types ignore case
     try:
         if media == "application/x-www-form-urlencoded":
-            fields = dict(parse_qsl(body.decode("utf-8"), strict_parsing=bool(body)))
+            pairs = parse_qsl(body.decode("utf-8"), strict_parsing=bool(body))
+            fields = dict(pairs)
+            if len(fields) < len(pairs):  # RFC 6749 3.2: none may be sent twice
+                repeated = sorted(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+                raise ValueError(f"Parameters sent more than once: {', '.join(repeated)}")
             return msgspec.convert(fields, TokenRequest)
         if content_type is None or is_json(content_type):
             return msgspec.json.decode(body, type=TokenRequest)

@@ -21,6 +21,7 @@ from api.schemas.identity import (
     UserCreate,
     UserPatch,
 )
+from api.settings import local_today
 from db import users as user_db
 
 
@@ -90,7 +91,8 @@ class UserController(Controller):
         data: JSONBody[UserPatch],
     ) -> User:
         """Setting ``active: false`` stops the user's existing tokens at once."""
-        return await identity.patch_user(db, caller(request), user_id, data)
+        this_year = local_today(request.app.state.settings).year
+        return await identity.patch_user(db, caller(request), user_id, data, this_year=this_year)
 
 
 @get("/v1/me", opt={"permission": "me:read"}, summary="The caller's own account", tags=["users"])
