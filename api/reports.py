@@ -56,6 +56,7 @@ from scorecards import (
     Snapshot,
     Target,
     achievement,
+    achievement_of_counts,
     aggregate,
     band_for,
     composite,
@@ -276,6 +277,8 @@ class IndicatorResult:
     coverage: float | None
     value: data.Value | None
     target_source: str | None
+    #: A percent above 100 (an indicator in another unit has no such ceiling).
+    coverage_over_100: bool = False
 
 
 @dataclass
@@ -312,7 +315,9 @@ def score_district(
             if value is None
             else Measurement(numerator=value.numerator, denominator=value.denominator)
         )
-        cov = None if value is None else coverage(value.numerator, value.denominator)
+        cov = (
+            None if value is None else coverage(value.numerator, value.denominator, indicator.unit)
+        )
         target = targets.targets.get(code)
         score = (
             None
@@ -320,7 +325,12 @@ def score_district(
             else score_indicator(indicator, target, measurement, ctx.period.as_of)
         )
         result.indicators[code] = IndicatorResult(
-            code, score, cov, value, targets.source if target else None
+            code,
+            score,
+            cov,
+            value,
+            targets.source if target else None,
+            coverage_over_100=indicator.unit == "percent" and cov is not None and cov > 100,
         )
         result.has_data = result.has_data or value is not None
         if score is not None:
@@ -516,12 +526,9 @@ def score_only(
         value = values.get((code, indicator_code))
         result = (
             None
-            if value is None or value.denominator == 0
-            else achievement(
-                value.numerator * 100 / value.denominator,
-                target_on(target, on),
-                spec.polarity,
-                spec.cap,
+            if value is None
+            else achievement_of_counts(
+                spec, value.numerator, value.denominator, target_on(target, on)
             )
         )
         if indicator != COMPOSITE:
@@ -588,7 +595,7 @@ def indicator_row(
         numerator=None if value is None else value.numerator,
         denominator=None if value is None else value.denominator,
         coverage=item.coverage,
-        coverage_over_100=item.coverage is not None and item.coverage > 100,
+        coverage_over_100=item.coverage_over_100,
         target=None if score is None else score.target,
         target_source=item.target_source,
         achievement_raw=None if score is None else score.raw,
@@ -789,7 +796,7 @@ def aggregate_area(
                     target=None if item.score is None else item.score.target,
                 )
             )
-        agg = aggregate(agg_members)
+        agg = aggregate(agg_members, indicator.unit)
         ach = (
             achievement(agg.coverage, agg.target, indicator.polarity, indicator.cap)
             if agg.coverage is not None and agg.target is not None and agg.target > 0

@@ -5,7 +5,13 @@ and returns structs, so the API, the client and the benchmarks compute the same
 figures, and property-based tests can pin them down. See ``DESIGN.md``, "Numbers".
 """
 
-from scorecards.achievement import achievement, coverage, score_indicator, target_on
+from scorecards.achievement import (
+    achievement,
+    achievement_of_counts,
+    coverage,
+    score_indicator,
+    target_on,
+)
 from scorecards.aggregate import Aggregate, AggregateMember, aggregate, weighted_target
 from scorecards.bands import (
     DUKCAPIL_LEVELS,
@@ -69,6 +75,7 @@ __all__ = [
     "Snapshot",
     "Target",
     "achievement",
+    "achievement_of_counts",
     "aggregate",
     "band_for",
     "composite",

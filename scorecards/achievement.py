@@ -2,9 +2,12 @@
 
 Coverage is ``numerator * 100 / denominator`` in one integer-to-float division, which
 Python rounds correctly: each result is the nearest float to the exact ratio, so the
-same counts give the same float on every replica. Achievement adds one division and
-one multiplication. Nothing is rounded to a number of decimals here (display rounding
-is the caller's business).
+same counts give the same float on every replica. An indicator in another unit (a
+daily rate: recordings / days) is ``numerator / denominator`` in that unit. From counts
+and a target (the decimal it was written as), an achievement is one integer division
+too, so a realisation exactly at a band's threshold is exactly that threshold (891 of
+1,000 against 99 % is 90, not 89.99999999999999, and green). Nothing is rounded to a
+number of decimals here (display rounding is the caller's business).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import math
 from datetime import date
 
+from scorecards.aggregate import as_written
 from scorecards.errors import ScorecardError
 from scorecards.models import (
     DEFAULT_CAP,
@@ -23,18 +27,26 @@ from scorecards.models import (
     Target,
 )
 
+PERCENT = "percent"
 
-def _coverage(numerator: int, denominator: int) -> float | None:
-    """Coverage in percent (correctly rounded), or ``None`` when there is no population."""
+
+def scale_of(unit: str) -> int:
+    """What counts are multiplied by to be read in ``unit``: a percent is 100 times the
+    ratio; any other unit (per_day, ...) is the ratio itself."""
+    return 100 if unit == PERCENT else 1
+
+
+def _coverage(numerator: int, denominator: int, scale: int = 100) -> float | None:
+    """Coverage in its unit (correctly rounded), or ``None`` when there is no population."""
     if numerator < 0 or denominator < 0:
         raise ScorecardError("numerator and denominator must be >= 0")
     if denominator == 0:
         return None
-    return numerator * 100 / denominator
+    return numerator * scale / denominator
 
 
-def coverage(numerator: int, denominator: int) -> float | None:
-    """Coverage in percent, from counts.
+def coverage(numerator: int, denominator: int, unit: str = PERCENT) -> float | None:
+    """Coverage in percent (or the indicator's own ``unit``: ``scale_of``), from counts.
 
     Never clipped: above 100 % is real (people record where they live now) and
     is kept so it can be flagged.
@@ -50,7 +62,7 @@ def coverage(numerator: int, denominator: int) -> float | None:
     Raises:
         ScorecardError: A count is negative.
     """
-    return _coverage(numerator, denominator)
+    return _coverage(numerator, denominator, scale_of(unit))
 
 
 def target_on(target: Target, on: date) -> float:
@@ -100,6 +112,42 @@ def _achievement(realisation: float, target: float, polarity: Polarity, cap: flo
     else:
         raise ScorecardError(f"unknown polarity {polarity!r}")
     return Achievement(raw=raw, capped=min(raw, cap), over_100=raw > 100)
+
+
+def achievement_of_counts(
+    indicator: Indicator, numerator: int, denominator: int, target: float
+) -> Achievement | None:
+    """The achievement of counts (``None`` without a population), exactly: one correctly
+    rounded division of integers, in the indicator's unit, the target read as written."""
+    if numerator < 0 or denominator < 0:
+        raise ScorecardError("numerator and denominator must be >= 0")
+    if denominator == 0:
+        return None
+    return _achievement_of_counts(
+        numerator, denominator, scale_of(indicator.unit), target, indicator.polarity, indicator.cap
+    )
+
+
+def _achievement_of_counts(
+    numerator: int, denominator: int, scale: int, target: float, polarity: Polarity, cap: float
+) -> Achievement:
+    _check_finite("target", target)
+    if target <= 0:
+        raise ScorecardError("target must be > 0 to compute an achievement")
+    written = as_written(target)
+    below = denominator * written.numerator
+    above = numerator * scale * 100 * written.denominator
+    if polarity == "higher":
+        raw = above / below
+        exceeded = above > 100 * below
+    elif polarity == "lower":
+        raw = (200 * below - above) / below
+        exceeded = above < 100 * below
+    else:
+        raise ScorecardError(f"unknown polarity {polarity!r}")
+    if math.isnan(cap):
+        raise ScorecardError("cap must be a number")
+    return Achievement(raw=raw, capped=min(raw, cap), over_100=exceeded)
 
 
 def achievement(
@@ -155,7 +203,12 @@ def score_indicator(
         denominator is 0.
     """
     applying = target_on(target, on)
-    cov = None if measurement is None else _coverage(measurement.numerator, measurement.denominator)
+    scale = scale_of(indicator.unit)
+    cov = (
+        None
+        if measurement is None
+        else _coverage(measurement.numerator, measurement.denominator, scale)
+    )
     if measurement is None or cov is None:
         return IndicatorScore(
             code=indicator.code,
@@ -170,14 +223,22 @@ def score_indicator(
             over_100=False,
             weight=target.weight,
         )
-    result = _achievement(cov, applying, indicator.polarity, indicator.cap)
+    result = _achievement_of_counts(
+        measurement.numerator,
+        measurement.denominator,
+        scale,
+        applying,
+        indicator.polarity,
+        indicator.cap,
+    )
     return IndicatorScore(
         code=indicator.code,
         status="ok",
         numerator=measurement.numerator,
         denominator=measurement.denominator,
         coverage=cov,
-        coverage_over_100=measurement.numerator > measurement.denominator,
+        # Over 100 % is a percent's flag: a daily rate has no such ceiling.
+        coverage_over_100=scale == 100 and measurement.numerator > measurement.denominator,
         target=applying,
         raw=result.raw,
         capped=result.capped,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from fractions import Fraction
+from functools import lru_cache
 
 import msgspec
 
@@ -62,6 +63,7 @@ class Aggregate(msgspec.Struct, frozen=True, kw_only=True):
     no_target_codes: tuple[str, ...]
 
 
+@lru_cache(maxsize=4096)
 def as_written(target: float) -> Fraction:
     """A target as the decimal it was written with (stored with two decimals, carried as
     a float): 90.02 is read as 9002/100, not as the binary float nearest to it, so a mean
@@ -102,7 +104,7 @@ def weighted_target(pairs: Sequence[tuple[float, int]]) -> float | None:
     return None if exact is None else float(exact)
 
 
-def aggregate(members: Sequence[AggregateMember]) -> Aggregate:
+def aggregate(members: Sequence[AggregateMember], unit: str = "percent") -> Aggregate:
     """Aggregate members' counts and targets, weighting by population.
 
     Members without a measurement are left out of both sums (not counted as 0 %)
@@ -113,6 +115,8 @@ def aggregate(members: Sequence[AggregateMember]) -> Aggregate:
 
     Args:
         members: The aggregate's members for one indicator.
+        unit: The indicator's unit: a percent is 100 times the ratio of the sums, any
+            other unit (a daily rate) the ratio itself.
 
     Returns:
         Sums, coverage, weighted target and member counts.
@@ -134,13 +138,14 @@ def aggregate(members: Sequence[AggregateMember]) -> Aggregate:
         else:
             pairs.append((member.target, m.denominator))
 
-    exact = None if denominator == 0 else Fraction(numerator * 100, denominator)
+    scale = 100 if unit == "percent" else 1
+    exact = None if denominator == 0 else Fraction(numerator * scale, denominator)
     with_data = len(members) - len(no_data_codes)
     return Aggregate(
         numerator=numerator,
         denominator=denominator,
         coverage=None if exact is None else float(exact),
-        coverage_over_100=exact is not None and exact > 100,
+        coverage_over_100=scale == 100 and exact is not None and exact > 100,
         target=None if no_target_codes else weighted_target(pairs),
         members=len(members),
         with_data=with_data,

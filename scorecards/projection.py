@@ -16,6 +16,7 @@ from typing import Literal
 
 import msgspec
 
+from scorecards.aggregate import as_written
 from scorecards.errors import ScorecardError
 
 ProjectionStatus = Literal["on_track", "at_risk", "off_track", "unknown"]
@@ -155,7 +156,8 @@ def project(
     if days_left < 0:
         raise ScorecardError("snapshot is dated after the year end")
 
-    target_count = Fraction(annual_target) * last.denominator / 100
+    # The target as written (90.12, not the float a little above it): met exactly, it is met.
+    target_count = as_written(annual_target) * last.denominator / 100
     remaining = max(target_count - last.numerator, Fraction(0))
     span = (last.as_of - first.as_of).days
     rate = None if span == 0 else Fraction(last.numerator - first.numerator, span)

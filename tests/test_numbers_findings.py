@@ -1,0 +1,175 @@
+"""Scorecard numbers: findings of a review, each failed before its fix."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import asyncpg
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from scorecards import AggregateMember, Indicator, Measurement, achievement_of_counts, aggregate
+from tests.agreement_helpers import national_agreement
+from tests.people import Person, bearer
+from tests.submitting import register_key, submit
+
+YEAR = 2021
+
+
+def rekam_harian() -> dict[str, Any]:
+    """The catalogue test's own daily-rate indicator: recordings / days, unit per_day."""
+    return {
+        "code": "rekam_harian",
+        "name_id": "Perekaman KTP-el harian",
+        "name_en": "Daily KTP-el recordings",
+        "polarity": "higher",
+        "numerator_definition": "recordings in the period",
+        "denominator_definition": "days in the period",
+        "unit": "per_day",
+    }
+
+
+async def test_a_per_day_indicator_is_scored_in_its_own_unit_not_as_a_percent(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """Makassar's "about 500 recordings a day, we need 1,000 a day" (DESIGN, seeds): a
+    per_day indicator with a target of 1,000 a day, reported as 15,000 recordings over 30
+    days, realises 500 a day: achievement 50, not 5,000 (coverage x 100 is for percent
+    indicators only)."""
+    added = await client.post(
+        "/v1/indicators", json=rekam_harian(), headers=bearer(app, people["admin"])
+    )
+    assert added.status_code == 201, added.text
+    await national_agreement(
+        client,
+        app,
+        conn,
+        people,
+        year=YEAR,
+        target_list=[
+            {"indicator": "ktp_el", "annual": 100},
+            {"indicator": "rekam_harian", "annual": 1000},
+        ],
+    )
+    signer = await register_key(conn, people["district_head"])
+    await submit(
+        client,
+        app,
+        signer,
+        values={"ktp_el": (900, 1000), "rekam_harian": (15_000, 30)},
+        as_of=date(YEAR, 1, 31),
+    )
+    response = await client.get(
+        "/v1/scorecards/districts/16.71",
+        params={"year": YEAR, "as_of": "2021-01-31"},
+        headers=bearer(app, people["province_monitor"]),
+    )
+    assert response.status_code == 200, response.text
+    rows = {r["indicator"]: r for r in response.json()["indicators"]}
+    daily = rows["rekam_harian"]
+    assert daily["target"] == 1000.0
+    assert daily["achievement_raw"] == 50.0, daily
+    assert daily["coverage"] == 500.0, daily
+
+
+async def _palembang_reports_against(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+    target: float,
+    counts: tuple[int, int],
+    as_of: date,
+) -> dict[str, Any]:
+    """South Sumatra's agreement sets only a KTP-el target; Kota Palembang (on its
+    province's targets) reports ``counts`` once; its scorecard as of that day."""
+    await national_agreement(
+        client,
+        app,
+        conn,
+        people,
+        year=YEAR,
+        target_list=[{"indicator": "ktp_el", "annual": target}],
+    )
+    signer = await register_key(conn, people["district_head"])
+    await submit(client, app, signer, values={"ktp_el": counts}, as_of=as_of)
+    response = await client.get(
+        "/v1/scorecards/districts/16.71",
+        params={"year": YEAR, "as_of": as_of.isoformat()},
+        headers=bearer(app, people["province_monitor"]),
+    )
+    assert response.status_code == 200, response.text
+    card: dict[str, Any] = response.json()
+    return card
+
+
+async def test_a_target_met_exactly_is_reached_in_the_projection_too(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """Target 90.12 %, 9,012 of 10,000 recorded: exactly the target. The scorecard says
+    achievement 100; the projection must say reached (needed rate 0, on track, reached
+    on the as-of date), not that 2e-15 a day is still needed with status unknown: the
+    target is read as the binary float nearest 90.12 (a little above it), not as the
+    decimal it was written as (as ``aggregate.as_written`` does)."""
+    as_of = date(YEAR, 5, 15)
+    card = await _palembang_reports_against(
+        client, app, conn, people, 90.12, (9_012, 10_000), as_of
+    )
+    ktp = {r["indicator"]: r for r in card["indicators"]}["ktp_el"]
+    assert ktp["achievement_raw"] == 100.0
+    projection = ktp["projection"]
+    assert projection["needed_rate"] == 0.0, projection
+    assert projection["status"] == "on_track", projection
+    assert projection["projected_date"] == as_of.isoformat(), projection
+
+
+async def test_an_achievement_of_exactly_90_is_green_and_level_3(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """Target 99 %, 891 of 1,000 recorded: coverage 89.1 %, achievement 89.1 / 99 x 100 =
+    90 exactly, so the traffic light (green >= 90) is green and the Dukcapil level (3 >=
+    90) is 3. The float path (0.9 x 100 after two roundings) gives 89.99999999999999, and
+    the band falls to yellow / level 2: a band boundary must not wobble with rounding
+    (checks.py compares exactly for the same reason)."""
+    card = await _palembang_reports_against(
+        client, app, conn, people, 99, (891, 1_000), date(YEAR, 5, 15)
+    )
+    ktp = {r["indicator"]: r for r in card["indicators"]}["ktp_el"]
+    assert ktp["band"] == "green", ktp
+    assert card["composite"]["level"] == "level_3", card["composite"]
+    assert card["composite"]["band"] == "green", card["composite"]
+
+
+def test_counts_score_exactly_in_their_unit() -> None:
+    """The pure functions behind the three findings above: an achievement from counts
+    is one integer division (exact at a threshold, either polarity), a daily rate is
+    not multiplied by 100, in a district's row or in an aggregate."""
+    percent = Indicator(code="ktp_el")
+    lower = Indicator(code="backlog", polarity="lower")
+    daily = Indicator(code="rekam_harian", unit="per_day")
+    exact = achievement_of_counts(percent, 891, 1_000, 99.0)
+    assert exact is not None and (exact.raw, exact.over_100) == (90.0, False)
+    met = achievement_of_counts(lower, 10, 100, 10.0)
+    assert met is not None and (met.raw, met.over_100) == (100.0, False)
+    better = achievement_of_counts(lower, 5, 100, 10.0)
+    assert better is not None and (better.raw, better.capped, better.over_100) == (150, 120, True)
+    rate = achievement_of_counts(daily, 15_000, 30, 1_000.0)
+    assert rate is not None and rate.raw == 50.0
+    assert achievement_of_counts(percent, 1, 0, 99.0) is None
+    members = [
+        AggregateMember(code="a", measurement=Measurement(numerator=15_000, denominator=30)),
+        AggregateMember(code="b", measurement=Measurement(numerator=9_000, denominator=30)),
+    ]
+    summed = aggregate(members, "per_day")
+    assert (summed.coverage, summed.coverage_over_100) == (400.0, False)
+    assert aggregate(members).coverage == 40_000.0  # read as a percent, as before
