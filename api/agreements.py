@@ -70,7 +70,9 @@ class AlreadySigned(ApiError):
 
 
 class NotAParty(ApiError):
-    status_code = 422
+    """A forbidden action inside the caller's scope (they see the agreement): 403."""
+
+    status_code = 403
     slug = "not-a-party"
     title = "The signer does not hold either party's office"
 
@@ -502,6 +504,12 @@ async def sign(
     conn: asyncpg.Connection, caller: Principal, agreement_id: UUID, jws: str, settings: Settings
 ) -> Agreement:
     row = await load_visible(conn, caller, agreement_id, for_update=True)
+    if _is_second_party(caller, row):
+        party = "second"
+    elif _is_first_party(caller, row):
+        party = "first"
+    else:  # before the statement: whatever they sent, this is not theirs to sign
+        raise NotAParty("You hold neither party's office for this agreement.")
     verified = await verify_signed_by(conn, jws, caller, typ=SIGNATURE_TYP)
     try:
         payload = msgspec.json.decode(verified.payload, type=SignaturePayload)
@@ -520,12 +528,6 @@ async def sign(
         too_old=StatementTooOld,
         again="sign the document again",
     )
-    if _is_second_party(caller, row):
-        party = "second"
-    elif _is_first_party(caller, row):
-        party = "first"
-    else:
-        raise NotAParty("You hold neither party's office for this agreement.")
     if payload.agreement_id != row.id or payload.party != party:
         raise DocumentMismatch("The statement names another agreement or party.")
     if payload.document_sha256 != row.document_sha256:

@@ -7,6 +7,7 @@ that chain does not hold, so a province head sees the gap before the year ends.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Literal
@@ -50,6 +51,15 @@ class DistrictPlan(msgspec.Struct, frozen=True, kw_only=True):
     population: int
     targets: Mapping[str, float] | None
     division_indicators: frozenset[str] = frozenset()
+
+
+def _toward_gap(value: Fraction, places: int, polarity: Polarity) -> float:
+    """``value`` rounded to ``places`` toward the gap (down when higher is better), so a
+    mean a hair short of the province's target never shows as equal to it: 29.99997
+    against 30 is 29.9999 (and 29.99 in words), not 30.0."""
+    scaled = value * 10**places
+    whole = math.floor(scaled) if polarity == "higher" else math.ceil(scaled)
+    return whole / 10**places
 
 
 def _falls_short(value: Fraction, reference: float, polarity: Polarity) -> bool:
@@ -130,18 +140,19 @@ def province_findings(
             if d.targets is not None and indicator in d.targets
         ]
         exact = exact_weighted_target(pairs)
-        if exact is not None and _falls_short(exact, reference, polarity.get(indicator, "higher")):
-            mean = float(exact)
+        way = polarity.get(indicator, "higher")
+        if exact is not None and _falls_short(exact, reference, way):
             findings.append(
                 Finding(
                     code="weighted_mean_below_province",
                     area_code=province_code,
                     indicator=indicator,
-                    target=round(mean, 4),
+                    target=_toward_gap(exact, 4, way),
                     reference=reference,
                     detail=(
                         f"The population-weighted mean of district {indicator} targets, "
-                        f"{mean:.2f}, is short of the province's {reference:g}."
+                        f"{_toward_gap(exact, 2, way):.2f}, is short of the province's "
+                        f"{reference:g}."
                     ),
                 )
             )

@@ -373,11 +373,9 @@ def first_party_only(ok: int) -> Callable[[str, str], int]:
 
 def signing(role: str, scope: str) -> int:
     """The second party signs (201); the first party may not sign a draft before it (409);
-    the ministry sees everything but holds neither office (422 not-a-party)."""
-    if role not in SIGNERS:
+    the ministry sees everything but holds neither office (403 not-a-party)."""
+    if role not in SIGNERS or role == "ministry_monitor":
         return 403
-    if role == "ministry_monitor":
-        return 422
     if scope == "out":
         return 404
     return 409 if role == "province_head" else 201
