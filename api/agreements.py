@@ -154,7 +154,7 @@ def _party(row: agreement_db.AgreementRow, which: str) -> Party:
             division_id=None,
             official=row.first_official,
             title=row.first_title,
-            acting=None,
+            acting=row.first_acting,
         )
     return Party(
         area_code=row.second_area,
@@ -303,7 +303,7 @@ def _document_for(fields: dict[str, Any], target_rows: list[tuple[Any, ...]]) ->
             "division_id": None,
             "official": fields["first_official"],
             "title": fields.get("first_title"),
-            "acting": None,
+            "acting": fields.get("first_acting"),
         },
         second_party={
             "area_code": fields["second_area"],
@@ -385,6 +385,7 @@ async def create(conn: asyncpg.Connection, caller: Principal, data: AgreementCre
         "first_area": "ID" if data.level == "national_province" else caller.area_code,
         "first_official": first.official or me.full_name,
         "first_title": _given(first.title),
+        "first_acting": _given(first.acting),
         "second_area": second_area,
         "second_division_id": division_id,
         "second_official": data.second_party.official,
@@ -418,8 +419,8 @@ def _is_second_party(caller: Principal, row: agreement_db.AgreementRow) -> bool:
     return caller.role == "division_head" and caller.division_id == row.second_division_id
 
 
-def _given(title: str | msgspec.UnsetType | None) -> str | None:
-    return None if title is msgspec.UNSET else title
+def _given(value: str | msgspec.UnsetType | None) -> str | None:
+    return None if value is msgspec.UNSET else value
 
 
 def _apply_parties(
@@ -429,6 +430,9 @@ def _apply_parties(
     if first is not None:
         if first.official is not None:
             fields["first_official"] = first.official
+            fields["first_acting"] = _given(first.acting)
+        elif first.acting is not msgspec.UNSET:
+            fields["first_acting"] = first.acting
         if first.title is not msgspec.UNSET:
             fields["first_title"] = first.title
     if second is not None:
@@ -462,6 +466,7 @@ async def patch(
         for k in (
             "first_official",
             "first_title",
+            "first_acting",
             "second_official",
             "second_title",
             "second_acting",

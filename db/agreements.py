@@ -20,6 +20,7 @@ class AgreementRow(msgspec.Struct, frozen=True, kw_only=True):
     first_area: str
     first_official: str
     first_title: str | None
+    first_acting: str | None
     second_area: str
     second_division_id: UUID | None
     second_official: str
@@ -58,9 +59,9 @@ class SignatureRow(msgspec.Struct, frozen=True, kw_only=True):
 
 _COLUMNS = (
     "id, lineage_id, version, year, level, first_area, first_official, first_title, "
-    "second_area, second_division_id, second_official, second_title, second_acting, status, "
-    "amendment_of, amendment_reason, amendment_note, document_sha256, created_by, created_at, "
-    "updated_at, activated_at, ended_at"
+    "first_acting, second_area, second_division_id, second_official, second_title, "
+    "second_acting, status, amendment_of, amendment_reason, amendment_note, document_sha256, "
+    "created_by, created_at, updated_at, activated_at, ended_at"
 )
 _A_COLUMNS = ", ".join("a." + c.strip() for c in _COLUMNS.split(","))
 

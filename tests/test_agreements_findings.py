@@ -120,3 +120,44 @@ async def test_weighted_mean_finding_never_reports_a_mean_equal_to_the_target(
     assert finding["target"] < finding["reference"], finding
     stated = float(re.search(r"targets, ([0-9.]+), is short", finding["detail"]).group(1))
     assert stated < finding["reference"], finding["detail"]
+
+
+async def test_an_acting_first_party_official_can_be_named_in_a_mutasi_amendment(
+    client: Client, app: Litestar, conn: asyncpg.Connection, people: dict[str, Person]
+) -> None:
+    """DESIGN: a change of official (mutasi) includes an acting official, PLT/PLH, and the
+    parties are offices with their official at signing time. When the province head is
+    replaced by a PLT, the amendment cannot say so: ``first_party`` has no ``acting``
+    (400 unknown field) and every agreement shows the first party's ``acting`` as null."""
+    agreement = await palembang_draft(client, app, people)
+    await activate(
+        client,
+        app,
+        agreement,
+        second=await register_signer(conn, people["district_head"]),
+        first=await register_signer(conn, people["province_head"]),
+    )
+    response = await client.post(
+        f"/v1/agreements/{agreement['id']}/amendments",
+        json={
+            "reason": "mutasi_pejabat",
+            "note": "Kadis Provinsi dimutasi; PLT ditunjuk",
+            "first_party": {"official": "PLT Kadis Dukcapil Sumsel", "acting": "plt"},
+        },
+        headers=bearer(app, people["province_head"]),
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["first_party"]["acting"] == "plt"
+    amended = response.json()
+    document = await client.get(
+        f"/v1/agreements/{amended['id']}/document", headers=bearer(app, people["province_head"])
+    )
+    assert document.json()["first_party"]["acting"] == "plt"  # what both parties sign
+    # A permanent head named later is not acting unless the body says so.
+    again = await client.patch(
+        f"/v1/agreements/{amended['id']}",
+        json={"first_party": {"official": "Kadis Dukcapil Sumsel"}},
+        headers=bearer(app, people["province_head"]),
+    )
+    assert again.status_code == 200, again.text
+    assert again.json()["first_party"]["acting"] is None

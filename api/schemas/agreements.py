@@ -125,10 +125,13 @@ class TargetIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class FirstPartyIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """In an edit or an amendment, a title left out is kept (``null`` removes it): it names
-    the office, which a change of official does not change."""
+    the office, which a change of official does not change. ``acting`` (PLT/PLH) describes
+    the official: a new one named is not acting unless it says so; left out with no new
+    official, it is kept."""
 
     official: Name | None = None
     title: Name | msgspec.UnsetType | None = msgspec.UNSET
+    acting: Acting | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class SecondPartyIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
