@@ -220,3 +220,44 @@ async def respond(
 def rows_of(items: Sequence[Any], **extra: Any) -> list[dict[str, Any]]:
     """Struct rows as plain dicts (for CSV), with ``extra`` columns first."""
     return [{**extra, **msgspec.to_builtins(item)} for item in items]
+
+
+def card_rows(indicators: Sequence[Any], composite: Any, **where: Any) -> list[dict[str, Any]]:
+    """A card's indicator rows, then its composite as a row of its own (``indicator``
+    "composite"): the CSV carries every headline number the JSON has."""
+    return [
+        *rows_of(indicators, **where),
+        {
+            **where,
+            "indicator": "composite",
+            "achievement_capped": composite.score,
+            "band": composite.band,
+            "predikat": composite.predikat,
+            "level": composite.level,
+        },
+    ]
+
+
+def aggregate_row(aggregate: Any, **where: Any) -> dict[str, Any]:
+    """An area's population-weighted aggregate as a ranking-shaped row (a province
+    card's CSV leads with it), its composite as the score."""
+    return {
+        **where,
+        "code": aggregate.code,
+        "name": aggregate.name,
+        "status": None,
+        "rank": None,
+        "previous_rank": None,
+        "change": None,
+        "score": aggregate.composite.score,
+        "band": aggregate.composite.band,
+        "predikat": aggregate.composite.predikat,
+        "indicators": {
+            row.indicator: {
+                "coverage": row.coverage,
+                "target": row.target,
+                "achievement": row.achievement_raw,
+            }
+            for row in aggregate.indicators
+        },
+    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date
 from typing import Any
 
@@ -11,7 +13,7 @@ from litestar.testing import AsyncTestClient
 
 from scorecards import AggregateMember, Indicator, Measurement, achievement_of_counts, aggregate
 from tests.agreement_helpers import national_agreement
-from tests.people import Person, bearer
+from tests.people import Person, bearer, make_user
 from tests.submitting import register_key, submit
 
 YEAR = 2021
@@ -173,3 +175,87 @@ def test_counts_score_exactly_in_their_unit() -> None:
     summed = aggregate(members, "per_day")
     assert (summed.coverage, summed.coverage_over_100) == (400.0, False)
     assert aggregate(members).coverage == 40_000.0  # read as a percent, as before
+
+
+async def _two_districts_report(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+    reports: dict[date, dict[str, dict[str, tuple[int, int]]]],
+) -> None:
+    """South Sumatra's agreements for 2021 and 2022 (KTP-el 100, KIA 30); Kota Palembang
+    (16.71) and Kota Pagar Alam (16.72) report ``reports`` (date → district → values)."""
+    for year in (2021, 2022):
+        await national_agreement(
+            client,
+            app,
+            conn,
+            people,
+            year=year,
+            target_list=[
+                {"indicator": "ktp_el", "annual": 100},
+                {"indicator": "kia", "annual": 30},
+            ],
+        )
+    heads = {
+        "16.71": people["district_head"],
+        "16.72": await make_user(conn, "district_head", username="kadis_72", area_code="16.72"),
+    }
+    signers = {code: await register_key(conn, person) for code, person in heads.items()}
+    for as_of, by_district in reports.items():
+        for code, values in by_district.items():
+            await submit(client, app, signers[code], values=values, as_of=as_of)
+
+
+async def test_scorecard_csv_carries_the_composite_and_the_province_aggregate(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """DESIGN: scorecard endpoints also answer text/csv, for systems that want every
+    number in their own (README: the same rows). The JSON province card leads with the
+    province's own population-weighted aggregate (KTP-el 170/200 = 85 %, composite
+    67.5) and the district card with its composite (61.67); neither number is anywhere in
+    the CSV, which holds only the district and region rows (province card) and the
+    indicator rows (district card)."""
+    await _two_districts_report(
+        client,
+        app,
+        conn,
+        people,
+        {
+            date(2021, 12, 31): {
+                "16.71": {"ktp_el": (90, 100), "kia": (10, 100)},
+                "16.72": {"ktp_el": (80, 100), "kia": (20, 100)},
+            }
+        },
+    )
+    head = bearer(app, people["province_monitor"])
+    params = {"as_of": "2021-12-31"}
+    province = await client.get("/v1/scorecards/provinces/16", params=params, headers=head)
+    whole = province.json()["aggregate"]
+    assert whole["composite"]["score"] == 67.5
+    as_csv = await client.get(
+        "/v1/scorecards/provinces/16", params={**params, "format": "csv"}, headers=head
+    )
+    table = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert any(row.get("code") == "16" for row in table), "no province aggregate row in CSV"
+    district = await client.get("/v1/scorecards/districts/16.71", params=params, headers=head)
+    score = district.json()["composite"]["score"]
+    assert score is not None
+    district_csv = await client.get(
+        "/v1/scorecards/districts/16.71", params={**params, "format": "csv"}, headers=head
+    )
+    assert repr(score) in district_csv.text, "district composite missing from CSV"
+    rows = {
+        row["indicator"]: row
+        for row in csv.DictReader(io.StringIO(district_csv.text))
+        if not row["division"]  # the district office's own card, not a division's
+    }
+    assert float(rows["composite"]["achievement_capped"]) == score
+    assert rows["composite"]["level"] == district.json()["composite"]["level"]
+    lead = table[0]
+    assert (lead["kind"], lead["code"], float(lead["score"])) == ("province", "16", 67.5)
+    assert float(lead["indicators.ktp_el.coverage"]) == 85.0

@@ -17,7 +17,15 @@ from api.auth.principal import Principal
 from api.change_feed import scope_versions
 from api.errors import ApiError, NotFound
 from api.kept_values import KeptValues
-from api.representation import CsvRows, ReportCache, respond, rows_of, wants_csv
+from api.representation import (
+    CsvRows,
+    ReportCache,
+    aggregate_row,
+    card_rows,
+    respond,
+    rows_of,
+    wants_csv,
+)
 from api.routes.users import caller
 from api.schemas.scorecards import Basis, DistrictScorecard, ProvinceScorecard, Ranking
 from api.settings import local_today
@@ -129,9 +137,14 @@ class ScorecardController(Controller):
                 card = await service.district_card(db, ctx, district, only_division=only)
 
             def rows() -> list[dict[str, Any]]:
-                out = rows_of(card.indicators, district=code, division=None)
+                out = card_rows(card.indicators, card.composite, district=code, division=None)
                 for division in card.divisions:
-                    out += rows_of(division.indicators, district=code, division=division.code)
+                    out += card_rows(
+                        division.indicators,
+                        division.composite,
+                        district=code,
+                        division=division.code,
+                    )
                 return out
 
             return card, rows
@@ -171,7 +184,11 @@ class ScorecardController(Controller):
             return (
                 card,
                 lambda: (
-                    rows_of(card.districts, kind="district") + rows_of(card.regions, kind="region")
+                    [
+                        aggregate_row(card.aggregate, kind="province"),
+                        *rows_of(card.districts, kind="district"),
+                        *rows_of(card.regions, kind="region"),
+                    ]
                 ),
             )
 
