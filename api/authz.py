@@ -57,15 +57,11 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "catalogue:manage": frozenset({"admin"}),
     "divisions:read": frozenset(ROLES),
     "divisions:manage": frozenset({"admin", "district_head"}),
+    # Not service accounts: the listing names each region's coordinator (username and
+    # full name), and DESIGN grants them scorecard and ranking JSON only (whose region
+    # rows carry each region's code and name).
     "regions:read": frozenset(
-        {
-            "admin",
-            "ministry_monitor",
-            "province_head",
-            "province_monitor",
-            "region_coordinator",
-            "integration",
-        }
+        {"admin", "ministry_monitor", "province_head", "province_monitor", "region_coordinator"}
     ),
     "regions:write": frozenset({"admin", "province_head"}),
     "agreements:read": _PEOPLE,

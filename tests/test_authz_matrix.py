@@ -197,7 +197,7 @@ def in_scope_or_national(allowed: set[str], ok: int) -> Callable[[str, str], int
 
 AGREEMENT_WRITERS = {"ministry_monitor", "province_head", "district_head"}
 AGREEMENT_READERS = set(ROLES) - {"integration"}
-REGION_READERS = NATIONAL | REVIEWERS | {"province_head", "integration"}
+REGION_READERS = NATIONAL | REVIEWERS | {"province_head"}
 CASCADE_READERS = NATIONAL | REVIEWERS | {"district_head"}
 
 

@@ -304,9 +304,9 @@ async def test_scope_and_roles(
     assert (await client.put(URL, json=body, headers=coordinator)).status_code == 403
     for role in ("admin", "ministry_monitor"):
         assert (await client.get(URL, headers=bearer(app, people[role]))).status_code == 200
-    # An integration bound to 16 reads it, one bound to 31 does not.
-    assert (await client.get(URL, headers=bearer(app, people["integration"]))).status_code == 200
-    assert (await client.get(URL, headers=bearer(app, outsiders["integration"]))).status_code == 404
+    # A service account reads scorecards and rankings, not who coordinates (DESIGN's roles).
+    assert (await client.get(URL, headers=bearer(app, people["integration"]))).status_code == 403
+    assert (await client.get(URL, headers=bearer(app, outsiders["integration"]))).status_code == 403
     assert await conn.fetchval("SELECT count(*) FROM regions") == 0
     # Anonymous: 401.
     assert (await client.get(URL)).status_code == 401
