@@ -57,6 +57,7 @@ from db import users as user_db
 from db import versions
 from db.areas import get_area
 from scorecards import coverage
+from scorecards.achievement import scale_of
 from scorecards.checks import denominator_jump, numerator_decreased, over_100, stated_mismatch
 
 SUBMISSION_TYP = "kinerja-submission+jwt"
@@ -247,13 +248,21 @@ def check_times(payload: SubmissionPayload, now: datetime, settings: Settings) -
         )
 
 
-def value_flags(value: ValueIn, previous: sub_db.Previous | None, settings: Settings) -> list[str]:
-    """The flags one indicator's counts raise, against the previous counting value."""
+def value_flags(
+    value: ValueIn, previous: sub_db.Previous | None, settings: Settings, unit: str = "percent"
+) -> list[str]:
+    """The flags one indicator's counts raise, against the previous counting value. Over
+    100 is a percent's flag: a daily rate (recordings / days) has no such ceiling."""
     found: set[str] = set()
-    if over_100(value.numerator, value.denominator):
+    scale = scale_of(unit)
+    if scale == 100 and over_100(value.numerator, value.denominator):
         found.add("over_100")
     if stated_mismatch(
-        value.numerator, value.denominator, value.stated_pct, settings.stated_tolerance_pct
+        value.numerator,
+        value.denominator,
+        value.stated_pct,
+        settings.stated_tolerance_pct,
+        scale,
     ):
         found.add("stated_mismatch")
     if previous is not None:
@@ -517,7 +526,7 @@ def new_entry(
             denominator=value.denominator,
             stated_pct=value.stated_pct,
             channels=msgspec.to_builtins(value.channels),
-            flags=value_flags(value, previous.get(code), settings),
+            flags=value_flags(value, previous.get(code), settings, sub_db.unit_of(code)),
         )
         for code, value in sorted(payload.values.items())
     ]

@@ -138,19 +138,25 @@ _HEAD_COLUMNS = (
 )
 
 
-_KNOWN_INDICATORS: set[str] = set()
+#: Code -> unit of the indicators seen in the catalogue (they are added and removed,
+#: never changed).
+_KNOWN_INDICATORS: dict[str, str] = {}
 
 
 async def known_indicators(conn: asyncpg.Connection | asyncpg.Pool, codes: list[str]) -> set[str]:
     """The codes that are in the catalogue. Codes seen before are answered from memory
     (every report names the same few); an unseen code is looked up, so an indicator
     added a moment ago is accepted at once."""
-    if _KNOWN_INDICATORS.issuperset(codes):
+    if _KNOWN_INDICATORS.keys() >= set(codes):
         return set(codes)
-    rows = await conn.fetch("SELECT code FROM indicators WHERE code = ANY($1::text[])", codes)
-    found = {row["code"] for row in rows}
-    _KNOWN_INDICATORS.update(found)
-    return found
+    rows = await conn.fetch("SELECT code, unit FROM indicators WHERE code = ANY($1::text[])", codes)
+    _KNOWN_INDICATORS.update((row["code"], row["unit"]) for row in rows)
+    return {row["code"] for row in rows}
+
+
+def unit_of(code: str) -> str:
+    """The unit of an indicator ``known_indicators`` has answered for."""
+    return _KNOWN_INDICATORS.get(code, "percent")
 
 
 async def jti_seen(conn: asyncpg.Connection, jti: UUID) -> bool:

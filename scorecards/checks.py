@@ -25,9 +25,9 @@ def _check_counts(numerator: int, denominator: int) -> None:
         raise ScorecardError("numerator must be >= 0 and denominator > 0")
 
 
-def _exact_coverage(numerator: int, denominator: int) -> Fraction:
+def _exact_coverage(numerator: int, denominator: int, scale: int = 100) -> Fraction:
     _check_counts(numerator, denominator)
-    return Fraction(numerator * 100, denominator)
+    return Fraction(numerator * scale, denominator)
 
 
 @lru_cache(maxsize=1024)  # tolerances and shares (settings) repeat; stated figures churn it
@@ -49,6 +49,7 @@ def stated_mismatch(
     denominator: int,
     stated_pct: float | None,
     tolerance: float = DEFAULT_STATED_TOLERANCE,
+    scale: int = 100,
 ) -> bool:
     """Whether a stated percentage is more than ``tolerance`` points from the counts.
 
@@ -57,6 +58,8 @@ def stated_mismatch(
         denominator: People obliged to hold (> 0).
         stated_pct: The percentage the report prints, or ``None`` (nothing to compare).
         tolerance: Allowed distance in percentage points; exactly at it is no mismatch.
+        scale: 100 for a percent; 1 for an indicator in another unit (a daily rate),
+            whose stated figure is in that unit.
 
     Returns:
         ``True`` when ``|stated - computed| > tolerance``. Example from the field:
@@ -67,7 +70,7 @@ def stated_mismatch(
         return False
     if tolerance < 0:
         raise ScorecardError("tolerance must be >= 0")
-    computed = _exact_coverage(numerator, denominator)
+    computed = _exact_coverage(numerator, denominator, scale)
     distance = abs(_decimal(stated_pct, "stated_pct") - computed)
     return distance > _decimal(tolerance, "tolerance")
 

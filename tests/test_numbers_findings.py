@@ -259,3 +259,34 @@ async def test_scorecard_csv_carries_the_composite_and_the_province_aggregate(
     lead = table[0]
     assert (lead["kind"], lead["code"], float(lead["score"])) == ("province", "16", 67.5)
     assert float(lead["indicators.ktp_el.coverage"]) == 85.0
+
+
+async def test_a_daily_rate_raises_no_over_100_flag(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """Over 100 % is a percent's flag: 15,000 recordings in 30 days is 500 a day, which
+    every per_day report would have been flagged for. A stated figure is compared in the
+    indicator's unit (500 stated for 500 a day is no mismatch; 450 is one)."""
+    added = await client.post(
+        "/v1/indicators", json=rekam_harian(), headers=bearer(app, people["admin"])
+    )
+    assert added.status_code == 201, added.text
+    signer = await register_key(conn, people["district_head"])
+    made = await submit(
+        client, app, signer, values={"rekam_harian": (15_000, 30)}, as_of=date(YEAR, 1, 31)
+    )
+    assert made["flags"] == ["late"], made["flags"]  # 2021: reported years late
+    stated = await submit(
+        client,
+        app,
+        signer,
+        values={"rekam_harian": (15_000, 30)},
+        stated={"rekam_harian": 450.0},
+        as_of=date(YEAR, 2, 1),
+    )
+    assert stated["flags"] == ["stated_mismatch", "late"], stated["flags"]
+    ktp = await submit(client, app, signer, values={"ktp_el": (101, 100)}, as_of=date(YEAR, 2, 2))
+    assert ktp["flags"] == ["over_100", "late"]  # a percent still is
