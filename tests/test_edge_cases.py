@@ -22,7 +22,7 @@ from api.signatures import repeats_a_member
 from scorecards import DistrictPlan, province_findings
 from tests.agreement_helpers import palembang_draft, register_signer, targets
 from tests.people import Person, bearer, coordinate, make_user
-from tests.submitting import post_jws, register_key, stored_counts, submit
+from tests.submitting import post_jws, register_key, stored_counts, submit, today
 from tests.test_users_keys import ed_jwk
 
 
@@ -319,15 +319,21 @@ async def test_a_coordinator_moved_to_another_province_loses_its_districts(
 ) -> None:
     """A coordinator's districts are those of their regions in their own province: moved
     to DKI Jakarta (31), they still read Palembang through their old region (found by
-    review)."""
+    review). A move while regions in force still name them is refused (409: the province
+    redraws first); last year's region, history, stays theirs on paper alone."""
     pj = people["region_coordinator"]
     await coordinate(conn, pj, "16", ["16.71"], 2025)
     url = "/v1/scorecards/districts/16.71"
     params = {"year": 2025}
     assert (await client.get(url, params=params, headers=bearer(app, pj))).status_code == 200
-    moved = await client.patch(
-        f"/v1/users/{pj.id}", json={"area_code": "31"}, headers=bearer(app, people["admin"])
+    admin = bearer(app, people["admin"])
+    moved = await client.patch(f"/v1/users/{pj.id}", json={"area_code": "31"}, headers=admin)
+    assert moved.status_code == 409, moved.text  # 2025's region carries over into this year
+    redrawn = await client.put(
+        f"/v1/provinces/16/regions/{today().year}", json={"regions": []}, headers=admin
     )
+    assert redrawn.status_code == 200, redrawn.text
+    moved = await client.patch(f"/v1/users/{pj.id}", json={"area_code": "31"}, headers=admin)
     assert moved.status_code == 200, moved.text
     assert (await client.get(url, params=params, headers=bearer(app, pj))).status_code == 404
     listed = await client.get("/v1/agreements", headers=bearer(app, pj))
