@@ -119,6 +119,7 @@ class _Batch:
             previous=self._previous(job, first_probe),
             now=self.now,
             settings=self.settings,
+            units=job.units,
         )
         response = created_response(new)
         self.entries.append(new)

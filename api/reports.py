@@ -55,7 +55,6 @@ from scorecards import (
     RankEntry,
     Snapshot,
     Target,
-    achievement,
     achievement_of_counts,
     aggregate,
     band_for,
@@ -796,12 +795,8 @@ def aggregate_area(
                     target=None if item.score is None else item.score.target,
                 )
             )
-        agg = aggregate(agg_members, indicator.unit)
-        ach = (
-            achievement(agg.coverage, agg.target, indicator.polarity, indicator.cap)
-            if agg.coverage is not None and agg.target is not None and agg.target > 0
-            else None
-        )
+        agg = aggregate(agg_members, indicator.unit, polarity=indicator.polarity, cap=indicator.cap)
+        ach = agg.achievement
         rows.append(
             AggregateRow(
                 indicator=indicator_code,
@@ -850,9 +845,16 @@ async def projection_for(
     target: Target | None,
 ) -> ProjectionOut | None:
     indicator = ctx.indicators.get(item.code)
-    # The projection model counts up towards a target; it says nothing for an indicator
-    # where lower is better.
-    if target is None or item.value is None or indicator is None or indicator.polarity != "higher":
+    # The projection model counts holders up towards a share of the population; it says
+    # nothing for an indicator where lower is better, nor for one that is already a rate
+    # (a daily recording rate has no count to reach by 31 December).
+    if (
+        target is None
+        or item.value is None
+        or indicator is None
+        or indicator.polarity != "higher"
+        or indicator.unit != "percent"
+    ):
         return None
     rows = await data.history(
         conn,

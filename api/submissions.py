@@ -17,6 +17,7 @@ import hashlib
 import math
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from time import monotonic
 from typing import Any
@@ -304,7 +305,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
 
 
 def _value_out(row: sub_db.ValueRow) -> ValueOut:
-    pct = coverage(row.numerator, row.denominator)
+    pct = coverage(row.numerator, row.denominator, row.unit)
     return ValueOut(
         indicator=row.indicator_code,
         numerator=row.numerator,
@@ -391,6 +392,7 @@ def _new_detail(new: sub_db.NewSubmission) -> SubmissionDetail:
             channels=v.channels,
             flags=v.flags,
             counting=True,
+            unit=v.unit,
         )
         for v in new.values
     ]
@@ -471,13 +473,17 @@ async def _check_submitter(
 
 async def _check_indicators(
     conn: asyncpg.Connection | asyncpg.Pool, payload: SubmissionPayload
-) -> None:
+) -> dict[str, str]:
+    """The units of the payload's indicators, all in the catalogue (read now, and kept
+    with the report until its flags are set)."""
     codes = sorted(payload.values)
-    unknown = sorted(set(codes) - await sub_db.known_indicators(conn, codes))
+    units = await sub_db.known_indicators(conn, codes)
+    unknown = sorted(set(codes) - units.keys())
     if unknown:
         raise UnknownIndicator(
             f"Unknown indicator: {', '.join(unknown)}.", extra={"indicators": unknown}
         )
+    return units
 
 
 async def _superseded_target(
@@ -515,6 +521,7 @@ def new_entry(
     previous: dict[str, sub_db.Previous],
     now: datetime,
     settings: Settings,
+    units: Mapping[str, str],
     target: sub_db.SubmissionRow | None = None,
 ) -> sub_db.NewSubmission:
     """The ledger entry for a checked submission appended after ``head``, flagged against
@@ -526,7 +533,8 @@ def new_entry(
             denominator=value.denominator,
             stated_pct=value.stated_pct,
             channels=msgspec.to_builtins(value.channels),
-            flags=value_flags(value, previous.get(code), settings, sub_db.unit_of(code)),
+            flags=value_flags(value, previous.get(code), settings, units.get(code, "percent")),
+            unit=units.get(code, "percent"),
         )
         for code, value in sorted(payload.values.items())
     ]
@@ -571,6 +579,8 @@ class Prepared(msgspec.Struct, frozen=True, kw_only=True):
     signed: dict[str, Any]
     #: Refused in the batch, after the checks ``submit`` makes before this one.
     unknown_indicator: UnknownIndicator | None = None
+    #: The units of its indicators, read when they were checked.
+    units: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 async def prepare(
@@ -594,6 +604,7 @@ async def prepare(
     if idempotency_key is not None:
         check_idempotency_key(idempotency_key)
     unknown: UnknownIndicator | None = None
+    units: dict[str, str] = {}
     token = ""
     try:
         token = _compact(body)
@@ -601,7 +612,7 @@ async def prepare(
         payload, signed = _decode(raw)
         await _check_submitter(pool, caller, payload)
         try:
-            await _check_indicators(pool, payload)
+            units = await _check_indicators(pool, payload)
         except UnknownIndicator as exc:  # ``submit`` checks the times first
             unknown = exc
     except ApiError as exc:
@@ -631,6 +642,7 @@ async def prepare(
         payload=payload,
         signed=signed,
         unknown_indicator=unknown,
+        units=units,
     )
 
 
@@ -676,7 +688,7 @@ async def submit(
     if await sub_db.jti_seen(conn, payload.jti):
         raise JtiReplayed("A submission with this jti was already received.")
     check_times(payload, now, settings)
-    await _check_indicators(conn, payload)
+    units = await _check_indicators(conn, payload)
 
     # Appends for this district queue here; everything below sees a stable chain.
     # Lock order, as reviews take it: the head, a corrected submission, the district's
@@ -706,6 +718,7 @@ async def submit(
         previous=previous,
         now=now,
         settings=settings,
+        units=units,
         target=target,
     )
     response = created_response(new)

@@ -4,6 +4,7 @@ of them through PostgreSQL notifications)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,6 +12,8 @@ import asyncpg
 
 from api.change_feed import ChangeFeed
 from db import changes
+
+log = logging.getLogger("kinerja.transactions")
 
 
 @asynccontextmanager
@@ -24,8 +27,17 @@ async def transaction(
     """
     written = changes.recorded_writes()
     del written[:]  # from this transaction only
-    async with pool.acquire() as conn:
-        async with conn.transaction():
-            yield conn
+    committed = False
+    try:
+        async with pool.acquire() as conn:
+            async with conn.transaction():
+                yield conn
+            committed = True
+    except Exception:
+        if not committed:
+            raise
+        # Stored: failing now would tell a district head a report it sent was not, and
+        # its resend would be refused as a replay.
+        log.warning("a connection failed after its transaction committed", exc_info=True)
     if feed is not None and written:
         feed.committed(written)

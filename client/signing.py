@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from client.keys import SigningKey
 
-#: The largest stated percentage the API takes (``api.schemas.submissions``).
-STATED_PCT_MAX = 1000
+#: The largest stated figure the API takes (``api.schemas.submissions``).
+STATED_PCT_MAX = 1_000_000
 
 SUBMISSION_TYP = "kinerja-submission+jwt"
 """JWS ``typ`` header, so a submission cannot be replayed as any other kind of token."""

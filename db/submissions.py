@@ -57,6 +57,8 @@ class ValueRow(msgspec.Struct, frozen=True, kw_only=True):
     channels: dict[str, int] | None
     flags: list[str]
     counting: bool
+    #: The indicator's unit: ``percent``, or another (a daily rate) its counts are read in.
+    unit: str = "percent"
 
 
 class ReviewRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -84,6 +86,8 @@ class NewValue(msgspec.Struct, frozen=True, kw_only=True):
     stated_pct: float | None
     channels: dict[str, int] | None
     flags: list[str]
+    #: The indicator's unit (not stored here: the catalogue holds it).
+    unit: str = "percent"
 
 
 class NewSubmission(msgspec.Struct, frozen=True, kw_only=True):
@@ -138,25 +142,22 @@ _HEAD_COLUMNS = (
 )
 
 
-#: Code -> unit of the indicators seen in the catalogue (they are added and removed,
-#: never changed).
+#: Code -> unit of the indicators seen in the catalogue.
 _KNOWN_INDICATORS: dict[str, str] = {}
 
 
-async def known_indicators(conn: asyncpg.Connection | asyncpg.Pool, codes: list[str]) -> set[str]:
-    """The codes that are in the catalogue. Codes seen before are answered from memory
-    (every report names the same few); an unseen code is looked up, so an indicator
-    added a moment ago is accepted at once."""
+async def known_indicators(
+    conn: asyncpg.Connection | asyncpg.Pool, codes: list[str]
+) -> dict[str, str]:
+    """The codes that are in the catalogue, with their units. Codes seen before are
+    answered from memory (every report names the same few); an unseen code is looked
+    up, so an indicator added a moment ago is accepted at once."""
     if _KNOWN_INDICATORS.keys() >= set(codes):
-        return set(codes)
+        return {code: _KNOWN_INDICATORS[code] for code in codes}
     rows = await conn.fetch("SELECT code, unit FROM indicators WHERE code = ANY($1::text[])", codes)
-    _KNOWN_INDICATORS.update((row["code"], row["unit"]) for row in rows)
-    return {row["code"] for row in rows}
-
-
-def unit_of(code: str) -> str:
-    """The unit of an indicator ``known_indicators`` has answered for."""
-    return _KNOWN_INDICATORS.get(code, "percent")
+    found = {row["code"]: row["unit"] for row in rows}
+    _KNOWN_INDICATORS.update(found)
+    return found
 
 
 async def jti_seen(conn: asyncpg.Connection, jti: UUID) -> bool:
@@ -167,7 +168,8 @@ async def jti_seen(conn: asyncpg.Connection, jti: UUID) -> bool:
 
 def forget_indicators() -> None:
     """Drop the codes remembered by ``known_indicators``: one was removed from the
-    catalogue since (an append then failed on its foreign key)."""
+    catalogue since (an append then failed on its foreign key, or this worker removed
+    it: added again, it may have another unit)."""
     _KNOWN_INDICATORS.clear()
 
 
@@ -406,10 +408,11 @@ async def reviews_of(conn: asyncpg.Connection, submission_id: UUID) -> list[Revi
 
 async def values_of(conn: asyncpg.Connection, ids: list[UUID]) -> dict[UUID, list[ValueRow]]:
     rows = await conn.fetch(
-        "SELECT submission_id, indicator_code, numerator, denominator, "
-        "stated_pct::float8 AS stated_pct, channels, flags, counting "
-        "FROM submission_values WHERE submission_id = ANY($1::uuid[]) "
-        "ORDER BY submission_id, indicator_code",
+        "SELECT v.submission_id, v.indicator_code, v.numerator, v.denominator, "
+        "v.stated_pct::float8 AS stated_pct, v.channels, v.flags, v.counting, i.unit "
+        "FROM submission_values v JOIN indicators i ON i.code = v.indicator_code "
+        "WHERE v.submission_id = ANY($1::uuid[]) "
+        "ORDER BY v.submission_id, v.indicator_code",
         ids,
     )
     found: dict[UUID, list[ValueRow]] = {i: [] for i in ids}

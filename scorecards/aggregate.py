@@ -16,7 +16,7 @@ from functools import lru_cache
 import msgspec
 
 from scorecards.errors import ScorecardError
-from scorecards.models import Measurement
+from scorecards.models import DEFAULT_CAP, Achievement, Measurement, Polarity
 
 
 class AggregateMember(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,6 +49,9 @@ class Aggregate(msgspec.Struct, frozen=True, kw_only=True):
         no_data: Members left out of both sums because they have not reported.
         no_data_codes: Their codes, in input order.
         no_target_codes: Members with data but without a target, in input order.
+        achievement: Coverage against target, from the exact sums and weighted target
+            (as a district's is from its counts: the same band at the same threshold);
+            ``None`` without both, or with a target of 0.
     """
 
     numerator: int
@@ -61,6 +64,7 @@ class Aggregate(msgspec.Struct, frozen=True, kw_only=True):
     no_data: int
     no_data_codes: tuple[str, ...]
     no_target_codes: tuple[str, ...]
+    achievement: Achievement | None = None
 
 
 @lru_cache(maxsize=4096)
@@ -104,7 +108,13 @@ def weighted_target(pairs: Sequence[tuple[float, int]]) -> float | None:
     return None if exact is None else float(exact)
 
 
-def aggregate(members: Sequence[AggregateMember], unit: str = "percent") -> Aggregate:
+def aggregate(
+    members: Sequence[AggregateMember],
+    unit: str = "percent",
+    *,
+    polarity: Polarity = "higher",
+    cap: float = DEFAULT_CAP,
+) -> Aggregate:
     """Aggregate members' counts and targets, weighting by population.
 
     Members without a measurement are left out of both sums (not counted as 0 %)
@@ -117,6 +127,8 @@ def aggregate(members: Sequence[AggregateMember], unit: str = "percent") -> Aggr
         members: The aggregate's members for one indicator.
         unit: The indicator's unit: a percent is 100 times the ratio of the sums, any
             other unit (a daily rate) the ratio itself.
+        polarity: Whether higher or lower is better (the achievement's formula).
+        cap: Upper bound of the capped achievement.
 
     Returns:
         Sums, coverage, weighted target and member counts.
@@ -141,15 +153,28 @@ def aggregate(members: Sequence[AggregateMember], unit: str = "percent") -> Aggr
     scale = 100 if unit == "percent" else 1
     exact = None if denominator == 0 else Fraction(numerator * scale, denominator)
     with_data = len(members) - len(no_data_codes)
+    target = None if no_target_codes else exact_weighted_target(pairs)
     return Aggregate(
         numerator=numerator,
         denominator=denominator,
         coverage=None if exact is None else float(exact),
         coverage_over_100=scale == 100 and exact is not None and exact > 100,
-        target=None if no_target_codes else weighted_target(pairs),
+        target=None if target is None else float(target),
         members=len(members),
         with_data=with_data,
         no_data=len(no_data_codes),
         no_data_codes=tuple(no_data_codes),
         no_target_codes=tuple(no_target_codes),
+        achievement=_exact_achievement(exact, target, polarity, cap),
     )
+
+
+def _exact_achievement(
+    coverage: Fraction | None, target: Fraction | None, polarity: Polarity, cap: float
+) -> Achievement | None:
+    if coverage is None or target is None or target <= 0:
+        return None
+    ratio = coverage / target
+    exact = ratio * 100 if polarity == "higher" else (2 - ratio) * 100
+    raw = float(exact)
+    return Achievement(raw=raw, capped=min(raw, cap), over_100=exact > 100)

@@ -310,9 +310,9 @@ def test_payload_has_every_key_with_nulls() -> None:
         ({"channels": {"ktp_el": {"radio": 1}}}, "unknown channel radio"),
         ({"channels": {"ktp_el": {"office": -3}}}, "ktp_el.channels.office"),
         ({"channels": {"kia": {"office": 1}}}, "channels given for kia"),
-        ({"stated": {"ktp_el": -1.0}}, "stated_pct must be a number from 0 to 1000"),
-        ({"stated": {"ktp_el": float("nan")}}, "stated_pct must be a number from 0 to 1000"),
-        ({"stated": {"ktp_el": 1e23}}, "stated_pct must be a number from 0 to 1000"),
+        ({"stated": {"ktp_el": -1.0}}, "stated_pct must be a number from 0 to 1000000"),
+        ({"stated": {"ktp_el": float("nan")}}, "stated_pct must be a number from 0 to 1000000"),
+        ({"stated": {"ktp_el": 1e23}}, "stated_pct must be a number from 0 to 1000000"),
         (
             {
                 "values": {"ktp_el": {"numerator": 1, "denominator": 2, "stated_pct": 50}},

@@ -498,7 +498,9 @@ ATTACKS = [
     Attack("province as district", signed_with({"district": "16"}), 422, "invalid-submission"),
     # jsonb keeps 1e23 as the integer 10^23, which the ledger check would call tampered.
     Attack("stated percentage 1e23", signed_raw(stated(1e23)), 422, "invalid-submission"),
-    Attack("stated percentage over 1000", signed_raw(stated(1000.5)), 422, "invalid-submission"),
+    Attack(
+        "stated figure over a million", signed_raw(stated(1e6 + 0.5)), 422, "invalid-submission"
+    ),
     Attack(
         "payload not UTF-8",
         signed_raw(lambda p: json.dumps(p).encode()[:-1] + b',"\xff":1}'),
@@ -674,7 +676,7 @@ async def test_an_indicator_removed_after_a_worker_saw_it_named_is_refused_as_un
         admin = bearer(app, people["admin"])
         made = await http.post("/v1/indicators", json=indicator("rekam_harian"), headers=admin)
         assert made.status_code == 201, made.text
-        assert await sub_db.known_indicators(conn, ["rekam_harian"]) == {"rekam_harian"}
+        assert await sub_db.known_indicators(conn, ["rekam_harian"]) == {"rekam_harian": "per_day"}
         removed = await http.delete("/v1/indicators/rekam_harian", headers=admin)
         assert removed.status_code == 204, removed.text
         before = await stored_counts(conn)

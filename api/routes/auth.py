@@ -17,6 +17,7 @@ from api.errors import NO_BODY, NO_BODY_DETAIL, ApiError, problem_response
 from api.identity import InvalidCredentials, login
 from api.request import is_json
 from api.schemas.identity import TokenRequest, TokenResponse
+from api.signatures import repeats_a_member
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -46,7 +47,10 @@ def _parse(content_type: str | None, body: bytes) -> TokenRequest:
                 raise ValueError(f"Parameters sent more than once: {', '.join(repeated)}")
             return msgspec.convert(fields, TokenRequest)
         if content_type is None or is_json(content_type):
-            return msgspec.json.decode(body, type=TokenRequest)
+            request = msgspec.json.decode(body, type=TokenRequest)
+            if repeats_a_member(body):  # as in a form: none may be sent twice
+                raise ValueError("A member is sent more than once.")
+            return request
     except (msgspec.ValidationError, msgspec.DecodeError, ValueError, UnicodeDecodeError) as exc:
         said = str(exc)
         raise BadTokenRequest(NO_BODY_DETAIL if said in NO_BODY else said) from None

@@ -20,6 +20,7 @@ from api.settings import local_today
 from db import divisions as division_db
 from db import indicators as indicator_db
 from db import versions
+from db.submissions import forget_indicators
 
 
 def _indicator(row: indicator_db.IndicatorRow) -> Indicator:
@@ -91,6 +92,7 @@ class IndicatorController(Controller):
             raise Conflict(f"{code} is used by agreements and cannot be deleted.")
         await indicator_db.delete_indicator(db, code)
         await versions.bump_everywhere(db)
+        forget_indicators()  # added again, it may have another unit
 
 
 def _division(row: division_db.DivisionRow) -> Division:

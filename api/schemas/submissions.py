@@ -20,11 +20,12 @@ Count = Annotated[int, msgspec.Meta(ge=0, le=BIGINT_MAX)]
 Population = Annotated[int, msgspec.Meta(gt=0, le=BIGINT_MAX)]
 DistrictCode = Annotated[str, msgspec.Meta(pattern=whole(r"[0-9]{2}\.[0-9]{2}"))]
 IndicatorCode = Annotated[str, msgspec.Meta(pattern=whole(r"[a-z][a-z0-9_]{0,62}"))]
-#: A stated percentage: above 100 is real, but not beyond 1000 (the bound also keeps it
-#: where PostgreSQL's jsonb gives back the very number signed: it writes a large float
-#: such as 1e23 as the integer 10^23, which no longer equals it, and the ledger check
-#: would then find the stored payload unlike the signed one).
-STATED_PCT_MAX = 1000
+#: A stated figure, in the indicator's unit: a percent above 100 is real, and a daily
+#: rate runs into the thousands; not beyond a million (the bound also keeps it where
+#: PostgreSQL's jsonb gives back the very number signed: it writes a large float such as
+#: 1e23 as the integer 10^23, which no longer equals it, and the ledger check would then
+#: find the stored payload unlike the signed one).
+STATED_PCT_MAX = 1_000_000
 Percent = Annotated[float, msgspec.Meta(ge=0, le=STATED_PCT_MAX)]
 Flag = Literal[
     "over_100",
