@@ -16,21 +16,11 @@ from db import submissions as sub_db
 from tests.agreement_helpers import national_agreement
 from tests.people import PASSWORD, Person, bearer
 from tests.submitting import JOSE, post_jws, register_key, served, submit
+from tests.test_catalogue import indicator
+from tests.test_numbers_findings import daily_card
 
 YEAR = 2021
 Client = AsyncTestClient[Litestar]
-
-
-def _daily(unit: str = "per_day") -> dict[str, Any]:
-    return {
-        "code": "rekam_harian",
-        "name_id": "Perekaman KTP-el harian",
-        "name_en": "Daily KTP-el recordings",
-        "polarity": "higher",
-        "numerator_definition": "recordings in the period",
-        "denominator_definition": "days in the period",
-        "unit": unit,
-    }
 
 
 async def test_province_aggregate_at_a_band_threshold_agrees_with_its_only_district(
@@ -66,7 +56,7 @@ async def test_an_indicator_removed_and_added_again_in_another_unit_is_flagged_i
     the cache with per_day; after the catalogue says percent, 101 of 100 is still not
     flagged over_100 (and would never be, in any worker that had seen it)."""
     admin = bearer(app, people["admin"])
-    assert (await client.post("/v1/indicators", json=_daily(), headers=admin)).status_code == 201
+    assert (await client.post("/v1/indicators", json=indicator(), headers=admin)).status_code == 201
     signer = await register_key(conn, people["district_head"])
     refused = await post_jws(
         client,
@@ -79,7 +69,7 @@ async def test_an_indicator_removed_and_added_again_in_another_unit_is_flagged_i
         200,
         204,
     )
-    again = await client.post("/v1/indicators", json=_daily("percent"), headers=admin)
+    again = await client.post("/v1/indicators", json=indicator(unit="percent"), headers=admin)
     assert again.status_code == 201, again.text
     try:
         made = await submit(client, app, signer, values={"rekam_harian": (101, 100)})
@@ -88,49 +78,13 @@ async def test_an_indicator_removed_and_added_again_in_another_unit_is_flagged_i
     assert "over_100" in made["flags"], made["flags"]
 
 
-async def _daily_card(
-    client: Client, app: Litestar, conn: asyncpg.Connection, people: dict[str, Person]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Makassar's "about 500 recordings a day, we need 1,000 a day": a per_day target of
-    1,000, reported as 15,000 recordings over 30 days (stated: 500 a day). Returns the
-    stored report and Palembang's scorecard row for it."""
-    admin = bearer(app, people["admin"])
-    assert (await client.post("/v1/indicators", json=_daily(), headers=admin)).status_code == 201
-    await national_agreement(
-        client,
-        app,
-        conn,
-        people,
-        year=YEAR,
-        target_list=[{"indicator": "rekam_harian", "annual": 1000}],
-    )
-    signer = await register_key(conn, people["district_head"])
-    await submit(client, app, signer, values={"rekam_harian": (3_000, 30)}, as_of=date(YEAR, 3, 1))
-    made = await submit(
-        client,
-        app,
-        signer,
-        values={"rekam_harian": (15_000, 30)},
-        stated={"rekam_harian": 500.0},
-        as_of=date(YEAR, 5, 15),
-    )
-    card = await client.get(
-        "/v1/scorecards/districts/16.71",
-        params={"year": YEAR, "as_of": "2021-05-15"},
-        headers=bearer(app, people["province_monitor"]),
-    )
-    assert card.status_code == 200, card.text
-    row = {r["indicator"]: r for r in card.json()["indicators"]}["rekam_harian"]
-    return made, row
-
-
 async def test_a_daily_rate_half_its_target_is_not_projected_on_track(
     client: Client, app: Litestar, conn: asyncpg.Connection, people: dict[str, Person]
 ) -> None:
     """The unit fix scores a per_day indicator in its unit (achievement 50), but the
     projection still reads the target as a percent of the denominator (1,000 x 30 / 100
     = 300 recordings, long passed): 500 a day against 1,000 a day is shown on track."""
-    _, row = await _daily_card(client, app, conn, people)
+    _, row = await daily_card(client, app, conn, people)
     assert row["achievement_raw"] == 50.0
     projection = row["projection"]
     assert projection is None or projection["status"] != "on_track", projection
@@ -142,7 +96,7 @@ async def test_a_daily_rate_report_shows_its_coverage_in_its_unit(
     """A stated 500 is compared in the indicator's unit and raises no stated_mismatch, yet
     the report's own ``coverage_pct`` for the value is 50,000 (x100): the submission says
     the district stated 500 for a computed 50,000 and calls it consistent."""
-    made, row = await _daily_card(client, app, conn, people)
+    made, row = await daily_card(client, app, conn, people)
     value = {v["indicator"]: v for v in made["values"]}["rekam_harian"]
     assert "stated_mismatch" not in made["flags"]
     assert value["coverage_pct"] == row["coverage"] == 500.0, value
@@ -197,7 +151,7 @@ async def test_a_daily_rate_above_1000_a_day_can_be_stated(
     percent (0 to 1,000): a district recording 1,200 a day (36,000 in 30 days) cannot
     state the figure its report prints."""
     admin = bearer(app, people["admin"])
-    assert (await client.post("/v1/indicators", json=_daily(), headers=admin)).status_code == 201
+    assert (await client.post("/v1/indicators", json=indicator(), headers=admin)).status_code == 201
     signer = await register_key(conn, people["district_head"])
     payload = signer.payload(values={"rekam_harian": (36_000, 30)}, as_of=date(YEAR, 2, 1))
     payload["values"]["rekam_harian"]["stated_pct"] = 1200.0  # past the client's own check
@@ -241,7 +195,7 @@ async def test_a_daily_rate_is_not_flagged_over_100_when_the_code_cache_was_clea
         return await settle(*args, **kw)
 
     async with served(settings) as (app, http):
-        added = await http.post("/v1/indicators", json=_daily(), headers=bearer(app, admin))
+        added = await http.post("/v1/indicators", json=indicator(), headers=bearer(app, admin))
         assert added.status_code == 201, added.text
         monkeypatch.setattr(ingest, "settle", settling)
         headers = {**bearer(app, head.person), "Content-Type": JOSE}

@@ -15,21 +15,48 @@ from scorecards import AggregateMember, Indicator, Measurement, achievement_of_c
 from tests.agreement_helpers import national_agreement
 from tests.people import Person, bearer, make_user
 from tests.submitting import register_key, submit
+from tests.test_catalogue import indicator
 
 YEAR = 2021
 
 
-def rekam_harian() -> dict[str, Any]:
-    """The catalogue test's own daily-rate indicator: recordings / days, unit per_day."""
-    return {
-        "code": "rekam_harian",
-        "name_id": "Perekaman KTP-el harian",
-        "name_en": "Daily KTP-el recordings",
-        "polarity": "higher",
-        "numerator_definition": "recordings in the period",
-        "denominator_definition": "days in the period",
-        "unit": "per_day",
-    }
+async def daily_card(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Makassar's "about 500 recordings a day, we need 1,000 a day": a per_day target of
+    1,000, reported as 15,000 recordings over 30 days (stated: 500 a day). Returns the
+    stored report and Palembang's scorecard row for it."""
+    admin = bearer(app, people["admin"])
+    assert (await client.post("/v1/indicators", json=indicator(), headers=admin)).status_code == 201
+    await national_agreement(
+        client,
+        app,
+        conn,
+        people,
+        year=YEAR,
+        target_list=[{"indicator": "rekam_harian", "annual": 1000}],
+    )
+    signer = await register_key(conn, people["district_head"])
+    await submit(client, app, signer, values={"rekam_harian": (3_000, 30)}, as_of=date(YEAR, 3, 1))
+    made = await submit(
+        client,
+        app,
+        signer,
+        values={"rekam_harian": (15_000, 30)},
+        stated={"rekam_harian": 500.0},
+        as_of=date(YEAR, 5, 15),
+    )
+    card = await client.get(
+        "/v1/scorecards/districts/16.71",
+        params={"year": YEAR, "as_of": "2021-05-15"},
+        headers=bearer(app, people["province_monitor"]),
+    )
+    assert card.status_code == 200, card.text
+    row = {r["indicator"]: r for r in card.json()["indicators"]}["rekam_harian"]
+    return made, row
 
 
 async def test_a_per_day_indicator_is_scored_in_its_own_unit_not_as_a_percent(
@@ -42,37 +69,7 @@ async def test_a_per_day_indicator_is_scored_in_its_own_unit_not_as_a_percent(
     per_day indicator with a target of 1,000 a day, reported as 15,000 recordings over 30
     days, realises 500 a day: achievement 50, not 5,000 (coverage x 100 is for percent
     indicators only)."""
-    added = await client.post(
-        "/v1/indicators", json=rekam_harian(), headers=bearer(app, people["admin"])
-    )
-    assert added.status_code == 201, added.text
-    await national_agreement(
-        client,
-        app,
-        conn,
-        people,
-        year=YEAR,
-        target_list=[
-            {"indicator": "ktp_el", "annual": 100},
-            {"indicator": "rekam_harian", "annual": 1000},
-        ],
-    )
-    signer = await register_key(conn, people["district_head"])
-    await submit(
-        client,
-        app,
-        signer,
-        values={"ktp_el": (900, 1000), "rekam_harian": (15_000, 30)},
-        as_of=date(YEAR, 1, 31),
-    )
-    response = await client.get(
-        "/v1/scorecards/districts/16.71",
-        params={"year": YEAR, "as_of": "2021-01-31"},
-        headers=bearer(app, people["province_monitor"]),
-    )
-    assert response.status_code == 200, response.text
-    rows = {r["indicator"]: r for r in response.json()["indicators"]}
-    daily = rows["rekam_harian"]
+    _, daily = await daily_card(client, app, conn, people)
     assert daily["target"] == 1000.0
     assert daily["achievement_raw"] == 50.0, daily
     assert daily["coverage"] == 500.0, daily
@@ -271,7 +268,7 @@ async def test_a_daily_rate_raises_no_over_100_flag(
     every per_day report would have been flagged for. A stated figure is compared in the
     indicator's unit (500 stated for 500 a day is no mismatch; 450 is one)."""
     added = await client.post(
-        "/v1/indicators", json=rekam_harian(), headers=bearer(app, people["admin"])
+        "/v1/indicators", json=indicator(), headers=bearer(app, people["admin"])
     )
     assert added.status_code == 201, added.text
     signer = await register_key(conn, people["district_head"])
