@@ -23,6 +23,7 @@ from api.openapi_doc import (
     DescribedScalarRenderPlugin,
     DescribedSwaggerRenderPlugin,
 )
+from api.paths import refuse_encoded_slashes
 from api.representation import ReportCache
 from api.request import ApiRequest
 from api.routes.agreements import AgreementController
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     if settings.submission_lane:
         app.asgi_handler = submission_lane(app, app.asgi_handler)
     app.asgi_handler = head_as_get(app.asgi_handler)
+    app.asgi_handler = refuse_encoded_slashes(app.asgi_handler)
     # Wrap outside Litestar's exception handling so 404/405/413 responses for unmatched
     # routes carry the request id too (route-level middleware never sees those).
     app.asgi_handler = request_id_middleware(app.asgi_handler)

@@ -18,6 +18,7 @@ from litestar.testing import AsyncTestClient
 
 from api.errors import PROBLEM_BASE
 from api.observability import request_id_middleware
+from tests.agreement_helpers import palembang_draft
 from tests.people import Person, bearer
 
 
@@ -232,3 +233,20 @@ async def test_an_empty_token_request_is_named_as_such(client: AsyncTestClient[L
     assert response.json()["detail"] == (
         "The request body is empty or cut short: send a JSON document."
     )
+
+
+@pytest.mark.parametrize("collection", ["/v1/users", "/v1/agreements", "/v1/submissions"])
+async def test_an_encoded_slash_as_an_id_is_not_answered_with_the_collection(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    people: dict[str, Person],
+    collection: str,
+) -> None:
+    """``GET /v1/users/%2F`` asks for the user whose id is "/": not a UUID, so 400/404.
+    It was answered 200 with the whole user list (the %2F is decoded before routing and
+    the trailing slash dropped), and likewise for agreements and submissions."""
+    await palembang_draft(client, app, people)
+    response = await client.get(f"{collection}/%2F", headers=bearer(app, people["admin"]))
+    assert response.status_code in (400, 404), response.text[:200]
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers.get("x-request-id")
