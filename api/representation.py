@@ -120,6 +120,12 @@ def to_csv(rows: Sequence[Mapping[str, Any]]) -> bytes:
         _flatten("", row, record)
         flat.append(record)
         columns.update(dict.fromkeys(record))
+    # A member that is an object in some rows and null in others (a projection, a
+    # provenance) is its dotted columns alone: a null leaves them empty, rather than
+    # adding a column of its own name beside them.
+    parts = [name.split(".") for name in columns if "." in name]
+    nested = {".".join(p[:i]) for p in parts for i in range(1, len(p))}
+    columns = {name: None for name in columns if name not in nested}
     buffer = io.StringIO()
     # RFC 4180's CRLF: the writer quotes a field holding any character of the line
     # terminator, so with "\n" alone a name with a bare CR was left unquoted, and every
@@ -127,7 +133,7 @@ def to_csv(rows: Sequence[Mapping[str, Any]]) -> bytes:
     writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\r\n")
     writer.writeheader()
     for record in flat:
-        writer.writerow(record)
+        writer.writerow({name: cell for name, cell in record.items() if name in columns})
     return buffer.getvalue().encode()
 
 

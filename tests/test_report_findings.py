@@ -326,3 +326,19 @@ async def test_a_district_ranking_for_a_coordinator_without_districts_is_empty(
     )
     assert response.status_code == 200, response.text
     assert response.json()["rows"] == []
+
+
+def test_a_member_null_in_some_rows_is_only_its_dotted_columns() -> None:
+    """A projection or provenance that is null in one row and an object in another gave
+    the CSV both a `projection` column and `projection.status` beside it (found by a
+    black-box review): a reader cannot tell which to read. The null leaves the dotted
+    cells empty."""
+    from api.representation import to_csv
+
+    table = to_csv(
+        [
+            {"code": "a", "projection": None, "indicators": {"kia": None}},
+            {"code": "b", "projection": {"status": "on_track"}, "indicators": {"kia": {"x": 1}}},
+        ]
+    ).decode()
+    assert table.splitlines() == ["code,projection.status,indicators.kia.x", "a,,", "b,on_track,1"]
