@@ -91,10 +91,20 @@ class Session:
 
     args: argparse.Namespace
     config: ClientConfig
-    base_url: str
+    server: str
     out: TextIO
     err: TextIO
     transport: httpx.BaseTransport | None
+    #: Why there is no usable server (a bad address saved, and none given instead).
+    server_problem: str = ""
+
+    @property
+    def base_url(self) -> str:
+        """The server: refused here, not at start, so a command that needs none (`outbox
+        list`) still runs when the saved address is bad."""
+        if self.server_problem:
+            raise CliError(self.server_problem)
+        return self.server
 
     @property
     def home(self) -> Path:
@@ -339,18 +349,24 @@ def _session(
         config = load_config(getattr(args, "home", None))
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    base_url = getattr(args, "server", None) or os.environ.get(SERVER_ENV) or config.base_url
-    try:
-        ClientConfig(base_url=base_url)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    given = getattr(args, "server", None) or os.environ.get(SERVER_ENV)
+    base_url = given or config.base_url
+    problem = ""
+    if given:
+        try:
+            ClientConfig(base_url=given)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    elif config.saved_url_problem:
+        problem = f"{config.saved_url_problem} (correct it, or pass --server)"
     return Session(
         args=args,
         config=config,
-        base_url=base_url.rstrip("/"),
+        server=base_url.rstrip("/"),
         out=out,
         err=err,
         transport=transport,
+        server_problem=problem,
     )
 
 
@@ -937,6 +953,12 @@ def _fail(s: Session, response: httpx.Response, *, what: str) -> NoReturn:
     if status == 401 and what != "login":
         clear_token(home=s.home)
         raise CliError(f"the server refused the session: run `{PROG} login` again")
+    if 300 <= status < 400:  # no redirect is followed: the address is wrong (exit 2)
+        where = response.headers.get("location") or "an address it did not give"
+        raise CliError(
+            f"{what}: the server at {s.base_url} answered HTTP {status}, moved to {where}; "
+            f"fix the server address (--server or {SERVER_ENV})"
+        )
     if 400 <= status < 500:
         raise CliError(f"{what}: refused by the server (HTTP {status})", EXIT_REJECTED)
     raise CliError(f"{what}: the server failed (HTTP {status}); try again later", EXIT_UNREACHABLE)

@@ -38,6 +38,9 @@ class ClientConfig(msgspec.Struct, frozen=True, kw_only=True):
     base_url: str = DEFAULT_BASE_URL
     username: str | None = None
     home: str = ""
+    #: Why the server address saved in the settings file cannot be used (then
+    #: ``base_url`` is the default), for the commands that would have used it.
+    saved_url_problem: str = ""
 
     def __post_init__(self) -> None:
         """Reject a server address that is not an http(s) URL, or that httpx cannot use
@@ -45,9 +48,14 @@ class ClientConfig(msgspec.Struct, frozen=True, kw_only=True):
         if not self.base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
         try:
-            httpx.URL(self.base_url)
+            url = httpx.URL(self.base_url)
+            port = url.port
         except httpx.InvalidURL as exc:
             raise ValueError(f"base_url {self.base_url!r} is not a usable URL: {exc}") from None
+        if not url.host:
+            raise ValueError(f"base_url {self.base_url!r} names no host")
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError(f"base_url {self.base_url!r}: the port is not from 1 to 65535")
 
     @property
     def home_path(self) -> Path:
@@ -104,7 +112,14 @@ def load_config(home: PathLike | None = None) -> ClientConfig:
         stored = msgspec.json.decode(data, type=_StoredConfig)
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
         raise ValueError(f"{folder / CONFIG_FILE}: {exc}") from exc
-    return ClientConfig(base_url=stored.base_url, username=stored.username, home=str(folder))
+    try:
+        return ClientConfig(base_url=stored.base_url, username=stored.username, home=str(folder))
+    except ValueError as exc:  # a command given another server, or none, still runs
+        return ClientConfig(
+            username=stored.username,
+            home=str(folder),
+            saved_url_problem=f"{folder / CONFIG_FILE}: {exc}",
+        )
 
 
 def save_config(config: ClientConfig) -> Path:

@@ -233,11 +233,22 @@ class Outbox:
                 (bogus, until, until),
             )
 
-    def release(self) -> bool:
+    def release(self, now: float | None = None) -> bool:
         """End the server's pause before its time (a person who knows the server is back:
-        ``outbox flush --now``); whether there was one. The items' own backoff stays."""
+        ``outbox flush --now``); whether there was one. The reports it held (``hold``
+        moved each one's next attempt to its end) are due at once, whichever are sent."""
+        at = time.time() if now is None else now
         with self._transaction():
-            return self._conn.execute("DELETE FROM hold").rowcount > 0
+            row = self._conn.execute("SELECT until FROM hold WHERE id = 1").fetchone()
+            if row is None:
+                return False
+            self._conn.execute("DELETE FROM hold")
+            self._conn.execute(
+                "UPDATE outbox SET next_attempt_at = ? WHERE rejected_at IS NULL"
+                " AND next_attempt_at > ? AND next_attempt_at <= ?",
+                (at, at, row[0]),
+            )
+            return True
 
     def held_until(self, now: float | None = None) -> float | None:
         """When the pause the server asked for ends, if it has not ended by ``now`` (a

@@ -137,6 +137,9 @@ def _parse_csv(text: str, source: str) -> list[Report]:
     unnamed = [f"\0{i}" for i, name in enumerate(header) if not name]
     header = [name or f"\0{i}" for i, name in enumerate(header)]
     reader.fieldnames = header
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:  # the reader would keep the last copy, silently
+        raise RowError(f"{source}: column named more than once: {', '.join(twice)}")
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     # Columns with no name (a spreadsheet's cells touched right of the table) are read
     # only to check that they hold nothing.
@@ -210,10 +213,27 @@ def _parse_csv(text: str, source: str) -> list[Report]:
     return list(reports.values())
 
 
+class _NamedTwice(Exception):
+    pass
+
+
+def _one_of_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object, refused if it names a member twice (``json`` would keep the last, and
+    the server refuses a signed payload that does)."""
+    found = dict(pairs)
+    if len(found) < len(pairs):
+        names = [name for name, _ in pairs]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        raise _NamedTwice(f"{', '.join(twice)} given more than once in one object")
+    return found
+
+
 def parse_json(text: str, source: str) -> list[Report]:
     """Reports from a JSON object or list of objects (see the module docstring)."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_one_of_each)
+    except _NamedTwice as exc:
+        raise RowError(f"{source}: {exc}") from None
     except (ValueError, RecursionError) as exc:  # also a 5,000-digit number, [[[[...
         raise RowError(f"{source}: not valid JSON: {str(exc)[:200]}") from None
     items = data if isinstance(data, list) else [data]
