@@ -39,14 +39,26 @@ _DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.Interf
 
 
 def _bad_port(url: str) -> str | None:
-    """A port in ``url`` that is not a number; each host of a failover list
-    (``host-a:5432,host-b:5433``) may give one, an IPv6 host is in brackets."""
+    """A port in ``url`` that is not a number from 1 to 65535 (asyncpg raised a traceback
+    for either); each host of a failover list (``host-a:5432,host-b:5433``) may give one,
+    an IPv6 host is in brackets."""
     hosts = urlsplit(url).netloc.rpartition("@")[2]
     for host in hosts.split(","):
         _, colon, port = host.rpartition(":")
-        if colon and port and not port.endswith("]") and not port.isdigit():
+        if colon and port and not port.endswith("]") and not _port_number(port):
             return port
     return None
+
+
+def _port_number(text: str) -> bool:
+    return text.isascii() and text.isdigit() and 1 <= int(text) <= 65535
+
+
+def _tcp_port(text: str) -> int:
+    """``--port``: the range ``KINERJA_PORT`` is held to (uvicorn wrapped 70000 to 4464)."""
+    if not _port_number(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port from 1 to 65535")
+    return int(text)
 
 
 class _Database:
@@ -59,7 +71,7 @@ class _Database:
     def __enter__(self) -> str:
         if url := self.settings.database_url:
             if (port := _bad_port(url)) is not None:  # asyncpg: "invalid literal for int()"
-                raise SetupError(f"DATABASE_URL: the port {port!r} is not a number")
+                raise SetupError(f"DATABASE_URL: the port {port!r} is not a number from 1 to 65535")
             return url
         self.embedded = EmbeddedPostgres(self.settings.data_path)
         return self.embedded.start()
@@ -346,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the API (embedded PostgreSQL unless DATABASE_URL)")
     serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--port", type=_tcp_port)
     serve.add_argument("--workers", type=int)
     serve.set_defaults(func=cmd_serve)
 

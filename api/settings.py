@@ -26,7 +26,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
     workers: Annotated[int, msgspec.Meta(ge=1)] = 1
-    log_level: str = "INFO"
+    log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
     pool_min_size: Annotated[int, msgspec.Meta(ge=0)] = 1
     pool_max_size: Annotated[int, msgspec.Meta(ge=1)] = 10
     migrate_on_start: bool = True
