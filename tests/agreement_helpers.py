@@ -169,21 +169,21 @@ async def district_agreement(
     client: AsyncTestClient[Litestar],
     app: Litestar,
     conn: asyncpg.Connection,
-    people: dict[str, Person],
     province: Signer,
     code: str,
     target_list: list[dict[str, Any]],
     *,
     year: int = 2021,
 ) -> tuple[dict[str, Any], Signer]:
-    """District ``code``'s active agreement with South Sumatra's province head (its
-    signer ``province``), signed by a new district head; returns it and their signer."""
+    """District ``code``'s active agreement with its province head (the signer
+    ``province``, who drafts it), signed by a new district head; returns it and their
+    signer."""
     head = await make_user(conn, "district_head", username=f"kadis_{code}", area_code=code)
     signer = await register_signer(conn, head)
     agreement = await draft(
         client,
         app,
-        people["province_head"],
+        province.person,
         year=year,
         level="province_district",
         second={"area_code": code, "official": f"Kadis {code}"},

@@ -11,13 +11,14 @@ from litestar.testing import AsyncTestClient
 
 from tests.agreement_helpers import (
     activate,
+    district_agreement,
     draft,
     palembang_draft,
     register_signer,
     sign,
     targets,
 )
-from tests.people import Person, bearer, make_user
+from tests.people import Person, bearer
 
 Client = AsyncTestClient[Litestar]
 
@@ -82,18 +83,8 @@ async def _jakarta_cascade(
         "ORDER BY population LIMIT 1"
     )
     for code in codes:
-        head = await make_user(conn, "district_head", username=f"kadis_{code}", area_code=code)
-        signer = await register_signer(conn, head)
-        agreement = await draft(
-            client,
-            app,
-            outsiders["province_head"],
-            year=2021,
-            level="province_district",
-            second={"area_code": code, "official": f"Kadis {code}"},
-            target_list=targets(kia=small_target if code == smallest else 30),
-        )
-        await activate(client, app, agreement, second=signer, first=province)
+        target = targets(kia=small_target if code == smallest else 30)
+        await district_agreement(client, app, conn, province, code, target)
     response = await client.get(
         "/v1/agreements/cascade",
         params={"year": 2021, "area": "31"},

@@ -87,7 +87,6 @@ async def build_scenario(
             client,
             app,
             conn,
-            people,
             province,
             code,
             targets(ktp_el=ktp, kia=kia, akta_lahir=95),

@@ -44,7 +44,7 @@ async def test_district_agreement_leaving_out_a_province_indicator_is_a_gap(
         )
     ]
     for code in codes:
-        await district_agreement(client, app, conn, people, province, code, targets(ktp_el=100))
+        await district_agreement(client, app, conn, province, code, targets(ktp_el=100))
     body = await _cascade(client, app, people["province_head"])
     kia = {(f["code"], f["area_code"]) for f in body["findings"] if f["indicator"] == "kia"}
     assert kia == {("indicator_uncovered_by_district", code) for code in codes}, kia
