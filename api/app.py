@@ -24,6 +24,7 @@ from api.openapi_doc import (
     DescribedSwaggerRenderPlugin,
 )
 from api.paths import refuse_encoded_slashes
+from api.query import refuse_repeated_parameters
 from api.representation import ReportCache
 from api.request import ApiRequest
 from api.routes.agreements import AgreementController
@@ -80,7 +81,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         dependencies={
             "db": Provide(provide_connection),
         },
-        middleware=[record_writes_middleware, auth_middleware],
+        middleware=[record_writes_middleware, auth_middleware, refuse_repeated_parameters],
         plugins=[ProblemDetailsPlugin(problem_details_config())],
         lifespan=[lifespan_for(settings)],
         state=State(
