@@ -407,9 +407,13 @@ async def reviews_of(conn: asyncpg.Connection, submission_id: UUID) -> list[Revi
 
 
 async def values_of(conn: asyncpg.Connection, ids: list[UUID]) -> dict[UUID, list[ValueRow]]:
+    """Each report's values. A stated figure beyond a double (1e400, only ever written
+    with SQL: the API takes up to a million) reads as none, as NaN already does in
+    JSON, rather than failing the whole read; ledger verify names such a row."""
     rows = await conn.fetch(
         "SELECT v.submission_id, v.indicator_code, v.numerator, v.denominator, "
-        "v.stated_pct::float8 AS stated_pct, v.channels, v.flags, v.counting, i.unit "
+        "CASE WHEN abs(v.stated_pct) < 1e300 THEN v.stated_pct::float8 END AS stated_pct, "
+        "v.channels, v.flags, v.counting, i.unit "
         "FROM submission_values v JOIN indicators i ON i.code = v.indicator_code "
         "WHERE v.submission_id = ANY($1::uuid[]) "
         "ORDER BY v.submission_id, v.indicator_code",

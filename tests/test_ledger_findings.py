@@ -219,3 +219,24 @@ async def test_the_cli_names_a_number_too_large_and_goes_on(
         "16.71": False,
         outsiders["district_head"].area_code: True,
     }
+
+
+@pytest.mark.parametrize("case", ["stated_nan", "stated_1e400"])
+async def test_reading_a_tampered_stated_figure_is_not_a_500(world: Fixtures, case: str) -> None:
+    """Verify names such a row (above); the routes that show the report must still answer
+    it, with the figure it can show: none (JSON has no infinity or NaN)."""
+    client, app, conn, people = world
+    signer = await register_key(conn, people["district_head"])
+    made = await submit(client, app, signer)
+    await conn.execute(TAMPERED[case][0], UUID(made["id"]))
+    head = bearer(app, people["province_head"])
+    listed = await client.get("/v1/submissions?district=16.71", headers=head)
+    assert listed.status_code == 200, listed.text[:300]
+    one = await client.get(f"/v1/submissions/{made['id']}", headers=head)
+    assert one.status_code == 200, one.text[:300]
+    for body in (one.json(), *listed.json()["items"]):
+        stated = {v["indicator"]: v.get("stated_pct") for v in body["values"]}
+        if body["id"] == made["id"]:
+            assert stated["ktp_el"] is None, stated
+    card = await client.get("/v1/scorecards/districts/16.71", headers=head)
+    assert card.status_code == 200, card.text[:300]
