@@ -15,7 +15,8 @@ import hashlib
 import io
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from functools import lru_cache
+from typing import Any, get_args
 
 import msgspec
 from litestar import Request, Response
@@ -223,9 +224,37 @@ async def respond(
     return Response(body, media_type=media_type, headers=headers)
 
 
+@lru_cache(maxsize=64)
+def _blank(cls: type[msgspec.Struct]) -> dict[str, Any]:
+    """Each member of ``cls`` that may hold a struct, as that struct with every field
+    null (its own such members likewise): what a null one is written as in CSV."""
+    blank: dict[str, Any] = {}
+    for field in msgspec.structs.fields(cls):
+        options = get_args(field.type) or (field.type,)
+        inner = next(
+            (t for t in options if isinstance(t, type) and issubclass(t, msgspec.Struct)), None
+        )
+        if inner is not None:
+            blank[field.encode_name] = {
+                f.encode_name: None for f in msgspec.structs.fields(inner)
+            } | _blank(inner)
+    return blank
+
+
+def _filled(row: dict[str, Any], blank: dict[str, Any]) -> dict[str, Any]:
+    for name, empty in blank.items():
+        if row.get(name) is None:
+            row[name] = empty
+        elif isinstance(row[name], dict):
+            _filled(row[name], empty)
+    return row
+
+
 def rows_of(items: Sequence[Any], **extra: Any) -> list[dict[str, Any]]:
-    """Struct rows as plain dicts (for CSV), with ``extra`` columns first."""
-    return [{**extra, **msgspec.to_builtins(item)} for item in items]
+    """Struct rows as plain dicts (for CSV), with ``extra`` columns first. A member that
+    may hold a struct and is null keeps that struct's columns, empty: a district with no
+    projection has the same columns as one with, so a reader's columns stay put."""
+    return [{**extra, **_filled(msgspec.to_builtins(item), _blank(type(item)))} for item in items]
 
 
 def card_rows(indicators: Sequence[Any], composite: Any, **where: Any) -> list[dict[str, Any]]:

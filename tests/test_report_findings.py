@@ -342,3 +342,25 @@ def test_a_member_null_in_some_rows_is_only_its_dotted_columns() -> None:
         ]
     ).decode()
     assert table.splitlines() == ["code,projection.status,indicators.kia.x", "a,,", "b,on_track,1"]
+
+
+async def test_a_scorecard_csv_has_its_columns_whatever_the_data(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """A district with no projection (no report yet) had no ``projection.*`` columns, so a
+    reader's columns moved once the district reported; the header is now the same."""
+
+    head = bearer(app, people["province_monitor"])
+    url = "/v1/scorecards/districts/16.71?format=csv"
+    before = await client.get(url, headers=head)
+    assert before.status_code == 200, before.text
+    await submit(client, app, await register_key(conn, people["district_head"]))
+    after = await client.get(url, headers=head)
+    assert after.status_code == 200, after.text
+    header = before.text.splitlines()[0]
+    assert "projection.status" in header, header
+    assert header == after.text.splitlines()[0]
+    assert before.text.splitlines()[1:] != after.text.splitlines()[1:]
