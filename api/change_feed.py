@@ -30,6 +30,7 @@ import asyncpg
 from api.auth.principal import Principal
 from db import changes as db
 from db import versions as versions_db
+from db.submissions import forget_indicators
 
 log = logging.getLogger("kinerja.change_feed")
 
@@ -128,7 +129,7 @@ class ChangeFeed:
     async def _connect(self) -> None:
         conn = await db.connect_listener(self._dsn)
         try:
-            await db.listen(conn, self._on_version, self._on_user, self._on_mark)
+            await db.listen(conn, self._on_version, self._on_user, self._on_mark, forget_indicators)
             snapshot = await db.all_versions(conn)
         except BaseException:
             conn.terminate()
@@ -141,6 +142,7 @@ class ChangeFeed:
         # nothing read before this point may be remembered.
         self._principals.clear()
         self._user_generation += 1
+        forget_indicators()  # likewise an indicator's unit
         conn.add_termination_listener(self._lost)
         self._conn = conn
         log.info("change feed listening")
@@ -154,6 +156,7 @@ class ChangeFeed:
 
     def _forget(self) -> None:
         self._conn = None
+        forget_indicators()
         self._epoch = next(_EPOCHS)
         self._versions.clear()
         self._scopes.clear()

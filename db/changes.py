@@ -4,7 +4,7 @@ changed (so its own worker can apply it the moment the transaction commits).
 Triggers notify ``kinerja_versions`` with ``"<area> <version>"`` pairs joined by commas,
 once per statement that writes data versions (migration 0012), and ``kinerja_users``
 with a user id for every user update (0006); ``"*"`` on either channel means "reload
-everything".
+everything". ``kinerja_catalogue`` says the indicator catalogue changed (0024).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import asyncpg
 LISTENER_NAME = "kinerja change feed"
 VERSIONS = "kinerja_versions"
 USERS = "kinerja_users"
+CATALOGUE = "kinerja_catalogue"
 #: A worker's own markers, to know when everything committed before has arrived.
 MARKS = "kinerja_marks"
 RESET = "*"
@@ -68,6 +69,7 @@ async def listen(
     on_version: Callable[[str], None],
     on_user: Callable[[str], None],
     on_mark: Callable[[str], None],
+    on_catalogue: Callable[[], None],
 ) -> None:
     def versions(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
         on_version(payload)
@@ -78,7 +80,11 @@ async def listen(
     def marks(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
         on_mark(payload)
 
+    def catalogue(_conn: Any, _pid: int, _channel: str, _payload: str) -> None:
+        on_catalogue()
+
     await conn.add_listener(VERSIONS, versions)
+    await conn.add_listener(CATALOGUE, catalogue)
     await conn.add_listener(USERS, users)
     await conn.add_listener(MARKS, marks)
 

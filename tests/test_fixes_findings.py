@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -17,6 +18,7 @@ from tests.agreement_helpers import national_agreement
 from tests.people import PASSWORD, Person, bearer
 from tests.submitting import JOSE, post_jws, register_key, served, submit
 from tests.test_catalogue import indicator
+from tests.test_change_feed import feed_of
 from tests.test_numbers_findings import daily_card
 
 YEAR = 2021
@@ -76,6 +78,32 @@ async def test_an_indicator_removed_and_added_again_in_another_unit_is_flagged_i
     finally:
         sub_db.forget_indicators()
     assert "over_100" in made["flags"], made["flags"]
+
+
+async def test_a_unit_changed_by_another_worker_is_flagged_in_it(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
+) -> None:
+    """Only the worker that removed an indicator forgot its unit: one removed and added
+    again by another worker (here: changed with SQL) kept its old unit in this worker's
+    memory, so 101 of 100 in percent was still read as a daily rate and not flagged
+    over_100. The catalogue's change is now heard by every worker's change feed."""
+    signer = await register_key(conn, people["district_head"])
+    async with served(msgspec.structs.replace(settings, change_feed=True)) as (app, http):
+        admin = bearer(app, people["admin"])
+        made = await http.post("/v1/indicators", json=indicator(), headers=admin)
+        assert made.status_code == 201, made.text
+        assert await sub_db.known_indicators(conn, ["rekam_harian"]) == {"rekam_harian": "per_day"}
+        await conn.execute(  # as another worker's removal and addition would leave it
+            "UPDATE indicators SET unit = 'percent' WHERE code = 'rekam_harian'"
+        )
+        await feed_of(app).sync()  # everything committed before is heard
+        posted = await http.post(
+            "/v1/submissions",
+            content=signer.sign(values={"rekam_harian": (101, 100)}).encode(),
+            headers={**bearer(app, signer.person), "Content-Type": JOSE},
+        )
+        assert posted.status_code == 201, posted.text
+        assert "over_100" in posted.json()["flags"], posted.json()["flags"]
 
 
 async def test_a_daily_rate_half_its_target_is_not_projected_on_track(
