@@ -144,6 +144,8 @@ _HEAD_COLUMNS = (
 
 #: Code -> unit of the indicators seen in the catalogue.
 _KNOWN_INDICATORS: dict[str, str] = {}
+#: How many times ``forget_indicators`` ran: a read that overlapped one is not remembered.
+_FORGOTTEN = [0]
 
 
 async def known_indicators(
@@ -154,9 +156,11 @@ async def known_indicators(
     up, so an indicator added a moment ago is accepted at once."""
     if _KNOWN_INDICATORS.keys() >= set(codes):
         return {code: _KNOWN_INDICATORS[code] for code in codes}
+    generation = _FORGOTTEN[0]
     rows = await conn.fetch("SELECT code, unit FROM indicators WHERE code = ANY($1::text[])", codes)
     found = {row["code"]: row["unit"] for row in rows}
-    _KNOWN_INDICATORS.update(found)
+    if _FORGOTTEN[0] == generation:  # else the catalogue changed while this read it
+        _KNOWN_INDICATORS.update(found)
     return found
 
 
@@ -169,8 +173,9 @@ async def jti_seen(conn: asyncpg.Connection, jti: UUID) -> bool:
 def forget_indicators() -> None:
     """Drop the codes remembered by ``known_indicators``: one was removed from the
     catalogue since (an append then failed on its foreign key, or this worker removed
-    it: added again, it may have another unit)."""
+    it: added again, it may have another unit; or the change feed heard of a change)."""
     _KNOWN_INDICATORS.clear()
+    _FORGOTTEN[0] += 1
 
 
 def _previous_sql(division: bool, extra: str = "") -> str:

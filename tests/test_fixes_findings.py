@@ -232,3 +232,26 @@ async def test_a_daily_rate_is_not_flagged_over_100_when_the_code_cache_was_clea
         monkeypatch.undo()
     assert answer.status_code == 201, answer.text
     assert "over_100" not in answer.json()["flags"], answer.json()["flags"]
+
+
+async def test_a_unit_read_while_the_catalogue_changed_is_not_remembered() -> None:
+    """A unit read from the catalogue as a change was being heard (the feed forgot the
+    units meanwhile) was remembered after the forgetting: the old unit for good."""
+
+    class Racing:
+        def __init__(self, unit: str, change: bool) -> None:
+            self.unit, self.change = unit, change
+
+        async def fetch(self, _query: str, codes: list[str]) -> list[dict[str, str]]:
+            if self.change:
+                sub_db.forget_indicators()  # heard while this read was under way
+            return [{"code": code, "unit": self.unit} for code in codes]
+
+    sub_db.forget_indicators()
+    try:
+        read = await sub_db.known_indicators(Racing("per_day", True), ["x_rate"])  # type: ignore[arg-type]
+        assert read == {"x_rate": "per_day"}
+        again = await sub_db.known_indicators(Racing("percent", False), ["x_rate"])  # type: ignore[arg-type]
+        assert again == {"x_rate": "percent"}
+    finally:
+        sub_db.forget_indicators()
