@@ -10,6 +10,7 @@ keys a route does not declare stay ignored, as before.
 from __future__ import annotations
 
 from collections import Counter
+from functools import lru_cache
 from urllib.parse import parse_qsl
 
 from litestar.exceptions import ValidationException
@@ -26,14 +27,11 @@ def repeated_parameters(query_string: bytes, declared: frozenset[str]) -> list[s
     return [key for key in counts if counts[key] > 1 and key in declared]
 
 
+@lru_cache(maxsize=4096)  # per handler (by identity): the app's routes, a few dozen
 def _declared(handler: object) -> frozenset[str]:
     """The handler's parameter names: every query key it can read is one of them."""
-    cached: frozenset[str] | None = getattr(handler, "_kinerja_query_names", None)
-    if cached is None:
-        signature = getattr(handler, "parsed_fn_signature", None)
-        cached = frozenset(signature.parameters) if signature is not None else frozenset()
-        setattr(handler, "_kinerja_query_names", cached)  # noqa: B010 (not a declared slot)
-    return cached
+    signature = getattr(handler, "parsed_fn_signature", None)
+    return frozenset(signature.parameters) if signature is not None else frozenset()
 
 
 def refuse_repeated_parameters(app: ASGIApp) -> ASGIApp:

@@ -16,7 +16,8 @@ import io
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any, get_args
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 import msgspec
 from litestar import Request, Response
@@ -230,7 +231,10 @@ def _blank(cls: type[msgspec.Struct]) -> dict[str, Any]:
     null (its own such members likewise): what a null one is written as in CSV."""
     blank: dict[str, Any] = {}
     for field in msgspec.structs.fields(cls):
-        options = get_args(field.type) or (field.type,)
+        # A struct, or a union holding one (``X | None``); not a dict or list of them,
+        # whose members are named by the data (``indicators.<code>``).
+        union = get_origin(field.type) in (Union, UnionType)
+        options = get_args(field.type) if union else (field.type,)
         inner = next(
             (t for t in options if isinstance(t, type) and issubclass(t, msgspec.Struct)), None
         )

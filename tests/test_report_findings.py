@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 import asyncpg
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -364,3 +365,28 @@ async def test_a_scorecard_csv_has_its_columns_whatever_the_data(
     assert "projection.status" in header, header
     assert header == after.text.splitlines()[0]
     assert before.text.splitlines()[1:] != after.text.splitlines()[1:]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/rankings/districts?format=csv",
+        "/v1/rankings/regions?province=16&format=csv",
+        "/v1/scorecards/provinces/16?format=csv",
+    ],
+)
+async def test_a_csv_adds_no_column_the_json_does_not_have(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+    url: str,
+) -> None:
+    """Keeping a null member's columns (above) read a dict of indicator cells as one
+    cell: every ranking CSV gained empty ``indicators.coverage``, ``.target`` and
+    ``.achievement`` columns, which no JSON member matches (found by a README walk)."""
+    await submit(client, app, await register_key(conn, people["district_head"]))
+    response = await client.get(url, headers=bearer(app, people["province_monitor"]))
+    assert response.status_code == 200, response.text
+    header = response.text.splitlines()[0].split(",")
+    assert not [c for c in header if c.startswith("indicators.") and c.count(".") < 2], header
