@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -126,6 +127,7 @@ async def run(batches: int, sizes: tuple[int, ...]) -> dict[str, Any]:
         return figures
     finally:
         cluster.stop()
+        shutil.rmtree(base, ignore_errors=True)  # its cluster: 100+ MB a run
 
 
 def main() -> int:
