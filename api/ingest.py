@@ -25,6 +25,7 @@ from uuid import UUID
 
 import asyncpg
 
+from api.auth.middleware import still_admitted
 from api.auth.principal import Principal
 from api.change_feed import ChangeFeed
 from api.errors import ApiError
@@ -84,6 +85,7 @@ class _Batch:
     jtis: set[UUID]
     records: dict[tuple[UUID, str], IdempotencyRecord]
     prior: dict[int, appends.PriorValue]
+    submitters: dict[UUID, appends.Submitter]
     entries: list[sub_db.NewSubmission] = field(default_factory=list)
     answers: list[tuple[UUID, sub_db.IdempotentAnswer]] = field(default_factory=list)
     moved: set[str] = field(default_factory=set)
@@ -103,6 +105,16 @@ class _Batch:
         held = self.keys.get(job.kid)
         check_holder(
             job.kid, held.owner_id if held else None, held.revoked_at if held else None, caller
+        )
+        account = self.submitters.get(caller.id)
+        still_admitted(
+            caller,
+            found=account is not None,
+            active=account is not None and account.active,
+            token_generation=account.token_generation if account else -1,
+            role=account.role if account else "",
+            area_code=account.area_code if account else "",
+            division_id=account.division_id if account else None,
         )
         if payload.jti in self.jtis:  # before the times, as ``submit`` checks
             raise JtiReplayed("A submission with this jti was already received.")
@@ -198,6 +210,7 @@ async def settle(
         pairs=pairs,
         ttl_s=settings.idempotency_ttl_s,
         make_missing=make_heads,
+        submitters=sorted({j.caller.id for j in jobs}),
     )
     if keyed:
         await purge_if_due(conn, settings)
@@ -209,6 +222,7 @@ async def settle(
         jtis=found.seen,
         records=dict(found.records),
         prior={p.index: p for p in found.prior},
+        submitters=found.submitters,
     )
     outcomes: list[SubmitResult | ApiError] = []
     for job, first in zip(jobs, firsts, strict=True):
@@ -266,6 +280,8 @@ class Appender:
         self._overlap_timer: asyncio.Handle | None = None
         self._overlap_due: float | None = None
         self._queue: list[_Pending] = []
+        #: The latest request queued or being written for each (user, Idempotency-Key).
+        self._keyed: dict[tuple[UUID, str], asyncio.Future[SubmitResult]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -316,14 +332,31 @@ class Appender:
         """Check a signed submission and append it, in a batch unless batching is off
         (``batch_max`` 0) or it corrects another submission."""
         if self._batch_max > 0:
-            prepared = await prepare(
-                self._pool,
-                self._settings,
-                caller,
-                body,
-                content_type=content_type,
-                idempotency_key=idempotency_key,
-            )
+            try:
+                prepared = await prepare(
+                    self._pool,
+                    self._settings,
+                    caller,
+                    body,
+                    content_type=content_type,
+                    idempotency_key=idempotency_key,
+                )
+            except ApiError:
+                # A refused request whose Idempotency-Key a request queued here still
+                # carries is judged by that one's answer, as alone (where the first holds
+                # the key's lock from its first statement): wait for it, then look again.
+                first = self._keyed.get((caller.id, idempotency_key or ""))
+                if idempotency_key is None or first is None:
+                    raise
+                await asyncio.wait([first])
+                prepared = await prepare(
+                    self._pool,
+                    self._settings,
+                    caller,
+                    body,
+                    content_type=content_type,
+                    idempotency_key=idempotency_key,
+                )
             if isinstance(prepared, SubmitResult):
                 return prepared
             if prepared.payload.supersedes is None:
@@ -342,9 +375,17 @@ class Appender:
         if self._closing or self._task is None or self._task.done():  # off, or stopped
             raise AppenderClosed("The service is shutting down; send the report again shortly.")
         future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
+        if job.idempotency_key is not None:
+            keyed = (job.caller.id, job.idempotency_key)
+            self._keyed[keyed] = future
+            future.add_done_callback(lambda done: self._unkey(keyed, done))
         self._queue.append(_Pending(job, future))
         self._wake.set()
         return await future
+
+    def _unkey(self, keyed: tuple[UUID, str], done: asyncio.Future[SubmitResult]) -> None:
+        if self._keyed.get(keyed) is done:
+            del self._keyed[keyed]
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -27,6 +27,7 @@ import asyncpg
 import msgspec
 
 from api import authz
+from api.auth.middleware import still_admitted
 from api.auth.principal import Principal
 from api.errors import ApiError, Forbidden, NotFound, Unprocessable
 from api.ledger import entry_hash
@@ -694,7 +695,24 @@ async def submit(
     # Lock order, as reviews take it: the head, a corrected submission, the district's
     # latest values, then (in the append) its data version.
     head = await sub_db.lock_head(conn, payload.district, hold_latest=payload.supersedes is None)
-    # A replayed jti is refused by the unique index when the entry is inserted below.
+    # Read once the head is held: an account changed while this report waited (for the
+    # head, behind another append or a ledger verify) refuses it, as the batch does.
+    account = await user_db.principal_row(conn, caller.id)
+    still_admitted(
+        caller,
+        found=account is not None,
+        active=bool(account and account["active"]),
+        token_generation=account["token_generation"] if account else -1,
+        role=account["role"] if account else "",
+        area_code=account["area_code"] if account else "",
+        division_id=account["division_id"] if account else None,
+    )
+    # A replayed jti is refused by the unique index when the entry is inserted below; a
+    # correction is looked at again first: a copy of it that was appended while this one
+    # waited for the head has superseded the target, and this copy must be told it is
+    # stored (jti-replayed), not that the target was corrected by another.
+    if payload.supersedes is not None and await sub_db.jti_seen(conn, payload.jti):
+        raise JtiReplayed("A submission with this jti was already received.")
     target = await _superseded_target(conn, payload)
     if payload.supersedes is not None:
         await sub_db.hold_latest(conn, payload.district)

@@ -601,6 +601,7 @@ async def append_batch_directly(
         pairs=[],
         ttl_s=0,
         make_missing=False,
+        submitters=[],
     )
     heads = dict(found.heads)
     entries = []

@@ -32,6 +32,16 @@ class KeyState(msgspec.Struct, frozen=True, kw_only=True):
     revoked_at: datetime | None
 
 
+class Submitter(msgspec.Struct, frozen=True, kw_only=True):
+    """A submitter's account as a batch finds it, once it holds its locks."""
+
+    active: bool
+    token_generation: int
+    role: str
+    area_code: str
+    division_id: UUID | None
+
+
 class PriorValue(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """The latest counting value for probe ``index``, with its place in time."""
 
@@ -72,6 +82,8 @@ class AfterLocks(msgspec.Struct, frozen=True, kw_only=True):
     prior: list[PriorValue]
     keys: dict[str, KeyState]
     records: dict[tuple[UUID, str], IdempotencyRecord]
+    #: The accounts of ``submitters`` (one missing: removed).
+    submitters: dict[UUID, Submitter]
 
 
 async def begin_batch(
@@ -85,13 +97,15 @@ async def begin_batch(
     pairs: list[tuple[UUID, str]],
     ttl_s: int,
     make_missing: bool,
+    submitters: list[UUID],
 ) -> AfterLocks:
     """Take every lock of the batch and read, once they are held, what it is checked
     against, in one call (``begin_ingest_batch``, migration 0013): the Idempotency-Key
     locks named, the districts' ledger heads and latest-values locks, and the keys
     (shared, so none is revoked under the batch); then the database clock, which of
     ``jtis`` are stored already, the latest counting value for each probe that has
-    one, the keys ``kids`` and the live records of (user, key) ``pairs``.
+    one, the keys ``kids``, the live records of (user, key) ``pairs`` and the accounts
+    of ``submitters`` (migration 0025).
 
     Heads are made (at genesis, in district order) only with ``make_missing``, after
     the Idempotency-Key locks and before any head is locked: every writer takes those
@@ -115,7 +129,7 @@ async def begin_batch(
             ledger_db.GENESIS_HASH,
         )
     row = await conn.fetchrow(
-        "SELECT * FROM begin_ingest_batch($1, $2, $3, $4, $5, $6, $7, $8)",
+        "SELECT * FROM begin_ingest_batch($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         lock_names,
         districts,
         kids,
@@ -124,6 +138,7 @@ async def begin_batch(
         [u for u, _ in pairs],
         [k for _, k in pairs],
         float(ttl_s),
+        submitters,
     )
     assert row is not None
     heads = {
@@ -157,6 +172,20 @@ async def begin_batch(
             strict=True,
         )
     }
+    accounts = {
+        user: Submitter(
+            active=active, token_generation=gen, role=role, area_code=area, division_id=division
+        )
+        for user, active, gen, role, area, division in zip(
+            row["submitter_ids"] or (),
+            row["submitter_active"] or (),
+            row["submitter_generations"] or (),
+            row["submitter_roles"] or (),
+            row["submitter_areas"] or (),
+            row["submitter_divisions"] or (),
+            strict=True,
+        )
+    }
     return AfterLocks(
         heads=heads,
         created=list(created),
@@ -165,6 +194,7 @@ async def begin_batch(
         prior=msgspec.convert(row["previous"], list[PriorValue]),
         keys=keys,
         records=records,
+        submitters=accounts,
     )
 
 

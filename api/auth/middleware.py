@@ -77,6 +77,35 @@ async def authenticate(app_state: Any, token: str) -> Principal:
     return principal
 
 
+def still_admitted(
+    caller: Principal,
+    *,
+    found: bool,
+    active: bool,
+    token_generation: int,
+    role: str,
+    area_code: str,
+    division_id: UUID | None,
+) -> None:
+    """Refuse a request admitted as ``caller`` whose account changed before its write:
+    a report waits for its batch, or for its district's ledger head, after the check
+    that admitted it, and must not be stored as received from an account already
+    deactivated, given a new password, or moved to another role or area (401: sign in
+    again, then send it again; it is checked anew)."""
+    if not found or not active or token_generation != caller.token_generation:
+        raise Unauthorized(
+            "The account was deactivated or its password set while this report waited; "
+            "nothing was stored.",
+            headers=_CHALLENGE,
+        )
+    if (role, area_code, division_id) != (caller.role, caller.area_code, caller.division_id):
+        raise Unauthorized(
+            "The account's role or area changed while this report waited; nothing was "
+            "stored. Sign in again and send it again.",
+            headers=_CHALLENGE,
+        )
+
+
 async def admit(scope: Scope, permission: str | None) -> Principal | None:
     """The caller of a request to a route declaring ``permission``, or raise 401/403:
     the one check every route passes, from this middleware or the submission lane
