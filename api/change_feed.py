@@ -30,7 +30,7 @@ import asyncpg
 from api.auth.principal import Principal
 from db import changes as db
 from db import versions as versions_db
-from db.submissions import forget_indicators
+from db.submissions import catalogue_heard, forget_indicators
 
 log = logging.getLogger("kinerja.change_feed")
 
@@ -142,7 +142,7 @@ class ChangeFeed:
         # nothing read before this point may be remembered.
         self._principals.clear()
         self._user_generation += 1
-        forget_indicators()  # likewise an indicator's unit
+        catalogue_heard(self, live=True)  # units may be remembered from now on
         conn.add_termination_listener(self._lost)
         self._conn = conn
         log.info("change feed listening")
@@ -156,7 +156,7 @@ class ChangeFeed:
 
     def _forget(self) -> None:
         self._conn = None
-        forget_indicators()
+        catalogue_heard(self, live=False)
         self._epoch = next(_EPOCHS)
         self._versions.clear()
         self._scopes.clear()

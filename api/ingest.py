@@ -106,6 +106,13 @@ class _Batch:
         check_holder(
             job.kid, held.owner_id if held else None, held.revoked_at if held else None, caller
         )
+        if payload.jti in self.jtis:  # before the times, as ``submit`` checks
+            raise JtiReplayed("A submission with this jti was already received.")
+        check_times(payload, self.now, self.settings)
+        if job.unknown_indicator is not None:  # found before the batch, refused in order
+            raise job.unknown_indicator
+        # Last, as ``submit`` reads it once it holds the head: a stored report resent is
+        # still known as stored.
         account = self.submitters.get(caller.id)
         still_admitted(
             caller,
@@ -116,11 +123,6 @@ class _Batch:
             area_code=account.area_code if account else "",
             division_id=account.division_id if account else None,
         )
-        if payload.jti in self.jtis:  # before the times, as ``submit`` checks
-            raise JtiReplayed("A submission with this jti was already received.")
-        check_times(payload, self.now, self.settings)
-        if job.unknown_indicator is not None:  # found before the batch, refused in order
-            raise job.unknown_indicator
         new = new_entry(
             caller=caller,
             payload=payload,

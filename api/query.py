@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections import Counter
 from functools import lru_cache
+from typing import Any
 from urllib.parse import parse_qsl
 
+from litestar.constants import RESERVED_KWARGS
 from litestar.exceptions import ValidationException
+from litestar.params import ParameterKwarg
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 
@@ -28,17 +31,33 @@ def repeated_parameters(query_string: bytes, declared: frozenset[str]) -> list[s
 
 
 @lru_cache(maxsize=4096)  # per handler (by identity): the app's routes, a few dozen
-def _declared(handler: object) -> frozenset[str]:
-    """The handler's parameter names: every query key it can read is one of them."""
+def _declared(handler: Any, path_params: frozenset[str]) -> frozenset[str]:
+    """The query keys the handler reads: its parameters less those Litestar fills from
+    elsewhere (the path, dependencies, the request itself, headers and cookies), each by
+    its query name."""
     signature = getattr(handler, "parsed_fn_signature", None)
-    return frozenset(signature.parameters) if signature is not None else frozenset()
+    if signature is None:
+        return frozenset()
+    elsewhere = RESERVED_KWARGS | path_params | handler.resolve_dependencies().keys()
+    keys = set()
+    for name, parameter in signature.parameters.items():
+        kwarg = parameter.kwarg_definition
+        if name in elsewhere:
+            continue
+        if isinstance(kwarg, ParameterKwarg):
+            if kwarg.header or kwarg.cookie:
+                continue
+            name = kwarg.query or name
+        keys.add(name)
+    return frozenset(keys)
 
 
 def refuse_repeated_parameters(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         handler = scope.get("route_handler")
         if scope["type"] == "http" and handler is not None:
-            repeated = repeated_parameters(scope.get("query_string", b""), _declared(handler))
+            declared = _declared(handler, frozenset(scope.get("path_params", ())))
+            repeated = repeated_parameters(scope.get("query_string", b""), declared)
             if repeated:
                 raise ValidationException(
                     "A query parameter is given more than once: "

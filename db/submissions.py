@@ -146,22 +146,36 @@ _HEAD_COLUMNS = (
 _KNOWN_INDICATORS: dict[str, str] = {}
 #: How many times ``forget_indicators`` ran: a read that overlapped one is not remembered.
 _FORGOTTEN = [0]
+#: The change feeds of this process that hear catalogue changes (``catalogue_heard``).
+_LISTENING: set[int] = set()
 
 
 async def known_indicators(
     conn: asyncpg.Connection | asyncpg.Pool, codes: list[str]
 ) -> dict[str, str]:
     """The codes that are in the catalogue, with their units. Codes seen before are
-    answered from memory (every report names the same few); an unseen code is looked
-    up, so an indicator added a moment ago is accepted at once."""
-    if _KNOWN_INDICATORS.keys() >= set(codes):
+    answered from memory while a change feed hears catalogue changes (every report names
+    the same few); an unseen code is looked up, so an indicator added a moment ago is
+    accepted at once."""
+    if _LISTENING and _KNOWN_INDICATORS.keys() >= set(codes):
         return {code: _KNOWN_INDICATORS[code] for code in codes}
     generation = _FORGOTTEN[0]
     rows = await conn.fetch("SELECT code, unit FROM indicators WHERE code = ANY($1::text[])", codes)
     found = {row["code"]: row["unit"] for row in rows}
-    if _FORGOTTEN[0] == generation:  # else the catalogue changed while this read it
+    if _LISTENING and _FORGOTTEN[0] == generation:  # else it may have changed meanwhile
         _KNOWN_INDICATORS.update(found)
     return found
+
+
+def catalogue_heard(listener: object, live: bool) -> None:
+    """A change feed (``listener``) is now hearing catalogue changes, or no longer is.
+    Units are remembered only while one is: without one, nothing would make this worker
+    forget a unit changed by another, so each report reads the catalogue."""
+    if live:
+        _LISTENING.add(id(listener))
+    else:
+        _LISTENING.discard(id(listener))
+    forget_indicators()  # nothing heard of before this moment is to be trusted
 
 
 async def jti_seen(conn: asyncpg.Connection, jti: UUID) -> bool:
@@ -412,12 +426,13 @@ async def reviews_of(conn: asyncpg.Connection, submission_id: UUID) -> list[Revi
 
 
 async def values_of(conn: asyncpg.Connection, ids: list[UUID]) -> dict[UUID, list[ValueRow]]:
-    """Each report's values. A stated figure beyond a double (1e400, only ever written
-    with SQL: the API takes up to a million) reads as none, as NaN already does in
-    JSON, rather than failing the whole read; ledger verify names such a row."""
+    """Each report's values. A stated figure a double cannot hold (1e400 or 1e-400, only
+    ever written with SQL: the API takes up to a million) reads as none, as NaN already
+    does in JSON, rather than failing the whole read; ledger verify names such a row."""
     rows = await conn.fetch(
         "SELECT v.submission_id, v.indicator_code, v.numerator, v.denominator, "
-        "CASE WHEN abs(v.stated_pct) < 1e300 THEN v.stated_pct::float8 END AS stated_pct, "
+        "CASE WHEN abs(v.stated_pct) < 1e300 AND (v.stated_pct = 0 OR abs(v.stated_pct) > 1e-300) "
+        "THEN v.stated_pct::float8 END AS stated_pct, "
         "v.channels, v.flags, v.counting, i.unit "
         "FROM submission_values v JOIN indicators i ON i.code = v.indicator_code "
         "WHERE v.submission_id = ANY($1::uuid[]) "
