@@ -67,6 +67,8 @@ from scorecards import (
 )
 
 COMPOSITE = "composite"
+#: The country's area code: the root of every area.
+NATION = "ID"
 
 
 class BadPeriod(ApiError):
@@ -619,8 +621,12 @@ def _brief(result: DistrictResult) -> dict[str, IndicatorBrief]:
     return {
         code: IndicatorBrief(
             coverage=item.coverage,
+            coverage_over_100=item.coverage_over_100,
             target=None if item.score is None else item.score.target,
             achievement=None if item.score is None else item.score.raw,
+            members=1,
+            with_data=int(item.value is not None),
+            no_data=int(item.value is None),
         )
         for code, item in result.indicators.items()
     }
@@ -733,7 +739,13 @@ class AreaResult:
     def brief(self) -> dict[str, IndicatorBrief]:
         return {
             r.indicator: IndicatorBrief(
-                coverage=r.coverage, target=r.target, achievement=r.achievement_raw
+                coverage=r.coverage,
+                coverage_over_100=r.coverage_over_100,
+                target=r.target,
+                achievement=r.achievement_raw,
+                members=r.members,
+                with_data=r.with_data,
+                no_data=r.no_data,
             )
             for r in self.rows
         }
@@ -803,6 +815,7 @@ def aggregate_area(
                 numerator=agg.numerator,
                 denominator=agg.denominator,
                 coverage=agg.coverage,
+                coverage_over_100=agg.coverage_over_100,
                 target=agg.target,
                 achievement_raw=None if ach is None else ach.raw,
                 achievement_capped=None if ach is None else ach.capped,
@@ -1019,19 +1032,32 @@ async def province_results(
     conn: asyncpg.Connection, ctx: Context, *, as_of: date | None = None
 ) -> list[AreaResult]:
     """Every province, aggregated over all its districts."""
+    return (await national_results(conn, ctx, as_of=as_of))[1]
+
+
+async def national_results(
+    conn: asyncpg.Connection, ctx: Context, *, as_of: date | None = None
+) -> tuple[AreaResult, list[AreaResult]]:
+    """The nation aggregated over every district (DESIGN: region, province, nation), and
+    every province over its own; the nation's composite weighs every indicator with a
+    target alike (no agreement sets national weights)."""
     districts = await districts_of(conn, ctx, None)
     results = await score_districts(conn, ctx, districts, as_of=as_of)
-    names = dict(await conn.fetch("SELECT code, name FROM areas WHERE kind = 'province'"))
+    names = dict(
+        await conn.fetch("SELECT code, name FROM areas WHERE kind IN ('province', 'country')")
+    )
     by_province: dict[str, list[DistrictResult]] = {}
     for r in results.values():
         by_province.setdefault(r.parent_code, []).append(r)
     _, by_area = await _year_targets(conn, ctx, as_of or ctx.period.as_of)
-    return [
+    nation = aggregate_area(ctx, NATION, names.pop(NATION, "Indonesia"), list(results.values()))
+    provinces = [
         aggregate_area(
             ctx, code, names[code], by_province.get(code, []), _weights_in(by_area, code)
         )
         for code in sorted(names)
     ]
+    return nation, provinces
 
 
 async def rank_areas(

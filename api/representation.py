@@ -294,8 +294,12 @@ def aggregate_row(aggregate: Any, **where: Any) -> dict[str, Any]:
         "indicators": {
             row.indicator: {
                 "coverage": row.coverage,
+                "coverage_over_100": row.coverage_over_100,
                 "target": row.target,
                 "achievement": row.achievement_raw,
+                "members": row.members,
+                "with_data": row.with_data,
+                "no_data": row.no_data,
             }
             for row in aggregate.indicators
         },

@@ -336,17 +336,23 @@ class RankingController(Controller):
                 ctx = await service.context_for(
                     db, state.settings, period, basis, indicator, kept_of(state)
                 )
-                now = await service.province_results(db, ctx)
+                nation, now = await service.national_results(db, ctx)
                 before = await service.province_results(db, ctx, as_of=period.previous_as_of)
             rows, counts = await service.rank_areas(now, before, indicator)
+            aggregate = service.area_aggregate_out(nation)
             doc = Ranking(
                 kind="provinces",
                 province=None,
                 method=ctx.method(indicator),
                 counts=counts,
                 rows=rows,
+                aggregate=aggregate,
             )
-            return doc, lambda: rows_of(rows)
+            # As a province card's CSV leads with the province: the nation first.
+            return doc, lambda: [
+                aggregate_row(aggregate, kind="nation"),
+                *rows_of(rows, kind="province"),
+            ]
 
         return await respond(request, cache_of(state), key, wants_csv(request, format), render)
 

@@ -122,6 +122,8 @@ class AggregateRow(msgspec.Struct, kw_only=True):
     numerator: int
     denominator: int
     coverage: float | None
+    #: Kept and flagged, never clipped (DESIGN: people record where they live now).
+    coverage_over_100: bool
     target: float | None
     achievement_raw: float | None
     achievement_capped: float | None
@@ -133,8 +135,14 @@ class AggregateRow(msgspec.Struct, kw_only=True):
 
 class IndicatorBrief(msgspec.Struct, kw_only=True):
     coverage: float | None
+    coverage_over_100: bool
     target: float | None
     achievement: float | None
+    #: The districts the row stands for (a district: itself), and how many of them have
+    #: data for the indicator; those without are left out of the sums (DESIGN).
+    members: int
+    with_data: int
+    no_data: int
 
 
 class RankingRow(msgspec.Struct, kw_only=True):
@@ -157,19 +165,21 @@ class Counts(msgspec.Struct, kw_only=True):
     no_target: int
 
 
+class AreaAggregate(msgspec.Struct, kw_only=True):
+    code: str
+    name: str
+    indicators: list[AggregateRow]
+    composite: CompositeOut
+
+
 class Ranking(msgspec.Struct, kw_only=True):
     kind: Literal["districts", "regions", "provinces"]
     province: str | None
     method: Method
     counts: Counts
     rows: list[RankingRow]
-
-
-class AreaAggregate(msgspec.Struct, kw_only=True):
-    code: str
-    name: str
-    indicators: list[AggregateRow]
-    composite: CompositeOut
+    #: The provinces ranking's nation, aggregated over every district; null otherwise.
+    aggregate: AreaAggregate | None = None
 
 
 class ProvinceScorecard(msgspec.Struct, kw_only=True):
