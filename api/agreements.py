@@ -26,6 +26,8 @@ from api.schemas.agreements import (
     AgreementCreate,
     AgreementPatch,
     AmendmentCreate,
+    Closed,
+    CloseIn,
     FirstPartyIn,
     Party,
     SecondPartyIn,
@@ -198,6 +200,9 @@ async def to_out(conn: asyncpg.Connection, row: agreement_db.AgreementRow) -> Ag
         created_at=row.created_at,
         activated_at=row.activated_at,
         ended_at=row.ended_at,
+        closed=None
+        if row.closed_by is None
+        else Closed(by=row.closed_by, reason=row.close_reason or ""),
     )
 
 
@@ -560,6 +565,38 @@ async def sign(
                 conn, row.amendment_of, {"status": "superseded", "ended_at": now}
             )
         await agreement_db.update_agreement(conn, row.id, {"status": "active", "activated_at": now})
+    await versions.bump(conn, row.second_area)
+    updated = await agreement_db.get_agreement(conn, row.id)
+    assert updated is not None
+    return await to_out(conn, updated)
+
+
+async def close(
+    conn: asyncpg.Connection, caller: Principal, agreement_id: UUID, data: CloseIn
+) -> Agreement:
+    """End an active agreement now (its first party's office): from then on it no longer
+    applies, as an amended version stops applying when its amendment is signed."""
+    row = await load_visible(conn, caller, agreement_id, for_update=True)
+    if not _is_first_party(caller, row):
+        raise Forbidden("Only the first party's office closes an agreement.")
+    if row.status != "active":
+        raise NotOpen(f"Only an active agreement is closed; this version is {row.status}.")
+    if (pending := await agreement_db.open_version(conn, row.lineage_id)) is not None:
+        raise Conflict(
+            "An amendment of this agreement is being signed: finish it (or discard an "
+            "unsigned draft), then close the version in force.",
+            extra={"agreement_id": str(pending.id)},
+        )
+    await agreement_db.update_agreement(
+        conn,
+        row.id,
+        {
+            "status": "closed",
+            "ended_at": datetime.now(UTC),
+            "closed_by": caller.id,
+            "close_reason": data.reason,
+        },
+    )
     await versions.bump(conn, row.second_area)
     updated = await agreement_db.get_agreement(conn, row.id)
     assert updated is not None

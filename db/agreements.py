@@ -36,6 +36,8 @@ class AgreementRow(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: datetime
     activated_at: datetime | None
     ended_at: datetime | None
+    closed_by: UUID | None = None
+    close_reason: str | None = None
 
 
 class TargetRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,7 +63,7 @@ _COLUMNS = (
     "id, lineage_id, version, year, level, first_area, first_official, first_title, "
     "first_acting, second_area, second_division_id, second_official, second_title, "
     "second_acting, status, amendment_of, amendment_reason, amendment_note, document_sha256, "
-    "created_by, created_at, updated_at, activated_at, ended_at"
+    "created_by, created_at, updated_at, activated_at, ended_at, closed_by, close_reason"
 )
 _A_COLUMNS = ", ".join("a." + c.strip() for c in _COLUMNS.split(","))
 

@@ -357,6 +357,12 @@ async def amendment_target(world: World, role: str, scope: str) -> tuple[str, An
     return f"/v1/agreements/{agreement['id']}/amendments", body
 
 
+async def close_target(world: World, role: str, scope: str) -> tuple[str, Any]:
+    """A fresh active agreement of Palembang (Jakarta out of scope), to close."""
+    path, _ = await amendment_target(world, role, scope)
+    return path.removesuffix("/amendments") + "/close", {"reason": "dimekarkan"}
+
+
 def first_party_only(ok: int) -> Callable[[str, str], int]:
     """Editing or amending a Palembang agreement: its province head alone; the ministry
     sees it but is not its first party (403), the district head is its second (403)."""
@@ -562,6 +568,12 @@ CASES: list[Case] = [
         "/v1/agreements/{agreement_id:uuid}/amendments",
         amendment_target,
         first_party_only(201),
+    ),
+    Case(
+        "POST",
+        "/v1/agreements/{agreement_id:uuid}/close",
+        close_target,
+        first_party_only(200),
     ),
     Case("GET", "/v1/scorecards/districts/{code:str}", district_card_target, district_card),
     Case("GET", "/v1/scorecards/provinces/{code:str}", province_card_target, province_card),

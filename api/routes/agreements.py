@@ -24,6 +24,7 @@ from api.schemas.agreements import (
     AgreementPatch,
     AmendmentCreate,
     Cascade,
+    CloseIn,
     Level,
     SignatureIn,
     Status,
@@ -219,6 +220,23 @@ class AgreementController(Controller):
         """Reasons: mutasi_pejabat, perubahan_strategi, perubahan_prioritas. The active
         version becomes superseded when the amendment is signed by both parties."""
         return await service.amend(db, caller(request), agreement_id, data)
+
+    @post(
+        "/{agreement_id:uuid}/close",
+        opt={"permission": "agreements:write"},
+        summary="Close an active agreement (it stops applying from now)",
+        status_code=200,
+    )
+    async def close(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[asyncpg.Connection],
+        agreement_id: FromPath[UUID],
+        data: Annotated[CloseIn, BodyKwarg()],
+    ) -> Agreement:
+        """The first party's office only; not while an amendment is being signed (409).
+        Scorecards from then on use the targets in force without it (its province's)."""
+        return await service.close(db, caller(request), agreement_id, data)
 
     @get(
         "/{agreement_id:uuid}/versions",

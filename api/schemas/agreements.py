@@ -169,6 +169,12 @@ class AmendmentCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     targets: Annotated[list[TargetIn], msgspec.Meta(min_length=1, max_length=50)] | None = None
 
 
+class CloseIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Why the agreement ends before its year does (kept with it)."""
+
+    reason: Text
+
+
 class SignatureIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """``jws``: compact JWS (EdDSA or ES256, typ ``kinerja-agreement-signature+jwt``) over
     ``{"agreement_id", "document_sha256", "party", "iat"}``."""
@@ -229,6 +235,14 @@ class Agreement(msgspec.Struct, kw_only=True):
     created_at: datetime
     activated_at: datetime | None
     ended_at: datetime | None
+    closed: Closed | None = None
+
+
+class Closed(msgspec.Struct, kw_only=True):
+    """Who closed the agreement, and why; it stopped applying at ``ended_at``."""
+
+    by: UUID
+    reason: str
 
 
 # -- cascade ---------------------------------------------------------------------------
