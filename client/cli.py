@@ -38,6 +38,7 @@ import httpx
 from client import render
 from client.config import (
     ClientConfig,
+    cached_token,
     clear_token,
     load_config,
     load_token,
@@ -557,8 +558,8 @@ def _deliver_all(s: Session, box: Outbox, token: str | None, queued: list[_Queue
             if reason is None and token is not None:
                 item.outcome = deliver(http, s.base_url, token, item.jws, item.key, box)
                 if item.outcome.kind == "unauthorized":
-                    clear_token(home=s.home)
-                    reason = "the server refused the session"
+                    clear_token(home=s.home, refused=token)
+                    reason = f"the server refused the session ({item.outcome.error})"
                     mend = _LOG_IN
                 elif item.outcome.kind == "moved":
                     reason = item.outcome.error
@@ -647,7 +648,8 @@ def _reports(s: Session, token: str | None) -> list[Report]:
             return read_reports(a.file)
         if not a.value:
             raise CliError("nothing to submit: give --value CODE=NUM/DEN (repeatable) or --file")
-        district = a.district or _own_district(token)
+        # A lapsed login still says whose district it is: the report waits in the outbox.
+        district = a.district or _own_district(token or cached_token(home=s.home))
         if district is None:
             raise CliError("pass --district (it is taken from your login otherwise)")
         values: dict[str, Any] = {}
@@ -730,7 +732,7 @@ def cmd_outbox_list(s: Session) -> int:
             "#",
             "District",
             "As of",
-            "Indicators",
+            "Values",
             "Queued",
             "Tries",
             "Next try",
@@ -750,7 +752,7 @@ def cmd_outbox_list(s: Session) -> int:
         if items:
             s.print("")
         s.print("Rejected by the server (not retried):")
-        headers = ("#", "District", "As of", "Indicators", "Rejected", "Why")
+        headers = ("#", "District", "As of", "Values", "Rejected", "Why")
         s.print(render.table(headers, rows, right=(0,)))
         s.print(
             f"\n{len(rejected)} rejected; correct and submit again, then"
@@ -765,10 +767,17 @@ def _next_try(item: OutboxItem, now: float) -> str:
 
 
 def _what(item: OutboxItem) -> tuple[int, str, str, str]:
-    """An outbox row's first columns: its number, district, date and indicators."""
+    """An outbox row's first columns: its number, district, date and what it counts (so
+    a report refused for good can be typed again from this list)."""
     claims = _claims(item.jws)
-    indicators = ",".join(sorted(claims.get("values") or {}))
-    return item.id, claims.get("district", "?"), claims.get("as_of", "?"), indicators
+    values = claims.get("values") or {}
+    counts = ",".join(
+        f"{code}={v.get('numerator', '?')}/{v.get('denominator', '?')}"
+        if isinstance(v, dict)
+        else str(code)
+        for code, v in sorted(values.items())
+    )
+    return item.id, claims.get("district", "?"), claims.get("as_of", "?"), counts
 
 
 def _item_json(item: OutboxItem) -> dict[str, Any]:
@@ -781,6 +790,10 @@ def _item_json(item: OutboxItem) -> dict[str, Any]:
         "as_of": claims.get("as_of"),
         "jti": claims.get("jti"),
         "indicators": sorted(claims.get("values") or {}),
+        # What was signed, so a report refused for good (too old) can be typed again.
+        "values": claims.get("values") or {},
+        "note": claims.get("note"),
+        "supersedes": claims.get("supersedes"),
         "created_at": item.created_at,
         "attempts": item.attempts,
         "next_attempt_at": due_at(item.next_attempt_at, time.time()),
@@ -839,8 +852,8 @@ def cmd_outbox_flush(s: Session) -> int:
                     stored += state == "stored"
                     rejected += state == "rejected"
                 if report.unauthorized:
-                    clear_token(home=s.home)
-                    s.note("the server refused the session")
+                    clear_token(home=s.home, refused=token)
+                    s.note(f"the server refused the session: {report.refusal}")
                     break
                 if report.moved:
                     s.note(f"the server answered {report.moved}")
@@ -857,6 +870,12 @@ def cmd_outbox_flush(s: Session) -> int:
                 time.sleep(max(wait, 0.0))
                 # What the person asked to send now goes once the pause is over.
                 everything = everything and not entries
+                # With the login made meanwhile (a pause may outlast a session).
+                fresh = load_token(home=s.home)
+                if fresh is None:
+                    s.note(f"the session ended during the pause: run `{PROG} login`")
+                    break
+                token = fresh
         left = len(box.all())
         first_due = box.next_due()
     summary = f"{stored} stored, {rejected} rejected, {left} still queued"
@@ -951,7 +970,8 @@ def _fail(s: Session, response: httpx.Response, *, what: str) -> NoReturn:
     for line in _problem_lines(status, _json(response)):
         s.note(line)
     if status == 401 and what != "login":
-        clear_token(home=s.home)
+        sent = response.request.headers.get("authorization", "").partition(" ")[2]
+        clear_token(home=s.home, refused=sent or None)
         raise CliError(f"the server refused the session: run `{PROG} login` again")
     if 300 <= status < 400:  # no redirect is followed: the address is wrong (exit 2)
         where = response.headers.get("location") or "an address it did not give"

@@ -161,6 +161,20 @@ def load_token(now: float | None = None, home: PathLike | None = None) -> str | 
     return cache.token
 
 
-def clear_token(home: PathLike | None = None) -> None:
-    """Forget the cached token (logout, or after the server refused it)."""
+def cached_token(home: PathLike | None = None) -> str | None:
+    """The cached token even if it has expired: what the last login said of the user
+    (their district), for a report signed while the session has lapsed."""
+    try:
+        data = (resolve_home(home) / TOKEN_FILE).read_bytes()
+        return msgspec.json.decode(data, type=_TokenCache).token
+    except (OSError, msgspec.DecodeError):
+        return None
+
+
+def clear_token(home: PathLike | None = None, *, refused: str | None = None) -> None:
+    """Forget the cached token (logout, or after the server refused it). With
+    ``refused``, only if the cache still holds that one: a login made while the refused
+    request was under way (another window, a scheduled flush) is kept."""
+    if refused is not None and cached_token(home) not in (refused, None):
+        return
     (resolve_home(home) / TOKEN_FILE).unlink(missing_ok=True)

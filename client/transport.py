@@ -80,6 +80,7 @@ class FlushReport(msgspec.Struct, frozen=True, kw_only=True):
         retrying: Still queued, backed off.
         unauthorized: The token was refused; the flush stopped and left the
             remaining items untouched. Log in again, then flush.
+        refusal: What the server said of the refused session (its problem detail).
         moved: The server answered with a redirect (what it said): the flush stopped
             and left the items untouched; the server address must be fixed.
         held_until: The server was unreachable or asked to wait (``Retry-After``): the
@@ -91,6 +92,7 @@ class FlushReport(msgspec.Struct, frozen=True, kw_only=True):
     rejected: list[FlushEntry]
     retrying: list[FlushEntry]
     unauthorized: bool = False
+    refusal: str | None = None
     moved: str | None = None
     held_until: float | None = None
 
@@ -212,6 +214,7 @@ def flush(
                 rejected=rejected,
                 retrying=retrying,
                 unauthorized=outcome.kind == "unauthorized",
+                refusal=outcome.error if outcome.kind == "unauthorized" else None,
                 moved=outcome.error if outcome.kind == "moved" else None,
             )
         updated = _record(outbox, item.idempotency_key, outcome, answered)
