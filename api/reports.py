@@ -19,6 +19,7 @@ from uuid import UUID
 
 import asyncpg
 
+from api.bands import Bands, bands_for
 from api.errors import ApiError
 from api.kept_values import KeptValues, read_values_at
 from api.schemas.scorecards import (
@@ -43,9 +44,6 @@ from api.settings import Settings
 from db import indicators as indicator_db
 from db import scorecards as data
 from scorecards import (
-    DUKCAPIL_LEVELS,
-    SAKIP_PREDIKAT,
-    TRAFFIC_LIGHT,
     AggregateMember,
     CompositePart,
     Indicator,
@@ -122,9 +120,14 @@ class Context:
     #: looks up targets for each of its parts, and each read it again.
     fingerprints: dict[int, UUID | None] = field(default_factory=dict)
 
+    @property
+    def bands(self) -> Bands:
+        return bands_for(self.settings)
+
     def method(self, indicator: str) -> Method:
         return Method(
             indicator=indicator,
+            bands=self.bands.described(),
             basis=self.basis,
             as_of=self.period.as_of,
             previous_as_of=self.period.previous_as_of,
@@ -553,16 +556,16 @@ def _at(ctx: Context, when: date) -> Context:
 # -- shaping -------------------------------------------------------------------------------
 
 
-def composite_out(result: Any) -> CompositeOut:
+def composite_out(result: Any, bands: Bands) -> CompositeOut:
     if result is None:
         return CompositeOut(
             score=None, band=None, predikat=None, level=None, included=[], no_data=[], weights={}
         )
     return CompositeOut(
         score=result.score,
-        band=band_for(result.score, TRAFFIC_LIGHT),
-        predikat=band_for(result.score, SAKIP_PREDIKAT),
-        level=band_for(result.score, DUKCAPIL_LEVELS),
+        band=band_for(result.score, bands.traffic_light),
+        predikat=band_for(result.score, bands.sakip),
+        level=band_for(result.score, bands.dukcapil_level),
         included=list(result.included),
         no_data=list(result.no_data),
         weights=dict(result.weights),
@@ -572,6 +575,7 @@ def composite_out(result: Any) -> CompositeOut:
 def indicator_row(
     item: IndicatorResult,
     *,
+    bands: Bands,
     previous: IndicatorResult | None = None,
     previous_as_of: date | None = None,
     projection: ProjectionOut | None = None,
@@ -601,7 +605,7 @@ def indicator_row(
         target_source=item.target_source,
         achievement_raw=None if score is None else score.raw,
         achievement_capped=None if score is None else score.capped,
-        band=None if score is None else band_for(score.capped, TRAFFIC_LIGHT),
+        band=None if score is None else band_for(score.capped, bands.traffic_light),
         weight=None if score is None else score.weight,
         flags=[] if value is None else list(value.flags),
         provenance=None
@@ -644,7 +648,7 @@ class Scored:
 
 
 def ranking_rows(
-    current: Sequence[Scored], previous: dict[str, float | None]
+    current: Sequence[Scored], previous: dict[str, float | None], bands: Bands
 ) -> tuple[list[RankingRow], Counts]:
     """Rank by score; previous ranks come from the same ranking at the previous date.
 
@@ -670,8 +674,8 @@ def ranking_rows(
                 previous_rank=r.previous_rank,
                 change=r.change,
                 score=r.score,
-                band=band_for(r.score, TRAFFIC_LIGHT),
-                predikat=band_for(r.score, SAKIP_PREDIKAT),
+                band=band_for(r.score, bands.traffic_light),
+                predikat=band_for(r.score, bands.sakip),
                 indicators=item.brief,
             )
         )
@@ -819,7 +823,7 @@ def aggregate_area(
                 target=agg.target,
                 achievement_raw=None if ach is None else ach.raw,
                 achievement_capped=None if ach is None else ach.capped,
-                band=None if ach is None else band_for(ach.capped, TRAFFIC_LIGHT),
+                band=None if ach is None else band_for(ach.capped, ctx.bands.traffic_light),
                 members=agg.members,
                 with_data=agg.with_data,
                 no_data=agg.no_data,
@@ -838,12 +842,12 @@ def aggregate_area(
     return AreaResult(code, name, rows, comp, has_data, targeted_data if targeted else has_data)
 
 
-def area_aggregate_out(area: AreaResult) -> AreaAggregate:
+def area_aggregate_out(area: AreaResult, bands: Bands) -> AreaAggregate:
     return AreaAggregate(
         code=area.code,
         name=area.name,
         indicators=area.rows,
-        composite=composite_out(area.composite),
+        composite=composite_out(area.composite, bands),
     )
 
 
@@ -939,8 +943,8 @@ async def district_card(
                 division_id=division["id"],
                 code=division["code"],
                 name=division["name"],
-                indicators=[indicator_row(i) for i in result.indicators.values()],
-                composite=composite_out(result.composite),
+                indicators=[indicator_row(i, bands=ctx.bands) for i in result.indicators.values()],
+                composite=composite_out(result.composite, ctx.bands),
             )
         )
     return DistrictScorecard(
@@ -949,7 +953,7 @@ async def district_card(
         ),
         method=ctx.method(COMPOSITE),
         indicators=rows,
-        composite=composite_out(composite_result),
+        composite=composite_out(composite_result, ctx.bands),
         divisions=divisions,
     )
 
@@ -970,6 +974,7 @@ async def _district_rows(
         rows.append(
             indicator_row(
                 item,
+                bands=ctx.bands,
                 previous=before.indicators.get(code),
                 previous_as_of=ctx.period.previous_as_of,
                 projection=await projection_for(conn, ctx, district["code"], item, target),
@@ -998,7 +1003,7 @@ async def rank_districts(
         if key not in _SCORES:
             _remember(key, score_only(ctx, code, prev_values, then, indicator, before))
         previous[code] = _SCORES[key]
-    return ranking_rows(district_scored(now.values(), indicator), previous)
+    return ranking_rows(district_scored(now.values(), indicator), previous, ctx.bands)
 
 
 def _areas_scored(areas: Sequence[AreaResult], indicator: str) -> list[Scored]:
@@ -1061,10 +1066,10 @@ async def national_results(
 
 
 async def rank_areas(
-    now: list[AreaResult], before: list[AreaResult], indicator: str
+    now: list[AreaResult], before: list[AreaResult], indicator: str, bands: Bands
 ) -> tuple[list[RankingRow], Counts]:
     previous = {a.code: a.score(indicator) for a in before}
-    return ranking_rows(_areas_scored(now, indicator), previous)
+    return ranking_rows(_areas_scored(now, indicator), previous, bands)
 
 
 async def province_card(
@@ -1074,18 +1079,18 @@ async def province_card(
     now = await score_districts(conn, ctx, districts)
     before = await score_districts(conn, ctx, districts, as_of=ctx.period.previous_as_of)
     previous = {code: district_score(r, COMPOSITE) for code, r in before.items()}
-    district_rows, _ = ranking_rows(district_scored(now.values(), COMPOSITE), previous)
+    district_rows, _ = ranking_rows(district_scored(now.values(), COMPOSITE), previous, ctx.bands)
     weights = await province_weights(conn, ctx, province["code"], ctx.period.as_of)
     whole = aggregate_area(ctx, province["code"], province["name"], list(now.values()), weights)
     regions_now = await region_results(conn, ctx, province["code"])
     regions_before = await region_results(
         conn, ctx, province["code"], as_of=ctx.period.previous_as_of
     )
-    region_rows, _ = await rank_areas(regions_now, regions_before, COMPOSITE)
+    region_rows, _ = await rank_areas(regions_now, regions_before, COMPOSITE, ctx.bands)
     return ProvinceScorecard(
         province=AreaRef(code=province["code"], name=province["name"], parent_code="ID"),
         method=ctx.method(COMPOSITE),
-        aggregate=area_aggregate_out(whole),
+        aggregate=area_aggregate_out(whole, ctx.bands),
         districts=district_rows,
         regions=region_rows,
     )

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from scorecards.errors import ScorecardError
+
 ENV_PREFIX = "KINERJA_"
 
 
@@ -101,8 +103,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Answer POST /v1/submissions in its own lane, outside Litestar's routing and
     # middleware chain (same checks and answers, less CPU); false: through Litestar.
     submission_lane: bool = True
+    # Band tables on achievement (percent), highest threshold first, then the label below
+    # them all. The traffic light and levels count a value equal to a threshold as
+    # reaching it; SAKIP's predikat is strict (AA > 90), as the rule is written.
+    band_traffic_light: str = "green=90,yellow=70,red"
+    band_sakip: str = "AA=90,A=80,BB=70,B=60,CC=50,C=30,D"
+    band_dukcapil_level: str = "level_4=100,level_3=90,level_2=75,level_1"
 
     def __post_init__(self) -> None:
+        from api.bands import bands_for  # the check is the parse the reports use
+
+        try:
+            bands_for(self)
+        except ScorecardError as exc:
+            raise ValueError(f"KINERJA_BAND_*: {exc}") from None
         if self.page_size_default > self.page_size_max:
             raise ValueError(
                 f"KINERJA_PAGE_SIZE_DEFAULT ({self.page_size_default}) exceeds "

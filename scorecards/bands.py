@@ -79,6 +79,42 @@ def band_for(value: float | None, table: BandTable) -> str | None:
     return table.below
 
 
+def parse_table(name: str, spec: str, *, inclusive: bool) -> BandTable:
+    """A table as an operator writes it: ``label=threshold`` pairs from the highest
+    threshold down, then the label below them all (``green=90,yellow=70,red``).
+
+    Raises:
+        ScorecardError: the text is not such a list, a threshold is not a number, a
+            label is empty or repeated, or the thresholds do not descend.
+    """
+    parts = [part.strip() for part in spec.split(",")]
+    below = parts[-1]
+    if not below or "=" in below:
+        raise ScorecardError(
+            f"band table {name!r}: end with the label below every threshold ({spec!r})"
+        )
+    bands = []
+    for part in parts[:-1]:
+        label, sep, threshold = (x.strip() for x in part.partition("="))
+        try:
+            value = float(threshold) if sep and label else math.nan
+        except ValueError:
+            value = math.nan
+        if math.isnan(value):
+            raise ScorecardError(f"band table {name!r}: {part!r} is not label=threshold")
+        bands.append(Band(label=label, threshold=value))
+    labels = [band.label for band in bands] + [below]
+    if len(set(labels)) != len(labels):
+        raise ScorecardError(f"band table {name!r}: a label is given twice ({spec!r})")
+    return BandTable(name=name, bands=tuple(bands), below=below, inclusive=inclusive)
+
+
+def table_spec(table: BandTable) -> str:
+    """The table in the form ``parse_table`` reads."""
+    pairs = [f"{band.label}={band.threshold:g}" for band in table.bands]
+    return ",".join([*pairs, table.below])
+
+
 TRAFFIC_LIGHT = BandTable(
     name="traffic_light",
     bands=(Band(label="green", threshold=90.0), Band(label="yellow", threshold=70.0)),

@@ -300,7 +300,7 @@ class RankingController(Controller):
                 before = await service.region_results(
                     db, ctx, province, as_of=period.previous_as_of, only_coordinator=only
                 )
-            rows, counts = await service.rank_areas(now, before, indicator)
+            rows, counts = await service.rank_areas(now, before, indicator, ctx.bands)
             doc = Ranking(
                 kind="regions",
                 province=province,
@@ -338,8 +338,8 @@ class RankingController(Controller):
                 )
                 nation, now = await service.national_results(db, ctx)
                 before = await service.province_results(db, ctx, as_of=period.previous_as_of)
-            rows, counts = await service.rank_areas(now, before, indicator)
-            aggregate = service.area_aggregate_out(nation)
+            rows, counts = await service.rank_areas(now, before, indicator, ctx.bands)
+            aggregate = service.area_aggregate_out(nation, ctx.bands)
             doc = Ranking(
                 kind="provinces",
                 province=None,

@@ -21,6 +21,8 @@ class Method(msgspec.Struct, kw_only=True):
     as_of: date
     previous_as_of: date
     year: int
+    #: The band tables in use (settings ``KINERJA_BAND_*``), as configured.
+    bands: dict[str, str] = msgspec.field(default_factory=dict)
     rank_method: str = "standard_competition"
     ties: str = "equal scores (rounded to 6 decimals) share a rank; listed by code"
     score: str = (
