@@ -192,7 +192,10 @@ async def respond(
 ) -> Response[Any]:
     """304, a cached body, or render (document, its CSV rows when asked for) and cache
     it."""
-    etag = etag_for([*key_parts, "csv" if as_csv else "json"])
+    settings = request.app.state.settings
+    # The band tables are part of every body: a change of them (a restart) is a new one.
+    bands = (settings.band_traffic_light, settings.band_sakip, settings.band_dukcapil_level)
+    etag = etag_for([*key_parts, *bands, "csv" if as_csv else "json"])
     headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "Accept, Authorization"}
     named, any_current = _matches(_header(request, b"if-none-match"), etag)
     if named:

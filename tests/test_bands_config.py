@@ -95,3 +95,21 @@ def test_the_defaults_are_the_built_in_tables() -> None:
     )
     with pytest.raises(ScorecardError):
         parse_table("x", "a=1,b=1,c", inclusive=True)
+
+
+async def test_other_tables_make_another_etag(
+    settings: Settings, people: dict[str, Person]
+) -> None:
+    """A client polling with If-None-Match across a restart with other tables must not be
+    told its body (with the old bands) is current."""
+    tags = []
+    for config in (settings, msgspec.structs.replace(settings, band_sakip="AA=95,A=90,D")):
+        async with served(config) as (app, http):
+            card = await http.get(
+                "/v1/scorecards/districts/16.71",
+                params={"as_of": f"{YEAR}-05-31"},
+                headers=bearer(app, people["province_monitor"]),
+            )
+            assert card.status_code == 200, card.text
+            tags.append(card.headers["etag"])
+    assert tags[0] != tags[1]
