@@ -571,22 +571,38 @@ async def sign(
     return await to_out(conn, updated)
 
 
+async def _active_for_first_party(
+    conn: asyncpg.Connection,
+    caller: Principal,
+    agreement_id: UUID,
+    verb: tuple[str, str],
+    pending_says: str,
+) -> agreement_db.AgreementRow:
+    """The active version, locked, for its first party's office to amend or close: not
+    while an amendment of it is being signed (409, naming it)."""
+    row = await load_visible(conn, caller, agreement_id, for_update=True)
+    if not _is_first_party(caller, row):
+        raise Forbidden(f"Only the first party's office {verb} an agreement.")
+    if row.status != "active":
+        raise NotOpen(f"Only an active agreement is {verb[:-1]}ed; this version is {row.status}.")
+    if (pending := await agreement_db.open_version(conn, row.lineage_id)) is not None:
+        raise Conflict(pending_says, extra={"agreement_id": str(pending.id)})
+    return row
+
+
 async def close(
     conn: asyncpg.Connection, caller: Principal, agreement_id: UUID, data: CloseIn
 ) -> Agreement:
     """End an active agreement now (its first party's office): from then on it no longer
     applies, as an amended version stops applying when its amendment is signed."""
-    row = await load_visible(conn, caller, agreement_id, for_update=True)
-    if not _is_first_party(caller, row):
-        raise Forbidden("Only the first party's office closes an agreement.")
-    if row.status != "active":
-        raise NotOpen(f"Only an active agreement is closed; this version is {row.status}.")
-    if (pending := await agreement_db.open_version(conn, row.lineage_id)) is not None:
-        raise Conflict(
-            "An amendment of this agreement is being signed: finish it (or discard an "
-            "unsigned draft), then close the version in force.",
-            extra={"agreement_id": str(pending.id)},
-        )
+    row = await _active_for_first_party(
+        conn,
+        caller,
+        agreement_id,
+        ("closes", "closed"),
+        "An amendment of this agreement is being signed: finish it (or discard an unsigned "
+        "draft), then close the version in force.",
+    )
     await agreement_db.update_agreement(
         conn,
         row.id,
@@ -606,15 +622,9 @@ async def close(
 async def amend(
     conn: asyncpg.Connection, caller: Principal, agreement_id: UUID, data: AmendmentCreate
 ) -> Agreement:
-    row = await load_visible(conn, caller, agreement_id, for_update=True)
-    if not _is_first_party(caller, row):
-        raise Forbidden("Only the first party's office amends an agreement.")
-    if row.status != "active":
-        raise NotOpen(f"Only an active agreement is amended; this version is {row.status}.")
-    if (pending := await agreement_db.open_version(conn, row.lineage_id)) is not None:
-        raise Conflict(
-            "An amendment is already being signed.", extra={"agreement_id": str(pending.id)}
-        )
+    row = await _active_for_first_party(
+        conn, caller, agreement_id, ("amends", "amended"), "An amendment is already being signed."
+    )
     latest = max(v.version for v in await agreement_db.versions(conn, row.lineage_id))
     fields = msgspec.structs.asdict(row)
     for key in ("created_at", "updated_at", "activated_at", "ended_at", "status"):

@@ -334,31 +334,25 @@ class Appender:
         """Check a signed submission and append it, in a batch unless batching is off
         (``batch_max`` 0) or it corrects another submission."""
         if self._batch_max > 0:
-            try:
-                prepared = await prepare(
-                    self._pool,
-                    self._settings,
-                    caller,
-                    body,
-                    content_type=content_type,
-                    idempotency_key=idempotency_key,
-                )
-            except ApiError:
-                # A refused request whose Idempotency-Key a request queued here still
-                # carries is judged by that one's answer, as alone (where the first holds
-                # the key's lock from its first statement): wait for it, then look again.
-                first = self._keyed.get((caller.id, idempotency_key or ""))
-                if idempotency_key is None or first is None:
-                    raise
-                await asyncio.wait([first])
-                prepared = await prepare(
-                    self._pool,
-                    self._settings,
-                    caller,
-                    body,
-                    content_type=content_type,
-                    idempotency_key=idempotency_key,
-                )
+            # A refused request whose Idempotency-Key a request queued here still carries
+            # is judged by that one's answer, as alone (where the first holds the key's
+            # lock from its first statement): wait for it, then look again.
+            for attempt in (1, 2):
+                try:
+                    prepared = await prepare(
+                        self._pool,
+                        self._settings,
+                        caller,
+                        body,
+                        content_type=content_type,
+                        idempotency_key=idempotency_key,
+                    )
+                    break
+                except ApiError:
+                    first = self._keyed.get((caller.id, idempotency_key or ""))
+                    if attempt == 2 or idempotency_key is None or first is None:
+                        raise
+                    await asyncio.wait([first])
             if isinstance(prepared, SubmitResult):
                 return prepared
             if prepared.payload.supersedes is None:

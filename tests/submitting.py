@@ -106,7 +106,7 @@ def ec_key() -> SigningKey:
 
 
 async def post_jws(
-    client: AsyncTestClient[Litestar],
+    client: AsyncTestClient[Litestar] | httpx.AsyncClient,
     app: Litestar,
     person: Person,
     jws: str | bytes,
@@ -119,6 +119,22 @@ async def post_jws(
         headers["Idempotency-Key"] = idempotency_key
     content = jws.encode() if isinstance(jws, str) else jws
     return await client.post("/v1/submissions", content=content, headers=headers)
+
+
+async def post_signed(
+    app: Litestar,
+    http: AsyncTestClient[Litestar] | httpx.AsyncClient,
+    signer: Signer,
+    jws: str,
+    key: str | None = None,
+) -> httpx.Response:
+    """A JWS the signer made, posted as its person (with an Idempotency-Key if given)."""
+    return await post_jws(http, app, signer.person, jws, idempotency_key=key)
+
+
+def problem_slug(response: httpx.Response) -> str:
+    """The last part of a problem's ``type`` (``jti-replayed``)."""
+    return str(response.json().get("type", "")).rsplit("/", 1)[-1]
 
 
 async def submit(

@@ -7,7 +7,6 @@ import asyncio
 from uuid import UUID
 
 import asyncpg
-import httpx
 import msgspec
 import pytest
 from litestar import Litestar
@@ -16,22 +15,10 @@ from litestar.testing import AsyncTestClient
 from api.settings import Settings
 from db import submissions as sub_db
 from tests.people import Person, bearer
-from tests.submitting import JOSE, Signer, register_key, served, submit
+from tests.submitting import JOSE, register_key, served, submit
+from tests.submitting import post_signed as post
+from tests.submitting import problem_slug as slug
 from tests.test_catalogue import indicator
-
-
-def slug(response: httpx.Response) -> str:
-    return str(response.json().get("type", "")).rsplit("/", 1)[-1]
-
-
-async def post(
-    app: Litestar, http: httpx.AsyncClient, signer: Signer, jws: str, key: str | None = None
-) -> httpx.Response:
-    headers = {**bearer(app, signer.person), "Content-Type": JOSE}
-    if key is not None:
-        headers["Idempotency-Key"] = key
-    return await http.post("/v1/submissions", content=jws.encode(), headers=headers)
-
 
 # -- db/submissions.values_of (f72ebb2) -------------------------------------------------
 

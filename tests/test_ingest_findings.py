@@ -6,23 +6,13 @@ import asyncio
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
-from litestar import Litestar
 
 from api import ingest
 from api.settings import Settings
-from tests.people import Person, bearer
-from tests.submitting import JOSE, Signer, register_key, served
-
-
-async def post(
-    app: Litestar, http: httpx.AsyncClient, signer: Signer, jws: str, key: str | None = None
-) -> httpx.Response:
-    headers = {**bearer(app, signer.person), "Content-Type": JOSE}
-    if key is not None:
-        headers["Idempotency-Key"] = key
-    return await http.post("/v1/submissions", content=jws.encode(), headers=headers)
+from tests.people import Person
+from tests.submitting import post_signed as post
+from tests.submitting import register_key, served
 
 
 async def test_a_reused_key_with_a_bad_body_while_the_first_is_in_flight_is_key_reused(

@@ -7,27 +7,14 @@ import asyncio
 from typing import Any
 
 import asyncpg
-import httpx
 import msgspec
 import pytest
-from litestar import Litestar
 
 from api.settings import Settings
 from tests.people import Person, bearer, make_user
-from tests.submitting import JOSE, Signer, register_key, served
-
-
-async def post(
-    app: Litestar, http: httpx.AsyncClient, signer: Signer, jws: str, key: str | None = None
-) -> httpx.Response:
-    headers = {**bearer(app, signer.person), "Content-Type": JOSE}
-    if key is not None:
-        headers["Idempotency-Key"] = key
-    return await http.post("/v1/submissions", content=jws.encode(), headers=headers)
-
-
-def slug(response: httpx.Response) -> str:
-    return str(response.json().get("type", "")).rsplit("/", 1)[-1]
+from tests.submitting import post_signed as post
+from tests.submitting import problem_slug as slug
+from tests.submitting import register_key, served
 
 
 @pytest.mark.parametrize(
