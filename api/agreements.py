@@ -582,9 +582,9 @@ async def _active_for_first_party(
     while an amendment of it is being signed (409, naming it)."""
     row = await load_visible(conn, caller, agreement_id, for_update=True)
     if not _is_first_party(caller, row):
-        raise Forbidden(f"Only the first party's office {verb} an agreement.")
+        raise Forbidden(f"Only the first party's office {verb[0]} an agreement.")
     if row.status != "active":
-        raise NotOpen(f"Only an active agreement is {verb[:-1]}ed; this version is {row.status}.")
+        raise NotOpen(f"Only an active agreement is {verb[1]}; this version is {row.status}.")
     if (pending := await agreement_db.open_version(conn, row.lineage_id)) is not None:
         raise Conflict(pending_says, extra={"agreement_id": str(pending.id)})
     return row

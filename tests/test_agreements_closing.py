@@ -55,6 +55,14 @@ async def test_the_first_party_closes_an_active_agreement(
     twice = await client.post(url, json={"reason": "lagi"}, headers=head)
     assert twice.status_code == 409, twice.text
     assert twice.json()["type"].endswith("/agreement-not-open")
+    assert twice.json()["detail"] == (
+        "Only an active agreement is closed; this version is closed."
+    ), twice.json()
+    by_second = await client.post(
+        url, json={"reason": "x"}, headers=bearer(app, people["district_head"])
+    )
+    assert by_second.status_code == 403, by_second.text
+    assert by_second.json()["detail"] == "Only the first party's office closes an agreement."
     amended = await client.post(
         f"/v1/agreements/{agreement['id']}/amendments",
         json={"reason": "perubahan_prioritas", "note": "x"},
