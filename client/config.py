@@ -145,18 +145,22 @@ def save_token(token: str, expires_at: float, home: PathLike | None = None) -> P
     return path
 
 
+def _read_cache(home: PathLike | None) -> _TokenCache | None:
+    try:
+        data = (resolve_home(home) / TOKEN_FILE).read_bytes()
+        return msgspec.json.decode(data, type=_TokenCache)
+    except (OSError, msgspec.DecodeError):
+        return None
+
+
 def load_token(now: float | None = None, home: PathLike | None = None) -> str | None:
     """The cached token, or None if there is none, it is unreadable, or it (nearly) expired.
 
     A token within ``TOKEN_LEEWAY`` seconds of expiry counts as expired.
     """
     at = time.time() if now is None else now
-    try:
-        data = (resolve_home(home) / TOKEN_FILE).read_bytes()
-        cache = msgspec.json.decode(data, type=_TokenCache)
-    except (OSError, msgspec.DecodeError):
-        return None
-    if cache.expires_at - TOKEN_LEEWAY <= at:
+    cache = _read_cache(home)
+    if cache is None or cache.expires_at - TOKEN_LEEWAY <= at:
         return None
     return cache.token
 
@@ -164,11 +168,8 @@ def load_token(now: float | None = None, home: PathLike | None = None) -> str | 
 def cached_token(home: PathLike | None = None) -> str | None:
     """The cached token even if it has expired: what the last login said of the user
     (their district), for a report signed while the session has lapsed."""
-    try:
-        data = (resolve_home(home) / TOKEN_FILE).read_bytes()
-        return msgspec.json.decode(data, type=_TokenCache).token
-    except (OSError, msgspec.DecodeError):
-        return None
+    cache = _read_cache(home)
+    return None if cache is None else cache.token
 
 
 def clear_token(home: PathLike | None = None, *, refused: str | None = None) -> None:
