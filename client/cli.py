@@ -317,6 +317,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     discarding.add_argument("number", type=int, metavar="#", help="the report's # in the list")
     discarding.set_defaults(handler=cmd_outbox_discard)
+    resigning = outbox_sub.add_parser(
+        "resign",
+        parents=[common],
+        help="sign a rejected report again and send it",
+        description="Sign a rejected report (its # in `outbox list`) again, with a fresh jti"
+        " and iat and your current key, queue it in the rejected one's place and send it:"
+        " for a report refused because it waited too long to be sent, or was signed with a"
+        " key since replaced. It holds the same district, date, counts, note and correction;"
+        " a report refused for what it says needs correcting and submitting instead.",
+    )
+    resigning.add_argument("number", type=int, metavar="#", help="the report's # in the list")
+    resigning.set_defaults(handler=cmd_outbox_resign)
 
     scorecard = command("scorecard", "your district's scorecard", cmd_scorecard)
     scorecard.add_argument("--district", help="district code (default: your own)")
@@ -544,7 +556,7 @@ def _deliver_all(s: Session, box: Outbox, token: str | None, queued: list[_Queue
     """Send the reports in order until one answer says the rest should wait; what a
     person must do first when that was the session (none, or refused) or the server's
     address (a redirect), which no retry mends."""
-    show = s.args.progress
+    show = getattr(s.args, "progress", None)  # `outbox resign` sends one report
     if show is None:
         show = len(queued) > 1 and s.err.isatty()
     bar = render.ProgressBar(len(queued), s.err, enabled=bool(show))
@@ -613,6 +625,8 @@ def _print_outcome(s: Session, district: str, as_of: str, outcome: Outcome) -> s
         )
         for line in _problem_lines(outcome.status, outcome.body):
             s.print("          " + line)
+        if str(body.get("type", "")).endswith("/iat-too-old"):
+            s.print(f"          it waited too long: `{PROG} outbox resign #` signs it again")
         return "rejected"
     s.print(f"queued    {what}  {outcome.error or 'will be retried'}")
     return "queued"
@@ -756,7 +770,8 @@ def cmd_outbox_list(s: Session) -> int:
         s.print(render.table(headers, rows, right=(0,)))
         s.print(
             f"\n{len(rejected)} rejected; correct and submit again, then"
-            f" `{PROG} outbox discard #` removes each."
+            f" `{PROG} outbox discard #` removes each (one refused only for waiting too"
+            f" long, or for a key since replaced: `{PROG} outbox resign #`)."
         )
     return EXIT_OK
 
@@ -790,7 +805,7 @@ def _item_json(item: OutboxItem) -> dict[str, Any]:
         "as_of": claims.get("as_of"),
         "jti": claims.get("jti"),
         "indicators": sorted(claims.get("values") or {}),
-        # What was signed, so a report refused for good (too old) can be typed again.
+        # What was signed, to type again a report refused for what it says.
         "values": claims.get("values") or {},
         "note": claims.get("note"),
         "supersedes": claims.get("supersedes"),
@@ -814,6 +829,57 @@ def cmd_outbox_discard(s: Session) -> int:
     claims = _claims(gone.jws)
     s.print(f"discarded #{gone.id}  {claims.get('district', '?')} {claims.get('as_of', '?')}")
     return EXIT_OK
+
+
+def cmd_outbox_resign(s: Session) -> int:
+    """Sign a rejected report again (fresh jti and iat, the current key) in its place,
+    then send it as ``submit`` would."""
+    token = load_token(home=s.home)
+    pair = _keypair(s)
+    number = s.args.number
+    missing = CliError(
+        f"no rejected report #{number} (see `{PROG} outbox list`; reports still waiting"
+        f" are sent as they are by `{PROG} outbox flush`)"
+    )
+    with Outbox.open(s.home) as box:
+        old = next((item for item in box.rejected() if item.id == number), None)
+        if old is None:
+            raise missing
+        report = _report_of(old)
+        try:
+            payload = build_payload(
+                report.district,
+                report.as_of,
+                report.values,
+                note=report.note,
+                division=report.division,
+                supersedes=report.supersedes,
+            )
+        except ValueError as exc:
+            raise CliError(f"#{number}: {exc}") from None
+        item = _Queued(report, sign_submission(payload, pair.private_key, pair.kid), _key())
+        if box.replace_rejected(number, old.jws, item.jws, item.key) is None:
+            raise missing  # discarded or signed again by another run meanwhile
+        mend = _deliver_all(s, box, token, [item])
+    return _submit_summary(s, [item], mend=mend)
+
+
+def _report_of(item: OutboxItem) -> Report:
+    """What a queued report says, read back from its JWS to sign it again."""
+    claims = _claims(item.jws)
+    try:
+        as_of = parse_date(str(claims.get("as_of")), f"#{item.id}")
+    except RowError as exc:
+        raise CliError(str(exc)) from None
+    return Report(
+        district=str(claims.get("district")),
+        as_of=as_of,
+        values=claims.get("values") or {},
+        note=claims.get("note"),
+        division=claims.get("division"),
+        supersedes=claims.get("supersedes"),
+        source=f"outbox #{item.id}",
+    )
 
 
 def cmd_outbox_flush(s: Session) -> int:

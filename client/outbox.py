@@ -294,6 +294,30 @@ class Outbox:
             self._conn.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
         return _item(row)
 
+    def replace_rejected(
+        self, item_id: int, old_jws: str, jws: str, idempotency_key: str, now: float | None = None
+    ) -> OutboxItem | None:
+        """Queue ``jws`` (the rejected item ``item_id`` signed again) in that item's place,
+        in one transaction: the new item, due at once (or when a pause ends); None, with
+        nothing changed, if the item is no longer the rejected ``old_jws`` (discarded or
+        signed again by another client process meanwhile)."""
+        if not jws or not idempotency_key:
+            raise ValueError("jws and idempotency_key must be non-empty")
+        at = time.time() if now is None else now
+        with self._transaction():
+            gone = self._conn.execute(
+                "DELETE FROM outbox WHERE id = ? AND jws = ? AND rejected_at IS NOT NULL",
+                (item_id, old_jws),
+            )
+            if gone.rowcount == 0:
+                return None
+            self._conn.execute(
+                "INSERT INTO outbox (idempotency_key, jws, created_at, next_attempt_at)"
+                " VALUES (?, ?, ?, ?)",
+                (idempotency_key, jws, at, max(at, self.held_until(at) or at)),
+            )
+            return self._get(idempotency_key)
+
     def mark_sent(self, idempotency_key: str) -> bool:
         """Remove an item the server has stored; True if it was queued."""
         with self._transaction():
