@@ -519,21 +519,7 @@ def cmd_submit(s: Session) -> int:
     """Sign every report, queue them all durably, then deliver them one by one."""
     token = load_token(home=s.home)
     reports = _reports(s, token)
-    payloads = []
-    for report in reports:
-        try:
-            payloads.append(
-                build_payload(
-                    report.district,
-                    report.as_of,
-                    report.values,
-                    note=report.note,
-                    division=report.division,
-                    supersedes=report.supersedes,
-                )
-            )
-        except ValueError as exc:
-            raise CliError(f"{report.source}: {exc}") from None
+    payloads = [_payload(report) for report in reports]
     pair = _keypair(s)
     with Outbox.open(s.home) as box:
         # Everything is signed and queued before the first request: if the process dies
@@ -545,6 +531,21 @@ def cmd_submit(s: Session) -> int:
             queued.append(item)
         mend = _deliver_all(s, box, token, queued)
     return _submit_summary(s, queued, mend=mend)
+
+
+def _payload(report: Report) -> dict[str, Any]:
+    """A report's payload with a fresh ``jti`` and ``iat``, checked before it is signed."""
+    try:
+        return build_payload(
+            report.district,
+            report.as_of,
+            report.values,
+            note=report.note,
+            division=report.division,
+            supersedes=report.supersedes,
+        )
+    except ValueError as exc:
+        raise CliError(f"{report.source}: {exc}") from None
 
 
 #: What a person must do before the outbox can be sent: log in, or fix the server address.
@@ -846,17 +847,7 @@ def cmd_outbox_resign(s: Session) -> int:
         if old is None:
             raise missing
         report = _report_of(old)
-        try:
-            payload = build_payload(
-                report.district,
-                report.as_of,
-                report.values,
-                note=report.note,
-                division=report.division,
-                supersedes=report.supersedes,
-            )
-        except ValueError as exc:
-            raise CliError(f"#{number}: {exc}") from None
+        payload = _payload(report)
         item = _Queued(report, sign_submission(payload, pair.private_key, pair.kid), _key())
         if box.replace_rejected(number, old.jws, item.jws, item.key) is None:
             raise missing  # discarded or signed again by another run meanwhile
