@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Response
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme
 from litestar.plugins.problem_details import ProblemDetailsPlugin
 from litestar.routes import HTTPRoute
+from litestar.status_codes import HTTP_404_NOT_FOUND
 
 from api.auth.middleware import auth_middleware
 from api.authz import PUBLIC
@@ -140,6 +142,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
                 _allow_every_method(handler, route)
             if handler.opt.get("permission") == PUBLIC:
                 handler.security = [{}]  # documented as needing no token
+            if route.path == SCHEMA_PATH + "/{path:str}":
+                handler.after_request = _not_found_page_as_problem
     if settings.submission_lane:
         app.asgi_handler = submission_lane(app, app.asgi_handler)
     app.asgi_handler = head_as_get(app.asgi_handler)
@@ -148,6 +152,14 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     # routes carry the request id too (route-level middleware never sees those).
     app.asgi_handler = request_id_middleware(app.asgi_handler)
     return app
+
+
+async def _not_found_page_as_problem(response: Response[Any]) -> Response[Any]:
+    """Litestar answers an unknown page under the schema path (``/schema/nope``) with an
+    HTML "Error 404" of its own; here, as every other unknown path, it is problem+json."""
+    if response.status_code == HTTP_404_NOT_FOUND:
+        raise NotFoundException()
+    return response
 
 
 def _allow_every_method(handler: Any, route: HTTPRoute) -> None:
