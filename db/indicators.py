@@ -74,13 +74,23 @@ async def insert_indicator(conn: asyncpg.Connection, **fields: object) -> Indica
     return msgspec.convert(dict(row), IndicatorRow) if row else None
 
 
-async def indicator_in_use(conn: asyncpg.Connection, code: str) -> bool:
-    return bool(
-        await conn.fetchval(
-            "SELECT 1 FROM agreement_targets WHERE indicator_code = $1 LIMIT 1", code
-        )
+async def indicator_used_by(conn: asyncpg.Connection, code: str) -> str | None:
+    """What keeps an indicator: "agreements" that set it a target, "submissions" that
+    reported it (the ledger is kept for ever), or None."""
+    return await conn.fetchval(
+        "SELECT CASE"
+        " WHEN EXISTS (SELECT 1 FROM agreement_targets WHERE indicator_code = $1)"
+        " THEN 'agreements'"
+        " WHEN EXISTS (SELECT 1 FROM submission_values WHERE indicator_code = $1)"
+        " THEN 'submissions' END",
+        code,
     )
 
 
-async def delete_indicator(conn: asyncpg.Connection, code: str) -> None:
-    await conn.execute("DELETE FROM indicators WHERE code = $1 AND NOT core", code)
+async def delete_indicator(conn: asyncpg.Connection, code: str) -> bool:
+    """Whether this call removed it (a concurrent removal may have been first)."""
+    return bool(
+        await conn.fetchval(
+            "DELETE FROM indicators WHERE code = $1 AND NOT core RETURNING true", code
+        )
+    )

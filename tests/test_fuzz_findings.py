@@ -4,9 +4,17 @@ written against; it passes once the answer is a 4xx problem+json."""
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+
+from api.settings import Settings
+from tests.people import Person, bearer
+from tests.submitting import register_key, served, submit
+from tests.test_catalogue import indicator
 
 
 @pytest.mark.parametrize(
@@ -55,3 +63,50 @@ async def test_unknown_paths_elsewhere_are_problems_already(
         response = await client.get(path)
         assert response.status_code == 404, path
         assert response.headers["content-type"].startswith("application/problem+json"), path
+
+
+# -- noticed while fuzzing: concurrent removals of one indicator --------------------------
+
+
+async def test_concurrent_removals_of_an_indicator_remove_it_once(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
+) -> None:
+    """Ten concurrent ``DELETE /v1/indicators/{code}`` answered 204 three times: each
+    looked the indicator up, then deleted whatever was left. One removal is 204; the
+    others, finding it gone, are 404, as a removal after it is."""
+    admin = people["admin"]
+    async with served(settings) as (app, http):
+        made = await http.post("/v1/indicators", json=indicator(), headers=bearer(app, admin))
+        assert made.status_code == 201, made.text
+        async with conn.transaction():  # another request is changing the indicator
+            await conn.execute("SELECT 1 FROM indicators WHERE code = 'rekam_harian' FOR UPDATE")
+            removals = [
+                asyncio.ensure_future(
+                    http.delete("/v1/indicators/rekam_harian", headers=bearer(app, admin))
+                )
+                for _ in range(3)
+            ]
+            await asyncio.sleep(0.3)
+            assert not any(r.done() for r in removals)  # looked it up, waiting to delete
+        answers = await asyncio.wait_for(asyncio.gather(*removals), timeout=10)
+    assert sorted(a.status_code for a in answers) == [204, 404, 404], [a.text for a in answers]
+
+
+async def test_an_indicator_a_submission_reported_is_kept_with_a_reason(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """An indicator no agreement uses but a stored report counted: the ledger keeps the
+    report for ever, so the indicator stays, and the answer says why (it was a bare
+    foreign-key 409, "conflicts with data already stored")."""
+    admin = bearer(app, people["admin"])
+    made = await client.post("/v1/indicators", json=indicator(), headers=admin)
+    assert made.status_code == 201, made.text
+    signer = await register_key(conn, people["district_head"])
+    await submit(client, app, signer, values={"rekam_harian": (15_000, 30)})
+    refused = await client.delete("/v1/indicators/rekam_harian", headers=admin)
+    assert refused.status_code == 409, refused.text
+    assert "used by submissions" in refused.json()["detail"]
+    assert await conn.fetchval("SELECT 1 FROM indicators WHERE code = 'rekam_harian'") == 1

@@ -82,15 +82,17 @@ class IndicatorController(Controller):
 
     @delete("/{code:str}", opt={"permission": "catalogue:manage"}, summary="Remove an indicator")
     async def remove(self, db: NamedDependency[asyncpg.Connection], code: FromPath[str]) -> None:
-        """The three core indicators, and any indicator an agreement uses, stay."""
+        """The three core indicators, and any indicator an agreement or a submission
+        uses, stay."""
         row = await indicator_db.get_indicator(db, code)
         if row is None:
             raise NotFound(f"No indicator {code!r}.")
         if row.core:
             raise Conflict(f"{code} is a core indicator and cannot be deleted.")
-        if await indicator_db.indicator_in_use(db, code):
-            raise Conflict(f"{code} is used by agreements and cannot be deleted.")
-        await indicator_db.delete_indicator(db, code)
+        if used_by := await indicator_db.indicator_used_by(db, code):
+            raise Conflict(f"{code} is used by {used_by} and cannot be deleted.")
+        if not await indicator_db.delete_indicator(db, code):
+            raise NotFound(f"No indicator {code!r}.")  # removed meanwhile by another request
         await versions.bump_everywhere(db)
         forget_indicators()  # added again, it may have another unit
 
