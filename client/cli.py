@@ -513,6 +513,8 @@ class _Queued:
     jws: str
     key: str
     outcome: Outcome | None = None
+    #: Its # in the outbox, once queued.
+    number: int | None = None
 
 
 def cmd_submit(s: Session) -> int:
@@ -527,7 +529,7 @@ def cmd_submit(s: Session) -> int:
         queued = []
         for report, payload in zip(reports, payloads, strict=True):
             item = _Queued(report, sign_submission(payload, pair.private_key, pair.kid), _key())
-            box.put(item.jws, item.key)
+            item.number = box.put(item.jws, item.key).id
             queued.append(item)
         mend = _deliver_all(s, box, token, queued)
     return _submit_summary(s, queued, mend=mend)
@@ -596,7 +598,9 @@ def _submit_summary(s: Session, queued: list[_Queued], *, mend: str | None) -> i
     counts = {"stored": 0, "rejected": 0, "queued": 0}
     for item in queued:
         assert item.outcome is not None
-        state = _print_outcome(s, item.report.district, str(item.report.as_of), item.outcome)
+        state = _print_outcome(
+            s, item.report.district, str(item.report.as_of), item.outcome, number=item.number
+        )
         counts[state] += 1
     total = len(queued)
     s.print(
@@ -606,7 +610,9 @@ def _submit_summary(s: Session, queued: list[_Queued], *, mend: str | None) -> i
     return _finish(s, counts["rejected"], counts["queued"], mend=mend)
 
 
-def _print_outcome(s: Session, district: str, as_of: str, outcome: Outcome) -> str:
+def _print_outcome(
+    s: Session, district: str, as_of: str, outcome: Outcome, *, number: int | None
+) -> str:
     """One line (plus the problem for a rejection); returns stored, rejected or queued."""
     what = f"{district} {as_of}"
     body = outcome.body if isinstance(outcome.body, dict) else {}
@@ -627,7 +633,8 @@ def _print_outcome(s: Session, district: str, as_of: str, outcome: Outcome) -> s
         for line in _problem_lines(outcome.status, outcome.body):
             s.print("          " + line)
         if str(body.get("type", "")).endswith("/iat-too-old"):
-            s.print(f"          it waited too long: `{PROG} outbox resign #` signs it again")
+            which = "#" if number is None else number
+            s.print(f"          it waited too long: `{PROG} outbox resign {which}` signs it again")
         return "rejected"
     s.print(f"queued    {what}  {outcome.error or 'will be retried'}")
     return "queued"
@@ -849,8 +856,10 @@ def cmd_outbox_resign(s: Session) -> int:
         report = _report_of(old)
         payload = _payload(report)
         item = _Queued(report, sign_submission(payload, pair.private_key, pair.kid), _key())
-        if box.replace_rejected(number, old.jws, item.jws, item.key) is None:
+        queued = box.replace_rejected(number, old.jws, item.jws, item.key)
+        if queued is None:
             raise missing  # discarded or signed again by another run meanwhile
+        item.number = queued.id
         mend = _deliver_all(s, box, token, [item])
     return _submit_summary(s, [item], mend=mend)
 
@@ -904,7 +913,11 @@ def cmd_outbox_flush(s: Session) -> int:
                 for entry in sorted(entries, key=lambda e: e.item.id):
                     claims = _claims(entry.item.jws)
                     state = _print_outcome(
-                        s, claims.get("district", "?"), claims.get("as_of", "?"), entry.outcome
+                        s,
+                        claims.get("district", "?"),
+                        claims.get("as_of", "?"),
+                        entry.outcome,
+                        number=entry.item.id,
                     )
                     stored += state == "stored"
                     rejected += state == "rejected"

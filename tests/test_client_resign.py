@@ -49,8 +49,8 @@ async def test_a_report_refused_as_too_old_is_signed_again_and_stored_once(
 
     flushed = cli("outbox", "flush")
     assert flushed.code == 1 and "iat-too-old" in flushed.out, flushed
-    assert "outbox resign #" in flushed.out
     (number,) = _rejected(cli)
+    assert f"outbox resign {number}` signs it again" in flushed.out
     listed = cli("outbox", "list")
     assert "outbox resign #" in listed.out
     assert await conn.fetchval("SELECT count(*) FROM submissions") == 0
