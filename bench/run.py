@@ -677,6 +677,10 @@ def markdown(result: dict[str, Any]) -> str:
         f"Machine: {result['machine']['cores']} cores, Python {result['machine']['python']}, "
         f"{result['machine']['postgres']}. Dataset: {json.dumps(result['figures']['dataset'])}.",
         "",
+        "Speed probe (one Ed25519 verification, best of 5, µs; higher is a slower machine): "
+        + ", ".join(f"{k} {v}" for k, v in result["machine"].get("speed_probe_us", {}).items())
+        + ".",
+        "",
         "| figure | concurrency | req/s (median [min-max]) | p50 ms | p99 ms | failed |",
         "|---|---|---|---|---|---|",
     ]
@@ -740,6 +744,7 @@ def markdown(result: dict[str, Any]) -> str:
 async def main_async(args: argparse.Namespace) -> int:
     mode = Mode(args.quick)
     started = time.monotonic()
+    probe_at_start = cpu.speed_probe_us()
     base = Path(tempfile.mkdtemp(prefix="kinerja-bench-", dir="/tmp"))
     base.chmod(0o755)
     cluster = EmbeddedPostgres(base / "data")
@@ -761,7 +766,9 @@ async def main_async(args: argparse.Namespace) -> int:
         await bench.history()
         await bench.settle()
         await bench.reports(f"_{mode.years}y")
+        speed = {"start": probe_at_start}
         bench.warm_ingest(bench.port)
+        speed["before_ingest"] = cpu.speed_probe_us()
         bench.repeated("ingest_signed_c64", lambda: bench.ingest_requests(mode.ingest_requests), 64)
         bench.repeated(
             "ingest_signed_c8", lambda: bench.ingest_requests(mode.ingest_requests // 3), 8
@@ -898,6 +905,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 "postgres": pg_version,
                 "server_workers": workers,
                 "load": "bench/load.py, a separate process, raw HTTP/1.1 keep-alive on loopback",
+                "speed_probe_us": {**speed, "end": cpu.speed_probe_us()},
             },
             "figures": figures,
         }

@@ -48,6 +48,11 @@ def test_quick_benchmark_writes_its_file(tmp_path: Path) -> None:
         assert name in figures, name
         assert figures[name].get("errors", 0) == 0, (name, figures[name])
     assert figures["server_peak_memory_mib"] > 0
+    # How fast the shared machine was at the start, before the ingest figures and at the end.
+    probe = result["machine"]["speed_probe_us"]
+    assert set(probe) == {"start", "before_ingest", "end"}
+    assert all(v > 0 for v in probe.values()), probe
+    assert "Speed probe (one Ed25519 verification" in out.with_suffix(".md").read_text()
     # Offered at a fixed rate (an open loop): every report answered, the rate recorded.
     offered = figures["ingest_signed_offered_100"]
     assert offered["offered_rps"] == 100
