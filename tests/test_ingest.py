@@ -344,10 +344,16 @@ def script(rng: random.Random) -> list[tuple[dict[str, Any], str | None]]:
 
 
 def played_by(signer: Signer, traffic: list[tuple[dict[str, Any], str | None]]) -> list[Request]:
-    """The traffic signed by ``signer`` for their district, with jtis of their own."""
+    """The traffic signed by ``signer`` for their district, with jtis of their own.
+
+    One ``iat`` for all: a retry must be the same bytes as its original, even when the
+    clock passes a whole second between signing the two."""
+    signed_at = time.time()
     out = []
     for op, key in traffic:
-        payload = signer.payload({"ktp_el": op["v"]}, as_of=op["as_of"], note=op.get("note"))
+        payload = signer.payload(
+            {"ktp_el": op["v"]}, as_of=op["as_of"], note=op.get("note"), now=signed_at
+        )
         payload["jti"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{signer.kid}/{op['n']}"))
         out.append(request(signer, payload, key))
     return out
