@@ -33,6 +33,9 @@ from db.scope import area_tree
 
 log = logging.getLogger("kinerja.db")
 
+#: ``gc.set_threshold`` for a serving worker (the default is 700, 10, 10).
+GC_THRESHOLDS = (20_000, 20, 20)
+
 Connection = asyncpg.Connection
 
 
@@ -91,6 +94,12 @@ def lifespan_for(settings: Settings) -> Any:
             # Everything allocated so far lives as long as the worker: keep the cyclic
             # collector from rescanning it on every full collection under load.
             gc.freeze()
+            # Collect the young generation less often than the default (every 700 net
+            # allocations of containers): the collector was 2.7% of a worker's samples at
+            # 64 connections. Measured against the default in alternating turns (two runs
+            # of 8): worker CPU a report -6% at 64 connections, -2% at 500-1,000/s
+            # offered; PostgreSQL's the same.
+            gc.set_threshold(*GC_THRESHOLDS)
             yield
         finally:
             if appender is not None:
