@@ -3,17 +3,23 @@ before, no agreement could ever become closed."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 import asyncpg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from api.settings import local_today
 from tests.agreement_helpers import activate, palembang_draft, register_signer, targets
 from tests.people import Person, bearer
 
-THIS_YEAR = date.today().year
+
+def this_year(app: Litestar) -> int:
+    """The year of the server's "today" (``local_today``, UTC+7), read when the test runs:
+    a card asked for no year shows that year's targets. The machine's own date, read at
+    import, is still last year's from 17:00 UTC on 31 December (on a UTC machine) while
+    the card is already the new year's, and no targets are found."""
+    return local_today(app.state.settings).year
 
 
 async def active_palembang(
@@ -41,7 +47,7 @@ async def test_the_first_party_closes_an_active_agreement(
     conn: asyncpg.Connection,
     people: dict[str, Person],
 ) -> None:
-    agreement = await active_palembang(client, app, conn, people, THIS_YEAR)
+    agreement = await active_palembang(client, app, conn, people, this_year(app))
     head = bearer(app, people["province_head"])
     url = f"/v1/agreements/{agreement['id']}/close"
     closed = await client.post(url, json={"reason": "Kota dimekarkan"}, headers=head)
@@ -78,7 +84,7 @@ async def test_a_closed_agreement_stops_applying_from_then_on(
     people: dict[str, Person],
 ) -> None:
     """Today's card no longer reads its targets (nothing else sets any here)."""
-    agreement = await active_palembang(client, app, conn, people, THIS_YEAR)
+    agreement = await active_palembang(client, app, conn, people, this_year(app))
     head = bearer(app, people["province_head"])
     card_url = "/v1/scorecards/districts/16.71"
 
