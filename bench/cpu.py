@@ -124,9 +124,9 @@ def per_request(before: Reading, requests: int, load_cpu_s: float) -> dict[str, 
 def speed_probe_us(rounds: int = 5, n: int = 1000) -> float:
     """Microseconds one Ed25519 verification of a 1.2 KB report takes here, best of
     ``rounds``: pure CPU with no I/O, the costliest step of a signed report. Taken at
-    moments of a run, it tells how fast the shared machine was then (within an hour it
-    has ranged from 72 to 119 us), so a figure that moved with it is read as the
-    machine's, not the code's."""
+    moments of a run, it tells how fast the shared machine was then (it has read 64-78
+    or 101-119 us, switching within seconds while no local process was busy), so a
+    figure that moved with it is read as the machine's, not the code's."""
     from nacl.signing import SigningKey
 
     message = bytes(range(256)) * 5

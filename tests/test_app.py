@@ -105,7 +105,8 @@ async def test_liveness_and_readiness(client: AsyncTestClient[Litestar]) -> None
 async def test_a_started_worker_collects_garbage_at_its_own_thresholds(
     client: AsyncTestClient[Litestar],
 ) -> None:
-    """The lifespan sets them (the default, 700, cost 6% of a worker's CPU under load)."""
+    """The lifespan sets them: at the default (700) a worker spent 6% more CPU a report
+    at 64 connections."""
     assert (await client.get("/health/live")).status_code == 200
     assert gc.get_threshold() == GC_THRESHOLDS != (700, 10, 10)
 
