@@ -21,6 +21,7 @@ from api.schemas.agreements import AgreementCreate
 from db.pool import connect
 from tests.agreement_helpers import activate, draft, register_signer, sign, targets
 from tests.people import Person, bearer, coordinate, make_division, make_user
+from tests.waiting import lock_waiters
 
 PROBLEM = "application/problem+json"
 
@@ -179,7 +180,7 @@ async def test_racing_drafts_for_one_office_make_one_agreement(
         await tx_second.start()
         await service.create(first, caller, data)
         racing = asyncio.ensure_future(service.create(second, caller, data))
-        await asyncio.sleep(0.3)
+        await lock_waiters(conn, 1)
         assert not racing.done()  # waiting on the first transaction
         await tx_first.commit()
         with pytest.raises(Conflict):

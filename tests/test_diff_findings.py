@@ -19,6 +19,7 @@ from tests.submitting import JOSE, register_key, served, submit
 from tests.submitting import post_signed as post
 from tests.submitting import problem_slug as slug
 from tests.test_catalogue import indicator
+from tests.waiting import lock_waiters
 
 # -- db/submissions.values_of (f72ebb2) -------------------------------------------------
 
@@ -109,7 +110,7 @@ async def test_a_resent_stored_report_racing_an_account_change_is_jti_replayed_i
                 "SELECT 1 FROM ledger_heads WHERE district_code = '16.71' FOR UPDATE"
             )
             resent = asyncio.ensure_future(post(app, http, head, jws))
-            await asyncio.sleep(0.3)
+            await lock_waiters(conn, 1)
             assert not resent.done()  # in its batch, waiting for the head
             changed = await http.patch(
                 f"/v1/users/{head.person.id}",

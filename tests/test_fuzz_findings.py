@@ -15,6 +15,7 @@ from api.settings import Settings
 from tests.people import Person, bearer
 from tests.submitting import register_key, served, submit
 from tests.test_catalogue import indicator
+from tests.waiting import lock_waiters
 
 
 @pytest.mark.parametrize(
@@ -86,7 +87,7 @@ async def test_concurrent_removals_of_an_indicator_remove_it_once(
                 )
                 for _ in range(3)
             ]
-            await asyncio.sleep(0.3)
+            await lock_waiters(conn, 3)  # all three found it and wait to delete it
             assert not any(r.done() for r in removals)  # looked it up, waiting to delete
         answers = await asyncio.wait_for(asyncio.gather(*removals), timeout=10)
     assert sorted(a.status_code for a in answers) == [204, 404, 404], [a.text for a in answers]

@@ -32,6 +32,7 @@ from client.signing import sign_submission
 from db import appends
 from tests.people import Person, bearer, make_user
 from tests.submitting import JOSE, Signer, register_key, served, stored_counts, today
+from tests.waiting import lock_waiters
 
 
 async def principal_of(app: Litestar, person: Person) -> Principal:
@@ -215,7 +216,7 @@ async def test_a_first_report_waits_for_its_idempotency_key_before_making_a_head
                 f"idempotency:{other.person.id}:retry-1",
             )
             key_taken.set()
-            await asyncio.sleep(0.3)  # the batch's retry runs into the key
+            await lock_waiters(conn, 1)  # the batch's retry runs into the key
             assert not batched.done()
             await conn.execute(  # the single path makes the head without waiting
                 "INSERT INTO ledger_heads (district_code, seq, hash) VALUES ('15.71', 0, $1) "
@@ -453,7 +454,7 @@ async def test_a_district_waiting_on_its_lock_does_not_hold_up_another(
         free_job = await prepared(app, request(other, other.payload()))
         async with holding_palembang(conn):  # someone holds Kota Palembang's ledger head
             blocked = asyncio.ensure_future(appender.append(blocked_job))
-            await asyncio.sleep(0.2)
+            await lock_waiters(conn, 1)  # its batch waits on the head
             free = await asyncio.wait_for(appender.append(free_job), timeout=10)
             assert not blocked.done()
         assert (await blocked).status_code == 201
@@ -500,7 +501,7 @@ async def test_a_second_batch_waits_while_the_first_is_young(
         free_jobs = [await prepared(app, request(other, other.payload())) for _ in range(2)]
         async with holding_palembang(conn):  # Kota Palembang's next batch waits on this lock
             blocked = asyncio.ensure_future(appender.append(blocked_job))
-            await asyncio.sleep(0.1)
+            await lock_waiters(conn, 1)  # its batch is being written, waiting on the head
             free = asyncio.gather(*(appender.append(job) for job in free_jobs))
             await asyncio.sleep(0.4)
             assert not free.done() and not blocked.done()  # held: the first is young
@@ -524,7 +525,7 @@ async def test_a_lone_request_waits_for_a_young_batch_too(
         free_job = await prepared(app, request(other, other.payload()))
         async with holding_palembang(conn):
             blocked = asyncio.ensure_future(appender.append(blocked_job))
-            await asyncio.sleep(0.1)
+            await lock_waiters(conn, 1)  # its batch is being written, waiting on the head
             free = asyncio.ensure_future(appender.append(free_job))
             await asyncio.sleep(0.4)
             assert not free.done() and not blocked.done()  # held: the first is young
@@ -624,7 +625,7 @@ async def test_reports_queued_when_the_appender_fails_are_answered(
         monkeypatch.setattr(appender, "_overlap_at", broken)
         async with holding_palembang(conn):
             blocked = asyncio.ensure_future(appender.append(blocked_job))
-            await asyncio.sleep(0.1)
+            await lock_waiters(conn, 1)  # its batch is being written, waiting on the head
             queued = asyncio.gather(
                 *(appender.append(job) for job in queued_jobs), return_exceptions=True
             )

@@ -13,6 +13,7 @@ from api.settings import Settings
 from tests.people import Person
 from tests.submitting import post_signed as post
 from tests.submitting import register_key, served
+from tests.waiting import lock_waiters
 
 
 async def test_a_reused_key_with_a_bad_body_while_the_first_is_in_flight_is_key_reused(
@@ -35,9 +36,9 @@ async def test_a_reused_key_with_a_bad_body_while_the_first_is_in_flight_is_key_
                 "SELECT 1 FROM ledger_heads WHERE district_code = '16.71' FOR UPDATE"
             )
             r1 = asyncio.ensure_future(post(app, http, head, jws, key="k"))
-            await asyncio.sleep(0.3)
+            await lock_waiters(conn, 1)  # r1's batch holds the key's lock, waits on the head
             r2 = asyncio.ensure_future(post(app, http, head, other, key="k"))
-            await asyncio.sleep(0.3)
+            await lock_waiters(conn, 2)  # r2, refused by its checks, waits on the key's lock
         a, b = await asyncio.gather(r1, r2)
     assert a.status_code == 201
     assert (b.status_code, b.json()["type"].rsplit("/", 1)[-1]) == (422, "idempotency-key-reused")

@@ -4,17 +4,32 @@ on the code before its fix."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import asyncpg
 import msgspec
 import pytest
 
+from api.ingest import Appender
 from api.settings import Settings
 from tests.people import Person, bearer, make_user
 from tests.submitting import post_signed as post
 from tests.submitting import problem_slug as slug
 from tests.submitting import register_key, served
+from tests.waiting import lock_waiters
+
+
+async def queued(appender: Appender, count: int, seconds: float = 10.0) -> None:
+    """Return once at least ``count`` requests wait in the worker's own queue, where
+    PostgreSQL cannot see them (``_queue`` is only read)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if len(appender._queue) >= count:
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out: {len(appender._queue)} of {count} requests queued")
+        await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize(
@@ -51,7 +66,7 @@ async def test_a_report_waiting_while_its_author_changes_is_not_stored(
                 "SELECT 1 FROM ledger_heads WHERE district_code = '16.71' FOR UPDATE"
             )
             pending = asyncio.ensure_future(post(app, http, head, head.sign()))
-            await asyncio.sleep(0.3)
+            await lock_waiters(conn, 1)
             assert not pending.done()  # admitted, waiting for the head
             moved = await http.patch(
                 f"/v1/users/{head.person.id}", json=change, headers=bearer(app, admin)
@@ -89,7 +104,7 @@ async def test_a_keyless_resend_of_a_correction_racing_its_first_send_is_a_jti_r
                 "SELECT 1 FROM ledger_heads WHERE district_code = '16.71' FOR UPDATE"
             )
             sent = [asyncio.ensure_future(post(app, http, head, correction)) for _ in range(4)]
-            await asyncio.sleep(0.5)
+            await lock_waiters(conn, 4)  # each checked its jti and waits for the head
             assert not any(s.done() for s in sent)
         answers = await asyncio.gather(*sent)
         later = await post(app, http, head, correction)
@@ -133,14 +148,14 @@ async def test_a_reused_key_with_a_bad_body_while_the_first_waits_in_the_queue_i
                 "SELECT 1 FROM ledger_heads WHERE district_code = '15.71' FOR UPDATE"
             )
             held = []
-            for _ in range(settings.ingest_batches_in_flight):
+            for n in range(1, settings.ingest_batches_in_flight + 1):
                 held.append(asyncio.ensure_future(post(app, http, jambi, jambi.sign())))
-                await asyncio.sleep(0.3)  # past the overlap wait: each starts its batch
+                await lock_waiters(conn, n)  # past the overlap wait: each starts its batch
             first = asyncio.ensure_future(post(app, http, head, jws, key="outbox-7"))
-            await asyncio.sleep(0.3)
+            await queued(app.state.appender, 1)
             assert not first.done()  # queued behind the batches in flight
             second = asyncio.ensure_future(post(app, http, head, tampered, key="outbox-7"))
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)  # refused, it waits in-process for first: nothing shows it
         a, b, *rest = await asyncio.gather(first, second, *held)
     assert a.status_code == 201, a.text
     assert [r.status_code for r in rest] == [201] * len(rest)

@@ -13,6 +13,7 @@ from litestar.testing import AsyncTestClient
 from db import regions as region_db
 from db.pool import connect
 from tests.people import Person, bearer, make_user
+from tests.waiting import lock_waiters
 
 PROBLEM = "application/problem+json"
 URL = "/v1/provinces/16/regions/2021"
@@ -413,7 +414,7 @@ async def test_concurrent_replacements_do_not_mix(
         racing = asyncio.ensure_future(
             region_db.replace_regions(second, "16", 2021, [("Selatan", None, ["16.72"])])
         )
-        await asyncio.sleep(0.3)
+        await lock_waiters(conn, 1)  # the second waits for the first's lock on the plan
         await tx_first.commit()
         await racing
         await tx_second.commit()

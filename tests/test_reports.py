@@ -41,6 +41,7 @@ from tests.agreement_helpers import (
 )
 from tests.people import Person, bearer, coordinate, make_user
 from tests.submitting import register_key, served, submit
+from tests.waiting import lock_waiters
 
 YEAR = 2021
 AS_OF = date(2021, 5, 15)
@@ -503,7 +504,7 @@ async def test_an_activation_that_commits_after_a_later_agreement_write_reaches_
             await lock.start()
             await blocker.execute("SELECT 1 FROM agreements WHERE id = $1 FOR UPDATE", own["id"])
             signing = asyncio.create_task(sign(http, app, province, own, "first"))
-            await asyncio.sleep(0.5)
+            await lock_waiters(conn, 1)
             # Meanwhile another draft of the year is edited and committed, and read.
             edited = await http.patch(
                 f"/v1/agreements/{other['id']}",

@@ -27,6 +27,7 @@ from api.settings import Settings
 from db.pool import connect
 from tests.people import Person, bearer, make_division, token_for
 from tests.submitting import served
+from tests.waiting import lock_waiters
 
 #: The year PATCH /v1/users judges region coordination by (any will do here).
 THIS_YEAR = 2026
@@ -221,7 +222,7 @@ async def test_racing_user_edits_are_judged_one_after_the_other(
                 )
 
         racing = asyncio.create_task(move())
-        await asyncio.sleep(0.5)  # the second edit waits for the first one's row lock
+        await lock_waiters(conn, 1)  # the second edit waits for the first one's row lock
         await tx.commit()
         with pytest.raises(Unprocessable):
             await racing

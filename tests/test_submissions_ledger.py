@@ -29,6 +29,7 @@ from db import submissions as sub_db
 from db.ledger import GENESIS_HASH, ChainEntry
 from tests.people import Person, bearer, make_user
 from tests.submitting import Signer, register_key, served, submit
+from tests.waiting import lock_waiters
 
 
 @pytest.fixture
@@ -153,7 +154,7 @@ async def test_a_report_taken_in_while_its_key_is_being_revoked_still_verifies(
             revoking = asyncio.ensure_future(
                 http.post(f"/v1/keys/{head.kid}/revoke", headers=owner(app))
             )
-            await asyncio.sleep(0.3)
+            await lock_waiters(conn, 1)
             assert not revoking.done()  # waiting for the report in flight
             sent = await asyncio.wait_for(
                 http.post(
@@ -572,7 +573,7 @@ async def test_a_report_returned_while_an_append_waits_no_longer_counts_for_its_
                     idempotency_key=None,
                 )
             )
-            await asyncio.sleep(0.3)
+            await lock_waiters(reviewer, 1)  # conn is the append's own: ask on the reviewer's
             assert not appending.done()  # holding the head, waiting for the latest values
             await review.commit()
             appended = await asyncio.wait_for(appending, timeout=10)
