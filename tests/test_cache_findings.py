@@ -11,7 +11,8 @@ import pytest
 from api.settings import Settings
 from tests.people import Person, bearer
 from tests.submitting import JOSE, register_key, served, today
-from tests.test_change_feed import feed_of, wait_until
+from tests.test_change_feed import feed_of
+from tests.waiting import wait_until
 
 RANKING = "/v1/rankings/districts"
 

@@ -7,7 +7,6 @@ listening connection and its own copies.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import asyncpg
@@ -20,6 +19,7 @@ from db.changes import LISTENER_NAME
 from db.versions import scope_versions
 from tests.people import Person, bearer
 from tests.submitting import register_key, served
+from tests.waiting import wait_until
 
 RANKING = "/v1/rankings/districts"
 PARAMS = {"year": 2021, "as_of": "2021-05-15", "province": "16"}
@@ -30,13 +30,6 @@ def feed_of(app: Any) -> ChangeFeed:
     feed = app.state.change_feed
     assert isinstance(feed, ChangeFeed)
     return feed
-
-
-async def wait_until(predicate: Any, seconds: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.02)
 
 
 async def bump(conn: asyncpg.Connection, area: str) -> None:

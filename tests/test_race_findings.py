@@ -4,7 +4,6 @@ on the code before its fix."""
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import asyncpg
@@ -17,19 +16,7 @@ from tests.people import Person, bearer, make_user
 from tests.submitting import post_signed as post
 from tests.submitting import problem_slug as slug
 from tests.submitting import register_key, served
-from tests.waiting import lock_waiters
-
-
-async def queued(appender: Appender, count: int, seconds: float = 10.0) -> None:
-    """Return once at least ``count`` requests wait in the worker's own queue, where
-    PostgreSQL cannot see them (``_queue`` is only read)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        if len(appender._queue) >= count:
-            return
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out: {len(appender._queue)} of {count} requests queued")
-        await asyncio.sleep(0.01)
+from tests.waiting import lock_waiters, wait_until
 
 
 @pytest.mark.parametrize(
@@ -152,7 +139,8 @@ async def test_a_reused_key_with_a_bad_body_while_the_first_waits_in_the_queue_i
                 held.append(asyncio.ensure_future(post(app, http, jambi, jambi.sign())))
                 await lock_waiters(conn, n)  # past the overlap wait: each starts its batch
             first = asyncio.ensure_future(post(app, http, head, jws, key="outbox-7"))
-            await queued(app.state.appender, 1)
+            appender: Appender = app.state.appender
+            await wait_until(lambda: len(appender._queue) >= 1)  # only read
             assert not first.done()  # queued behind the batches in flight
             second = asyncio.ensure_future(post(app, http, head, tampered, key="outbox-7"))
             await asyncio.sleep(0.3)  # refused, it waits in-process for first: nothing shows it

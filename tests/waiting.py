@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import asyncpg
 
@@ -47,4 +48,13 @@ async def lock_waiters(conn: asyncpg.Connection, count: int, seconds: float = 10
             raise AssertionError(
                 f"timed out: {waiting} of {count} sessions waiting on a lock (others: {others})"
             )
+        await asyncio.sleep(0.02)
+
+
+async def wait_until(predicate: Callable[[], object], seconds: float = 10.0) -> None:
+    """Return once ``predicate()`` holds, for a state held in this process (a worker's
+    queue, its change feed), where PostgreSQL cannot see it. Fails after `seconds`."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.02)
