@@ -37,7 +37,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from dataclasses import field as default
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -113,12 +113,14 @@ def _check_signature(entry: ChainEntry, key: key_db.SigningKey | None) -> bytes:
     return payload
 
 
-def _check_payload(entry: ChainEntry, raw: bytes) -> StoredPayload:
+def _check_payload(entry: ChainEntry, raw: bytes, max_skew: timedelta) -> StoredPayload:
     try:
         signed: Any = msgspec.json.decode(raw)
         claims = msgspec.convert(signed, StoredPayload)
-    except msgspec.ValidationError as exc:
+    except (msgspec.MsgspecError, UnicodeDecodeError) as exc:  # not JSON, or not a payload
         raise _Broken("payload_mismatch", f"the signed payload is not valid: {exc}") from None
+    except RecursionError:  # every payload received was read: it was changed
+        raise _Broken("payload_mismatch", "the signed payload nests too deeply") from None
     if signed != entry.payload:
         raise _Broken("payload_mismatch", "the stored payload differs from the signed one")
     supersedes = claims.supersedes
@@ -135,6 +137,14 @@ def _check_payload(entry: ChainEntry, raw: bytes) -> StoredPayload:
     for field, value in expected.items():
         if getattr(entry, field) != value:
             raise _Broken("payload_mismatch", f"the stored {field} differs from the signed one")
+    # Ingest refused an iat further ahead of its receipt than this, and the key was
+    # valid at receipt: a later iat is a JWS put there afterwards (with a key perhaps
+    # revoked by then).
+    if expected["iat"] - entry.received_at > max_skew:
+        raise _Broken(
+            "signature_invalid",
+            "the JWS says it was signed (iat) after the entry was received",
+        )
     return claims
 
 
@@ -212,13 +222,17 @@ class _Supersessions:
         return None
 
 
-async def verify_district(conn: asyncpg.Connection, district_code: str) -> LedgerReport:
+async def verify_district(
+    conn: asyncpg.Connection, district_code: str, *, max_skew_s: int
+) -> LedgerReport:
     """Recompute the district's chain; answer ok, or the first broken entry and why.
+    ``max_skew_s`` is how far ahead of its receipt ingest lets a signed ``iat`` be.
 
     Runs in the caller's transaction: it holds the head with ``FOR SHARE`` so that no
     append lands while the chain is read (appends wait; other districts do not).
     """
     head = await ledger_db.share_head(conn, district_code)
+    max_skew = timedelta(seconds=max_skew_s)
     keys: dict[str, key_db.SigningKey | None] = {}
     supersessions = _Supersessions()
     expected_seq, prev, entries = 1, GENESIS_HASH, 0
@@ -250,7 +264,7 @@ async def verify_district(conn: asyncpg.Connection, district_code: str) -> Ledge
                         "signature_invalid", f"key {entry.kid} is not the key registered as it"
                     ) from None
             raw = _check_signature(entry, keys[entry.kid])
-            _check_values(entry, _check_payload(entry, raw))
+            _check_values(entry, _check_payload(entry, raw, max_skew))
             _check_status(entry)
             supersessions.add(entry)
         except _Broken as exc:
@@ -266,7 +280,7 @@ async def verify_district(conn: asyncpg.Connection, district_code: str) -> Ledge
         # A first append may have committed after the head was looked for: now that it
         # would be there, hold it and walk again, in a stable chain this time.
         if await ledger_db.share_head(conn, district_code) is not None:
-            return await verify_district(conn, district_code)
+            return await verify_district(conn, district_code, max_skew_s=max_skew_s)
         return broken(last_seq, None, "head_mismatch", "entries exist but the head is missing")
     if wrong := supersessions.first_wrong(whole=True):
         return broken(*wrong[:2], "superseded_mismatch", wrong[2])

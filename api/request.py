@@ -6,6 +6,8 @@
 - Litestar converts a route's ``data`` in msgspec's lax mode, made for query strings:
   ``{"active": 0}`` deactivated a user and ``"year": "2027"`` passed as a number. A body
   must already have the declared types (JSON has them), checked here strictly (400).
+- A body naming a member twice in one object is refused (400), as the token route and
+  signed payloads refuse it: msgspec keeps the last, another reader the first.
 - A body sent as another media type (``text/plain``, a form) is refused (415) rather
   than read as JSON; one sent without a ``Content-Type`` is still read.
 """
@@ -17,6 +19,8 @@ from typing import Any
 import msgspec
 from litestar import Request
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
+
+from api.signatures import repeats_a_member
 
 
 def is_json(content_type: str) -> bool:
@@ -40,6 +44,10 @@ class ApiRequest(Request[Any, Any, Any]):
             raise SerializationException("The body is not UTF-8 JSON.") from None
         except RecursionError:
             raise SerializationException("The body nests JSON too deeply.") from None
+        if repeats_a_member(await self.body(), value):
+            # msgspec keeps the last of the two, another reader the first: which one the
+            # client meant is unknown (a review's decision, a user's role).
+            raise SerializationException("The body names a member twice in one object.")
         declared = self.route_handler.parsed_fn_signature.parameters.get("data")
         if declared is not None:
             try:

@@ -808,7 +808,7 @@ async def review(
         conn, caller, row.district_code, year=row.as_of.year
     ):
         raise NotFound("No such submission.")
-    reason = data.reason.strip() if data.reason else None
+    reason = (data.reason or "").strip() or None  # blanks say nothing
     if data.decision == "return" and not reason:
         raise Unprocessable(
             "Returning a submission needs a reason the district can act on.",

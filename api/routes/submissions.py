@@ -13,6 +13,7 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.enums import MediaType
+from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import (
@@ -172,6 +173,14 @@ class SubmissionController(Controller):
             raise PageOutOfRange(
                 f"limit must be between 1 and {settings.page_size_max}", extra={"limit": chosen}
             )
+        if as_of_from is not None and as_of_to is not None and as_of_from > as_of_to:
+            # An empty page would read as "nobody reported in this period".
+            raise ValidationException(
+                "as_of_from is after as_of_to: no date is in that range.",
+                extra=[
+                    {"key": "as_of_from", "source": "query", "message": "after as_of_to"},
+                ],
+            )
         filters = ListFilters(
             district=district,
             province=province,
@@ -228,4 +237,6 @@ async def verify_ledger(
     """Answers ok, or the first broken entry (seq, id) and what broke."""
     this_year = local_today(request.app.state.settings).year
     district = await submissions.verifiable_district(db, caller(request), code, this_year)
-    return await verify_district(db, district)
+    return await verify_district(
+        db, district, max_skew_s=request.app.state.settings.submission_iat_max_skew_s
+    )
