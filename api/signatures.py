@@ -174,12 +174,22 @@ def verify_with_key(
     return payload, header
 
 
+def same_type(given: object, typ: str) -> bool:
+    """Whether a header's ``typ`` names ``typ``: a media type, so letter case does not
+    count, and one without a ``/`` is read with ``application/`` before it (RFC 7515
+    4.1.9); a client writing ``application/kinerja-submission+jwt`` means the same."""
+    if not isinstance(given, str):
+        return False
+    given = given.lower()
+    return (given if "/" in given else "application/" + given) == "application/" + typ
+
+
 def checked_header(token: str, typ: str) -> tuple[dict[str, Any], str | None]:
     """The header of a compact JWS of the expected type and an allowed algorithm, and its kid."""
     if not isinstance(token, str) or token.count(".") != 2:
         raise SignatureError("Expected a compact JWS (header.payload.signature).")
     header = unverified_header(token)
-    if header.get("typ") != typ:
+    if not same_type(header.get("typ"), typ):
         raise SignatureError(f"The JWS typ must be {typ!r}.", extra={"typ": header.get("typ")})
     if header.get("alg") not in ("EdDSA", "ES256"):
         raise SignatureError("The JWS must use EdDSA or ES256.", extra={"alg": header.get("alg")})
