@@ -15,7 +15,8 @@ any of these fails: the ``seq`` is the next one (``seq_gap``); ``prev_hash`` is
 the previous entry's hash (``prev_hash_mismatch``); ``hash`` recomputes
 (``hash_mismatch``); the JWS verifies with the registered key it names, whose kid
 is still its thumbprint, which belonged to the submitter and was not revoked when
-the entry was received (``signature_invalid``); the stored payload and columns
+the entry was received, and whose signed ``iat`` is no further ahead of that receipt
+than ingest allowed (``signature_invalid``); the stored payload and columns
 equal the signed payload (``payload_mismatch``); the stored values equal the signed
 values and carry the entry's status (``values_mismatch``); the status is the one the
 entry's last review decided, or "received" if none did (``status_mismatch``: returning a
