@@ -9,18 +9,16 @@ not decode with 415 and ``Accept-Encoding`` naming the codings it takes: here on
 
 from __future__ import annotations
 
-import msgspec
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from api.errors import problem_type
+from api.errors import FixedProblem
 
-_REFUSED = msgspec.json.encode(
-    {
-        "type": problem_type("unsupported-media-type"),
-        "title": "Unsupported media type",
-        "status": 415,
-        "detail": "Send the body without a Content-Encoding: this API does not decode one.",
-    }
+_REFUSED = FixedProblem(
+    415,
+    "unsupported-media-type",
+    "Unsupported media type",
+    "Send the body without a Content-Encoding: this API does not decode one.",
+    headers=((b"accept-encoding", b"identity"),),
 )
 
 
@@ -36,17 +34,6 @@ def refuse_content_encoding(app: ASGIApp) -> ASGIApp:
         ):
             await app(scope, receive, send)
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 415,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(_REFUSED)).encode()),
-                    (b"accept-encoding", b"identity"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": _REFUSED, "more_body": False})
+        await _REFUSED.send(send)
 
     return middleware

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 import asyncpg
+import msgspec
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException
 
@@ -23,6 +24,35 @@ PROBLEM_BASE = "https://kinerja.dukcapil.example/problems/"
 
 def problem_type(slug: str) -> str:
     return PROBLEM_BASE + slug
+
+
+class FixedProblem:
+    """A problem answered from an ASGI wrapper, before routing: encoded once, and sent
+    as fresh messages each time (a wrapper outside may add headers to them)."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
+        self.status = status
+        self.body = msgspec.json.encode(
+            {"type": problem_type(slug), "title": title, "status": status, "detail": detail}
+        )
+        self.headers = (
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(self.body)).encode()),
+            *headers,
+        )
+
+    async def send(self, send: Any) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status, "headers": [*self.headers]}
+        )
+        await send({"type": "http.response.body", "body": self.body, "more_body": False})
 
 
 class ApiError(Exception):

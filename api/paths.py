@@ -8,18 +8,15 @@ answered 404 before routing.
 
 from __future__ import annotations
 
-import msgspec
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from api.errors import problem_type
+from api.errors import FixedProblem
 
-_NOT_FOUND = msgspec.json.encode(
-    {
-        "type": problem_type("not-found"),
-        "title": "Not found",
-        "status": 404,
-        "detail": "No resource of this API has a slash (%2F) inside a path segment.",
-    }
+_NOT_FOUND = FixedProblem(
+    404,
+    "not-found",
+    "Not found",
+    "No resource of this API has a slash (%2F) inside a path segment.",
 )
 
 
@@ -29,16 +26,6 @@ def refuse_encoded_slashes(app: ASGIApp) -> ASGIApp:
         if not raw or b"%2" not in raw or b"%2f" not in raw.lower():
             await app(scope, receive, send)
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 404,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(_NOT_FOUND)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": _NOT_FOUND, "more_body": False})
+        await _NOT_FOUND.send(send)
 
     return middleware

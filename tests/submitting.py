@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -202,3 +203,21 @@ async def served(settings: Settings) -> AsyncIterator[tuple[Litestar, httpx.Asyn
     transport = httpx.ASGITransport(app=app)
     async with app.lifespan(), httpx.AsyncClient(transport=transport, base_url="http://k") as http:
         yield app, http
+
+
+async def verify_all_with_cli(
+    database_url: str, monkeypatch: Any, capsys: Any
+) -> tuple[int, dict[str, bool], str]:
+    """``kinerja ledger verify --all`` as an auditor runs it: its exit code, each printed
+    district's ok, and what it wrote to stderr."""
+    from api.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+
+    def run() -> tuple[int, dict[str, bool], str]:
+        code = main(["ledger", "verify", "--all"])
+        out, err = capsys.readouterr()
+        reports = [json.loads(line) for line in out.splitlines()]
+        return code, {r["district"]: r["ok"] for r in reports}, err
+
+    return await asyncio.to_thread(run)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 from uuid import UUID
@@ -14,7 +13,7 @@ from litestar.testing import AsyncTestClient
 
 from db import ledger as ledger_db
 from tests.people import Person, bearer
-from tests.submitting import register_key, submit
+from tests.submitting import register_key, submit, verify_all_with_cli
 
 Fixtures = tuple[AsyncTestClient[Litestar], Litestar, asyncpg.Connection, dict[str, Person]]
 
@@ -197,8 +196,6 @@ async def test_the_cli_names_a_number_too_large_and_goes_on(
 ) -> None:
     """`kinerja ledger verify --all` stopped at such a district with a traceback: no
     report line, no exit 1, and the districts after it never checked."""
-    from api.cli import main
-
     made = await submit(client, app, await register_key(conn, people["district_head"]))
     await submit(client, app, await register_key(conn, outsiders["district_head"]))
     await conn.execute(
@@ -206,19 +203,9 @@ async def test_the_cli_names_a_number_too_large_and_goes_on(
         "WHERE submission_id = $1 AND indicator_code = 'ktp_el'",
         UUID(made["id"]),
     )
-    monkeypatch.setenv("DATABASE_URL", database_url)
-
-    def run() -> tuple[int, list[dict[str, Any]], str]:
-        code = main(["ledger", "verify", "--all"])
-        out, err = capsys.readouterr()
-        return code, [json.loads(line) for line in out.splitlines()], err
-
-    code, reports, err = await asyncio.to_thread(run)
+    code, ok, err = await verify_all_with_cli(database_url, monkeypatch, capsys)
     assert code == 1, err
-    assert {r["district"]: r["ok"] for r in reports} == {
-        "16.71": False,
-        outsiders["district_head"].area_code: True,
-    }
+    assert ok == {"16.71": False, outsiders["district_head"].area_code: True}
 
 
 @pytest.mark.parametrize("case", ["stated_nan", "stated_1e400"])

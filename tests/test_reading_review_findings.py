@@ -3,9 +3,7 @@ the code it was written against and states what a user expects."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +13,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tests.people import Person, bearer
-from tests.submitting import Signer, register_key, submit, today
+from tests.submitting import Signer, register_key, submit, today, verify_all_with_cli
 
 
 async def rechain(conn: asyncpg.Connection, district: str) -> None:
@@ -105,32 +103,14 @@ async def test_the_cli_names_an_unreadable_signed_payload_and_goes_on(
     """`kinerja ledger verify --all` on the same tampering: the auditor expects one JSON
     line per district (16.71 broken, Jakarta ok) and exit 1. It stopped at 16.71 with a
     traceback instead, never checking the districts after it."""
-    from api.cli import main
-
     signer = await register_key(conn, people["district_head"])
     for _ in range(2):
         await submit(client, app, signer)
     await submit(client, app, await register_key(conn, outsiders["district_head"]))
     await _swap_in_unreadable_payload(conn, signer, b"not json")
-    monkeypatch.setenv("DATABASE_URL", database_url)
-
-    def run() -> tuple[int | None, list[dict[str, Any]], str]:
-        try:
-            code: int | None = main(["ledger", "verify", "--all"])
-        except Exception as exc:  # what the operator sees is a traceback
-            code = None
-            err = f"{type(exc).__name__}: {exc}"
-        else:
-            err = ""
-        out, stderr = capsys.readouterr()
-        return code, [json.loads(line) for line in out.splitlines()], err or stderr
-
-    code, reports, err = await asyncio.to_thread(run)
+    code, ok, err = await verify_all_with_cli(database_url, monkeypatch, capsys)
     assert code == 1, err
-    assert {r["district"]: r["ok"] for r in reports} == {
-        "16.71": False,
-        outsiders["district_head"].area_code: True,
-    }
+    assert ok == {"16.71": False, outsiders["district_head"].area_code: True}
 
 
 async def test_verify_refuses_a_signature_made_after_its_key_was_revoked(
