@@ -130,6 +130,16 @@ def authorize(principal: Principal | None, permission: str | None) -> None:
         )
 
 
+def not_own_submission(principal: Principal, submitter_id: UUID) -> None:
+    """A review is someone else's check of a signed report: an official moved to a
+    reviewing role keeps the account that signed their old district's reports (403)."""
+    if principal.id == submitter_id:
+        raise Forbidden(
+            "You signed this submission; another reviewer must decide on it.",
+            extra={"submitter": str(submitter_id)},
+        )
+
+
 # -- scope ---------------------------------------------------------------------------
 
 

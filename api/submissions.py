@@ -490,7 +490,10 @@ async def _check_indicators(
 async def _superseded_target(
     conn: asyncpg.Connection, payload: SubmissionPayload
 ) -> sub_db.SubmissionRow | None:
-    """Lock the submission being corrected: same district and division, not yet superseded."""
+    """Lock the submission being corrected: same district, division and date, not yet
+    superseded. A correction replaces the snapshot of its own date: one of another date
+    would make the corrected date's figure vanish (a closed year's scorecard emptied)
+    while nothing corrected it; a report sent with the wrong date is returned instead."""
     if payload.supersedes is None:
         return None
     target = await sub_db.get_submission(conn, payload.supersedes.id, for_update=True)
@@ -502,6 +505,13 @@ async def _superseded_target(
         raise InvalidSupersedes(
             "supersedes.id is not a submission of this district (and division).",
             extra={"supersedes": str(payload.supersedes.id)},
+        )
+    if target.as_of != payload.as_of:
+        raise InvalidSupersedes(
+            f"A correction reports the date of the submission it corrects "
+            f"(as_of {target.as_of.isoformat()}); a report sent with the wrong date is "
+            f"returned by a reviewer, and the right one submitted afresh.",
+            extra={"supersedes": str(payload.supersedes.id), "as_of": target.as_of.isoformat()},
         )
     if target.superseded_by is not None:
         raise AlreadySuperseded(
@@ -808,6 +818,7 @@ async def review(
         conn, caller, row.district_code, year=row.as_of.year
     ):
         raise NotFound("No such submission.")
+    authz.not_own_submission(caller, row.submitter_id)
     reason = (data.reason or "").strip() or None  # blanks say nothing
     if data.decision == "return" and not reason:
         raise Unprocessable(

@@ -219,7 +219,8 @@ class SubmissionController(Controller):
         submission_id: FromPath[UUID],
         data: JSONBody[ReviewIn],
     ) -> ReviewOut:
-        """A returned submission stops counting; it is corrected by a superseding one."""
+        """A returned submission stops counting; it is corrected by a superseding one.
+        Nobody reviews a submission they signed (403)."""
         return await submissions.review(db, caller(request), submission_id, data)
 
 
