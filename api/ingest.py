@@ -282,8 +282,9 @@ class Appender:
         self._overlap_timer: asyncio.Handle | None = None
         self._overlap_due: float | None = None
         self._queue: list[_Pending] = []
-        #: The latest request queued or being written for each (user, Idempotency-Key).
-        self._keyed: dict[tuple[UUID, str], asyncio.Future[SubmitResult]] = {}
+        #: Per (user, Idempotency-Key), the latest request here carrying it, done once
+        #: that request is answered.
+        self._keyed: dict[tuple[UUID, str], asyncio.Future[None]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -334,29 +335,24 @@ class Appender:
         """Check a signed submission and append it, in a batch unless batching is off
         (``batch_max`` 0) or it corrects another submission."""
         if self._batch_max > 0:
-            # A refused request whose Idempotency-Key a request queued here still carries
-            # is judged by that one's answer, as alone (where the first holds the key's
-            # lock from its first statement): wait for it, then look again.
-            for attempt in (1, 2):
-                try:
-                    prepared = await prepare(
-                        self._pool,
-                        self._settings,
-                        caller,
-                        body,
-                        content_type=content_type,
-                        idempotency_key=idempotency_key,
-                    )
-                    break
-                except ApiError:
-                    first = self._keyed.get((caller.id, idempotency_key or ""))
-                    if attempt == 2 or idempotency_key is None or first is None:
-                        raise
-                    await asyncio.wait([first])
-            if isinstance(prepared, SubmitResult):
-                return prepared
-            if prepared.payload.supersedes is None:
-                return await self.append(prepared)
+            if idempotency_key is None:
+                return await self._receive(caller, body, content_type=content_type)
+            # Claimed from the start, before any check: a refused request whose
+            # Idempotency-Key an earlier request here still carries (being checked, queued
+            # or written) is judged by that one's answer, as alone (where the first holds
+            # the key's lock from its first statement): it waits for it, then looks again.
+            keyed = (caller.id, idempotency_key)
+            earlier = self._keyed.get(keyed)
+            claim: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._keyed[keyed] = claim
+            try:
+                return await self._receive(
+                    caller, body, content_type=content_type, key=idempotency_key, after=earlier
+                )
+            finally:
+                claim.set_result(None)
+                if self._keyed.get(keyed) is claim:
+                    del self._keyed[keyed]
         async with transaction(self._pool, self._feed) as conn:
             return await submit(
                 conn,
@@ -367,21 +363,53 @@ class Appender:
                 idempotency_key=idempotency_key,
             )
 
+    async def _receive(
+        self,
+        caller: Principal,
+        body: bytes,
+        *,
+        content_type: str | None,
+        key: str | None = None,
+        after: asyncio.Future[None] | None = None,
+    ) -> SubmitResult:
+        """Check and append, in a batch unless it corrects another submission; refused,
+        look again once ``after`` (an earlier request with the same key) is answered."""
+        for attempt in (1, 2):
+            try:
+                prepared = await prepare(
+                    self._pool,
+                    self._settings,
+                    caller,
+                    body,
+                    content_type=content_type,
+                    idempotency_key=key,
+                )
+                break
+            except ApiError:
+                if attempt == 2 or after is None:
+                    raise
+                await asyncio.wait([after])
+        if isinstance(prepared, SubmitResult):
+            return prepared
+        if prepared.payload.supersedes is None:
+            return await self.append(prepared)
+        async with transaction(self._pool, self._feed) as conn:
+            return await submit(
+                conn,
+                self._settings,
+                caller,
+                body,
+                content_type=content_type,
+                idempotency_key=key,
+            )
+
     async def append(self, job: Prepared) -> SubmitResult:
         if self._closing or self._task is None or self._task.done():  # off, or stopped
             raise AppenderClosed("The service is shutting down; send the report again shortly.")
         future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
-        if job.idempotency_key is not None:
-            keyed = (job.caller.id, job.idempotency_key)
-            self._keyed[keyed] = future
-            future.add_done_callback(lambda done: self._unkey(keyed, done))
         self._queue.append(_Pending(job, future))
         self._wake.set()
         return await future
-
-    def _unkey(self, keyed: tuple[UUID, str], done: asyncio.Future[SubmitResult]) -> None:
-        if self._keyed.get(keyed) is done:
-            del self._keyed[keyed]
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
