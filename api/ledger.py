@@ -17,7 +17,8 @@ the previous entry's hash (``prev_hash_mismatch``); ``hash`` recomputes
 is still its thumbprint, which belonged to the submitter and was not revoked when
 the entry was received, and whose signed ``iat`` is no further ahead of that receipt
 than ingest allowed (``signature_invalid``); the stored payload and columns
-equal the signed payload (``payload_mismatch``); the stored values equal the signed
+equal the signed payload, as JSON, and the receipt is no longer after the signed ``iat``
+than ingest allowed (``payload_mismatch``); the stored values equal the signed
 values and carry the entry's status (``values_mismatch``); the status is the one the
 entry's last review decided, or "received" if none did (``status_mismatch``: returning a
 report with SQL drops it from every ranking, with no record of who or why); an entry,
@@ -52,6 +53,7 @@ from api.signatures import SignatureError, verify_with_key
 from db import ledger as ledger_db
 from db import signing_keys as key_db
 from db.ledger import GENESIS_HASH, ChainEntry
+from db.pool import decode_json
 
 __all__ = ["GENESIS_HASH", "entry_hash", "verify_district"]
 
@@ -87,6 +89,31 @@ def _stated(value: object) -> Decimal | None:
     return Decimal(repr(value))
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON values. Python's ``0 == False`` and ``1 == True`` would take a
+    signed count for a stored boolean put in its place."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict):
+        return (
+            isinstance(b, dict)
+            and a.keys() == b.keys()
+            and all(_same(v, b[k]) for k, v in a.items())
+        )
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(map(_same, a, b))
+    return bool(a == b)
+
+
+def _stored(text: str, problem: Problem, what: str) -> Any:
+    """A stored JSON column, decoded here so that one too deeply nested to read (which
+    PostgreSQL keeps, and no request stores) names its entry instead of ending the walk."""
+    try:
+        return decode_json(text)
+    except RecursionError:
+        raise _Broken(problem, f"the stored {what} nests too deeply") from None
+
+
 def _check_signature(entry: ChainEntry, key: key_db.SigningKey | None) -> bytes:
     """The signed payload bytes, if the JWS verifies with the key valid when it was received."""
     if key is None:
@@ -114,7 +141,9 @@ def _check_signature(entry: ChainEntry, key: key_db.SigningKey | None) -> bytes:
     return payload
 
 
-def _check_payload(entry: ChainEntry, raw: bytes, max_skew: timedelta) -> StoredPayload:
+def _check_payload(
+    entry: ChainEntry, raw: bytes, max_skew: timedelta, max_age: timedelta
+) -> StoredPayload:
     try:
         signed: Any = msgspec.json.decode(raw)
         claims = msgspec.convert(signed, StoredPayload)
@@ -122,7 +151,7 @@ def _check_payload(entry: ChainEntry, raw: bytes, max_skew: timedelta) -> Stored
         raise _Broken("payload_mismatch", f"the signed payload is not valid: {exc}") from None
     except RecursionError:  # every payload received was read: it was changed
         raise _Broken("payload_mismatch", "the signed payload nests too deeply") from None
-    if signed != entry.payload:
+    if not _same(signed, _stored(entry.payload, "payload_mismatch", "payload")):
         raise _Broken("payload_mismatch", "the stored payload differs from the signed one")
     supersedes = claims.supersedes
     expected = {
@@ -146,8 +175,18 @@ def _check_payload(entry: ChainEntry, raw: bytes, max_skew: timedelta) -> Stored
             "signature_invalid",
             "the JWS says it was signed (iat) after the entry was received",
         )
+    # Nor did it take a JWS older than its window: a receipt further after the iat (past
+    # an hour for the time a checked report may wait for its write) was moved.
+    if entry.received_at - expected["iat"] > max_age + _WRITE_WAIT:
+        raise _Broken(
+            "payload_mismatch",
+            "the entry says it was received longer after it was signed (iat) than ingest allows",
+        )
     return claims
 
+
+#: How long after its check a report may wait for its write, at most (a district's lock).
+_WRITE_WAIT = timedelta(hours=1)
 
 #: The status each last review decision leaves (api.submissions: accept takes a received
 #: report, return a received or accepted one); no review leaves it received.
@@ -163,11 +202,11 @@ def _check_status(entry: ChainEntry) -> None:
         )
 
 
-def _check_values(entry: ChainEntry, claims: StoredPayload) -> None:
-    if set(entry.stored_values) != set(claims.values):
+def _check_values(entry: ChainEntry, claims: StoredPayload, stored_values: Any) -> None:
+    if not isinstance(stored_values, dict) or set(stored_values) != set(claims.values):
         raise _Broken("values_mismatch", "the stored indicators differ from the signed ones")
     for code, value in claims.values.items():
-        stored = entry.stored_values[code]
+        stored = stored_values[code]
         expected = {
             "numerator": value.numerator,
             "denominator": value.denominator,
@@ -180,7 +219,7 @@ def _check_values(entry: ChainEntry, claims: StoredPayload) -> None:
         }
         found = dict(stored, stated_pct=_stated(stored["stated_pct"]))
         for field, want in expected.items():
-            if found.get(field) != want:
+            if not _same(found.get(field), want):
                 raise _Broken("values_mismatch", f"the stored {code}.{field} differs")
         if stored.get("status") != entry.status:  # what counts follows the value's copy
             raise _Broken("values_mismatch", f"the stored {code}.status differs from the entry's")
@@ -196,13 +235,13 @@ class _Supersessions:
     corrected_by: dict[UUID, UUID] = default(default_factory=dict)
     read: set[UUID] = default(default_factory=set)
 
-    def add(self, entry: ChainEntry) -> None:
+    def add(self, entry: ChainEntry, stored_values: dict[str, Any]) -> None:
         """Record a verified entry (its ``supersedes_id`` is the signed one)."""
         if entry.supersedes_id is not None:
             if entry.supersedes_id not in self.read:
                 raise _Broken("superseded_mismatch", "it supersedes no earlier entry of this chain")
             self.corrected_by[entry.supersedes_id] = entry.id
-        marked = {value.get("superseded") for value in entry.stored_values.values()}
+        marked = {value.get("superseded") for value in stored_values.values()}
         agree = marked <= {entry.superseded_by is not None}
         self.marks.append((entry.seq, entry.id, entry.superseded_by, agree))
         self.read.add(entry.id)
@@ -224,16 +263,17 @@ class _Supersessions:
 
 
 async def verify_district(
-    conn: asyncpg.Connection, district_code: str, *, max_skew_s: int
+    conn: asyncpg.Connection, district_code: str, *, max_skew_s: int, max_age_s: int
 ) -> LedgerReport:
     """Recompute the district's chain; answer ok, or the first broken entry and why.
-    ``max_skew_s`` is how far ahead of its receipt ingest lets a signed ``iat`` be.
+    ``max_skew_s`` and ``max_age_s`` are how far ahead of its receipt, and how long
+    before it, ingest lets a signed ``iat`` be.
 
     Runs in the caller's transaction: it holds the head with ``FOR SHARE`` so that no
     append lands while the chain is read (appends wait; other districts do not).
     """
     head = await ledger_db.share_head(conn, district_code)
-    max_skew = timedelta(seconds=max_skew_s)
+    max_skew, max_age = timedelta(seconds=max_skew_s), timedelta(seconds=max_age_s)
     keys: dict[str, key_db.SigningKey | None] = {}
     supersessions = _Supersessions()
     expected_seq, prev, entries = 1, GENESIS_HASH, 0
@@ -265,9 +305,11 @@ async def verify_district(
                         "signature_invalid", f"key {entry.kid} is not the key registered as it"
                     ) from None
             raw = _check_signature(entry, keys[entry.kid])
-            _check_values(entry, _check_payload(entry, raw, max_skew))
+            claims = _check_payload(entry, raw, max_skew, max_age)
+            stored_values = _stored(entry.stored_values, "values_mismatch", "values")
+            _check_values(entry, claims, stored_values)
             _check_status(entry)
-            supersessions.add(entry)
+            supersessions.add(entry, stored_values)
         except _Broken as exc:
             if earlier := supersessions.first_wrong(whole=False):
                 return broken(*earlier[:2], "superseded_mismatch", earlier[2])
@@ -281,7 +323,9 @@ async def verify_district(
         # A first append may have committed after the head was looked for: now that it
         # would be there, hold it and walk again, in a stable chain this time.
         if await ledger_db.share_head(conn, district_code) is not None:
-            return await verify_district(conn, district_code, max_skew_s=max_skew_s)
+            return await verify_district(
+                conn, district_code, max_skew_s=max_skew_s, max_age_s=max_age_s
+            )
         return broken(last_seq, None, "head_mismatch", "entries exist but the head is missing")
     if wrong := supersessions.first_wrong(whole=True):
         return broken(*wrong[:2], "superseded_mismatch", wrong[2])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import date, datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -33,7 +32,9 @@ class ChainEntry(msgspec.Struct, frozen=True, kw_only=True):
     prev_hash: str
     hash: str
     jws: str
-    payload: Any
+    #: The stored payload as JSON text, read by the verifier itself: a stored document
+    #: nested too deeply to decode is then one entry's fault, not the walk's end.
+    payload: str
     jti: UUID
     iat: datetime
     district_code: str
@@ -45,7 +46,8 @@ class ChainEntry(msgspec.Struct, frozen=True, kw_only=True):
     note: str | None
     supersedes_id: UUID | None
     supersede_reason: str | None
-    stored_values: dict[str, Any]
+    #: The stored values by indicator, as JSON text (as ``payload``).
+    stored_values: str
     #: received, accepted or returned (the reviews' record), which its values copy.
     status: str
     #: The correction recorded as superseding this entry, if any.
@@ -64,8 +66,8 @@ async def share_head(conn: asyncpg.Connection, district_code: str) -> Head | Non
 
 
 _CHAIN = """
-SELECT s.id, s.seq, s.prev_hash, s.hash, s.jws, s.payload, s.jti, s.iat, s.district_code,
-       s.division_id, s.as_of, s.kid, s.submitter_id, s.received_at, s.note,
+SELECT s.id, s.seq, s.prev_hash, s.hash, s.jws, s.payload::text AS payload, s.jti, s.iat,
+       s.district_code, s.division_id, s.as_of, s.kid, s.submitter_id, s.received_at, s.note,
        s.supersedes_id, s.supersede_reason, s.superseded_by, s.status,
        coalesce((
            SELECT jsonb_object_agg(v.indicator_code, jsonb_build_object(
@@ -75,7 +77,7 @@ SELECT s.id, s.seq, s.prev_hash, s.hash, s.jws, s.payload, s.jti, s.iat, s.distr
                'as_of', v.as_of, 'seq', v.seq, 'superseded', v.superseded,
                'status', v.status))
            FROM submission_values v WHERE v.submission_id = s.id
-       ), '{}'::jsonb) AS stored_values,
+       ), '{}'::jsonb)::text AS stored_values,
        (SELECT r.decision FROM submission_reviews r WHERE r.submission_id = s.id
          ORDER BY r.created_at DESC, r.id DESC LIMIT 1) AS decided
 FROM submissions s
@@ -93,10 +95,11 @@ async def chain(
 
 
 async def districts_with_ledgers(conn: asyncpg.Connection) -> list[str]:
-    """Every district with a head or an entry (an entry without a head is itself suspect)."""
+    """Every district with a head, an entry (an entry without a head is itself suspect)
+    or a kept latest value (one without any entry is itself suspect: scorecards read it)."""
     rows = await conn.fetch(
         "SELECT district_code FROM ledger_heads UNION SELECT district_code FROM submissions "
-        "ORDER BY 1"
+        "UNION SELECT district_code FROM latest_values ORDER BY 1"
     )
     return [row["district_code"] for row in rows]
 

@@ -16,13 +16,13 @@ _JSONB_V1 = b"\x01"
 #: a double's range (1e400), so a number edited in with SQL made every read of its row
 #: (a submission, a ledger verify) fail with a 500. Read as Python reads it: infinity,
 #: which no signed value equals and which is written back out as null.
-_json_decode = msgspec.json.Decoder(float_hook=float).decode
+decode_json = msgspec.json.Decoder(float_hook=float).decode
 
 
 def _jsonb_decode(data: bytes) -> object:
     if data[:1] != _JSONB_V1:
         raise ValueError("unknown jsonb binary format")
-    return _json_decode(data[1:])
+    return decode_json(data[1:])
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -33,7 +33,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         "json",
         schema="pg_catalog",
         encoder=msgspec.json.encode,
-        decoder=_json_decode,
+        decoder=decode_json,
         format="binary",
     )
     await conn.set_type_codec(

@@ -600,7 +600,7 @@ def test_a_report_accepted_under_earlier_bounds_still_verifies() -> None:
         prev_hash=GENESIS_HASH,
         hash="",
         jws="",
-        payload=signed,
+        payload=json.dumps(signed),
         jti=uuid.UUID(signed["jti"]),
         iat=datetime.fromtimestamp(1_700_000_000, UTC),
         district_code="16.71",
@@ -612,8 +612,10 @@ def test_a_report_accepted_under_earlier_bounds_still_verifies() -> None:
         note=None,
         supersedes_id=None,
         supersede_reason=None,
-        stored_values={},
+        stored_values="{}",
         status="received",
     )
-    claims = _check_payload(entry, json.dumps(signed).encode(), timedelta(seconds=300))
+    claims = _check_payload(
+        entry, json.dumps(signed).encode(), timedelta(seconds=300), timedelta(days=7)
+    )
     assert claims.values["ktp_el"].stated_pct == 1500.0
