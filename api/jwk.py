@@ -170,6 +170,14 @@ def parse_public_jwk(jwk: object) -> PublicKey:
         raise JwkError(f"alg {jwk['alg']!r} does not match the key type (expected {alg})")
     if "use" in jwk and jwk["use"] != "sig":
         raise JwkError("use must be 'sig'")
+    if "key_ops" in jwk:  # RFC 7517 4.3: an array of distinct operations, here "verify"
+        ops = jwk["key_ops"]
+        if not isinstance(ops, list) or not all(isinstance(op, str) for op in ops):
+            raise JwkError("key_ops must be an array of strings")
+        if len(set(ops)) != len(ops):
+            raise JwkError("key_ops must not repeat an operation")
+        if "verify" not in ops:
+            raise JwkError("key_ops must include 'verify': this key verifies signatures")
     kid = thumbprint(canonical)
     if "kid" in jwk and jwk["kid"] != kid:
         raise JwkError("kid, when given, must be the key's RFC 7638 thumbprint")

@@ -211,6 +211,11 @@ class KeyRing:
             )
         except jwt.PyJWTError as exc:
             raise TokenError(str(exc)) from exc
+        # No token this server issues lives longer than the configured time: with the
+        # check below, one whose key leaked and was rotated out cannot be minted (iat
+        # back-dated to before the rotation) to outlive the tokens the key really signed.
+        if claims["exp"] - claims["iat"] > self.settings.access_token_ttl_s:
+            raise TokenError("the token lives longer than this server issues tokens for")
         # A rotated-out key verifies what it signed before the rotation, until it expires,
         # and nothing it signs later: rotating is the answer to a leaked key. Workers
         # that have not re-read the ring yet still sign with it for up to REFRESH_S.
