@@ -270,7 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--note", help="free text, e.g. a broken recording device")
     submit.add_argument("--division", metavar="ID", help="report for this division of yours")
-    submit.add_argument("--supersedes", metavar="ID", help="the submission this one corrects")
+    submit.add_argument(
+        "--supersedes",
+        metavar="ID",
+        help="the submission this one corrects (give its date as --as-of)",
+    )
     submit.add_argument("--reason", help="why it is corrected (with --supersedes)")
     submit.add_argument(
         "--progress",
