@@ -241,6 +241,14 @@ async def settle(
     return outcomes, versions
 
 
+def _follow(turn: asyncio.Future[None], earlier: asyncio.Future[None] | None) -> None:
+    """End ``turn`` once ``earlier`` has ended (now, if it has)."""
+    if earlier is None or earlier.done():
+        turn.set_result(None)
+    else:
+        earlier.add_done_callback(lambda _: turn.set_result(None))
+
+
 class Appender:
     """A worker's queue of checked submissions and the task that writes them in batches
     of at most ``batch_max``, ``in_flight`` batches at a time (each in its own
@@ -282,8 +290,8 @@ class Appender:
         self._overlap_timer: asyncio.Handle | None = None
         self._overlap_due: float | None = None
         self._queue: list[_Pending] = []
-        #: Per (user, Idempotency-Key), the latest request here carrying it, done once
-        #: that request is answered.
+        #: Per (user, Idempotency-Key), the latest request here carrying it: done once it
+        #: and every earlier one with the key are answered.
         self._keyed: dict[tuple[UUID, str], asyncio.Future[None]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -337,22 +345,24 @@ class Appender:
         if self._batch_max > 0:
             if idempotency_key is None:
                 return await self._receive(caller, body, content_type=content_type)
-            # Claimed from the start, before any check: a refused request whose
-            # Idempotency-Key an earlier request here still carries (being checked, queued
-            # or written) is judged by that one's answer, as alone (where the first holds
-            # the key's lock from its first statement): it waits for it, then looks again.
+            # Requests with the same (user, Idempotency-Key) are taken one after another,
+            # in the order they arrived, as alone (where the first holds the key's lock
+            # from its first statement): the second then finds the first's answer, good
+            # or refused, whatever the checks that would have refused it itself.
             keyed = (caller.id, idempotency_key)
             earlier = self._keyed.get(keyed)
-            claim: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._keyed[keyed] = claim
+            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            turn.add_done_callback(lambda done: self._unkey(keyed, done))
+            self._keyed[keyed] = turn
             try:
+                if earlier is not None:
+                    await asyncio.wait([earlier])
                 return await self._receive(
-                    caller, body, content_type=content_type, key=idempotency_key, after=earlier
+                    caller, body, content_type=content_type, key=idempotency_key
                 )
             finally:
-                claim.set_result(None)
-                if self._keyed.get(keyed) is claim:
-                    del self._keyed[keyed]
+                # Left while still waiting (cancelled): the next one waits for the earlier.
+                _follow(turn, earlier)
         async with transaction(self._pool, self._feed) as conn:
             return await submit(
                 conn,
@@ -363,44 +373,24 @@ class Appender:
                 idempotency_key=idempotency_key,
             )
 
+    def _unkey(self, keyed: tuple[UUID, str], done: asyncio.Future[None]) -> None:
+        if self._keyed.get(keyed) is done:
+            del self._keyed[keyed]
+
     async def _receive(
-        self,
-        caller: Principal,
-        body: bytes,
-        *,
-        content_type: str | None,
-        key: str | None = None,
-        after: asyncio.Future[None] | None = None,
+        self, caller: Principal, body: bytes, *, content_type: str | None, key: str | None = None
     ) -> SubmitResult:
-        """Check and append, in a batch unless it corrects another submission; refused,
-        look again once ``after`` (an earlier request with the same key) is answered."""
-        for attempt in (1, 2):
-            try:
-                prepared = await prepare(
-                    self._pool,
-                    self._settings,
-                    caller,
-                    body,
-                    content_type=content_type,
-                    idempotency_key=key,
-                )
-                break
-            except ApiError:
-                if attempt == 2 or after is None:
-                    raise
-                await asyncio.wait([after])
+        """Check and append, in a batch unless it corrects another submission."""
+        prepared = await prepare(
+            self._pool, self._settings, caller, body, content_type=content_type, idempotency_key=key
+        )
         if isinstance(prepared, SubmitResult):
             return prepared
         if prepared.payload.supersedes is None:
             return await self.append(prepared)
         async with transaction(self._pool, self._feed) as conn:
             return await submit(
-                conn,
-                self._settings,
-                caller,
-                body,
-                content_type=content_type,
-                idempotency_key=key,
+                conn, self._settings, caller, body, content_type=content_type, idempotency_key=key
             )
 
     async def append(self, job: Prepared) -> SubmitResult:
