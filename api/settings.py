@@ -18,6 +18,12 @@ from scorecards.errors import ScorecardError
 
 ENV_PREFIX = "KINERJA_"
 
+# Upper bounds: a value past them is a typo or "for ever", and would reach PostgreSQL as
+# an interval or LIMIT outside its range (a 500 on every request that used it).
+_DAY = 24 * 3600
+_TEN_YEARS = 3653 * _DAY
+_MONTH = 31 * _DAY
+
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Service configuration. ``database_url`` None means: run the embedded PostgreSQL."""
@@ -33,52 +39,54 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pool_max_size: Annotated[int, msgspec.Meta(ge=1)] = 10
     migrate_on_start: bool = True
     # Every request body, a signed report's too (a few indicators and a note): 413 above.
-    max_body_bytes: Annotated[int, msgspec.Meta(ge=1)] = 64 * 1024
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1, le=64 * 1024 * 1024)] = 64 * 1024
     # A list asked for no ``limit`` gets the default, which must be a size it may ask for.
-    page_size_default: Annotated[int, msgspec.Meta(ge=1)] = 50
-    page_size_max: Annotated[int, msgspec.Meta(ge=1)] = 500
+    page_size_default: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 50
+    page_size_max: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
     demo: bool = False
     # Access tokens.
     jwt_issuer: str = "kinerja"
     jwt_audience: str = "kinerja-api"
-    access_token_ttl_s: Annotated[int, msgspec.Meta(ge=1)] = 15 * 60
-    jwt_leeway_s: Annotated[int, msgspec.Meta(ge=0)] = 30
+    access_token_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=_DAY)] = 15 * 60
+    jwt_leeway_s: Annotated[int, msgspec.Meta(ge=0, le=3600)] = 30
     # Access tokens already verified, kept per worker so a polling client's token is not
     # re-verified on every request (expiry is still checked each time).
     token_cache_entries: Annotated[int, msgspec.Meta(ge=0)] = 10_000
     # Failed logins: per account and per client address, within a window, then a lockout.
     login_max_failures_account: Annotated[int, msgspec.Meta(ge=1)] = 5
     login_max_failures_address: Annotated[int, msgspec.Meta(ge=1)] = 20
-    login_window_s: Annotated[int, msgspec.Meta(ge=1)] = 15 * 60
-    login_lockout_s: Annotated[int, msgspec.Meta(ge=1)] = 15 * 60
+    login_window_s: Annotated[int, msgspec.Meta(ge=1, le=_MONTH)] = 15 * 60
+    login_lockout_s: Annotated[int, msgspec.Meta(ge=1, le=_MONTH)] = 15 * 60
     # Attempts from one address are judged one at a time; one waits at most this long for
     # those before it (holding a pooled connection), then is told to try again (429).
     login_wait_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
     # Signed submissions: how old (or how far ahead) a JWS ``iat`` may be; an offline
     # client's outbox may hold a signed report for days, so the window is generous.
-    submission_iat_max_age_s: Annotated[int, msgspec.Meta(ge=0)] = 7 * 24 * 3600
-    submission_iat_max_skew_s: Annotated[int, msgspec.Meta(ge=0)] = 300
+    submission_iat_max_age_s: Annotated[int, msgspec.Meta(ge=0, le=_TEN_YEARS)] = 7 * _DAY
+    submission_iat_max_skew_s: Annotated[int, msgspec.Meta(ge=0, le=_DAY)] = 300
     # An agreement signature statement's ``iat``: no further ahead than the same skew, and
     # no older than this (a party reviews the document, then signs it).
-    agreement_signature_max_age_s: Annotated[int, msgspec.Meta(ge=0)] = 7 * 24 * 3600
+    agreement_signature_max_age_s: Annotated[int, msgspec.Meta(ge=0, le=_TEN_YEARS)] = 7 * _DAY
     # How long an Idempotency-Key is remembered: at least a day, and by default longer than
     # a signed report stays acceptable, so a retry from an outbox always gets its answer.
-    idempotency_ttl_s: Annotated[int, msgspec.Meta(ge=24 * 3600)] = 8 * 24 * 3600
+    idempotency_ttl_s: Annotated[int, msgspec.Meta(ge=_DAY, le=_TEN_YEARS)] = 8 * _DAY
     # Expired keys are deleted in batches, at most this often per worker.
-    idempotency_purge_s: Annotated[float, msgspec.Meta(ge=0)] = 10.0
+    idempotency_purge_s: Annotated[float, msgspec.Meta(ge=0, le=_DAY)] = 10.0
     # Flags: a denominator moving by more than this share; the day of the next month a
     # report is due; how far (percentage points) a stated percentage may be from the counts.
-    denominator_jump_share: Annotated[float, msgspec.Meta(ge=0)] = 0.10
+    # The share is a fraction (0.10 is 10%): above 1 no fall could be flagged.
+    denominator_jump_share: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.10
     reporting_deadline_day: Annotated[int, msgspec.Meta(ge=1, le=31)] = 10
-    stated_tolerance_pct: Annotated[float, msgspec.Meta(ge=0)] = 0.01
+    stated_tolerance_pct: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.01
 
     # Projections: how many recent reports give the achieved daily rate, and the ratio
     # (achieved / needed rate) at or above which a district is on track or at risk.
     projection_window_reports: Annotated[int, msgspec.Meta(ge=1)] = 6
-    projection_on_track_ratio: float = 1.0
-    projection_at_risk_ratio: float = 0.8
-    # Local dates ("today", the default as_of) are in WIB (UTC+7) unless changed.
-    utc_offset_hours: int = 7
+    projection_on_track_ratio: Annotated[float, msgspec.Meta(ge=0, le=100)] = 1.0
+    projection_at_risk_ratio: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.8
+    # Local dates ("today", the default as_of) are in WIB (UTC+7) unless changed; every
+    # place on Earth is between UTC-12 and UTC+14.
+    utc_offset_hours: Annotated[int, msgspec.Meta(ge=-12, le=14)] = 7
     # Serve GET /bench/bytes, the benchmark's "same bytes from memory" yardstick.
     bench_routes: bool = False
     # Rendered scorecards and rankings kept per worker, keyed by data version.
@@ -87,7 +95,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # LISTEN/NOTIFY (false: read both from PostgreSQL on every request). The listening
     # connection is pinged this often so a silent loss is noticed.
     change_feed: bool = True
-    change_feed_heartbeat_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    change_feed_heartbeat_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 5.0
     principal_cache_entries: Annotated[int, msgspec.Meta(ge=0)] = 10_000
     # Counting values of a report's districts at a date, kept per worker while the change
     # feed is live; a district is read again only when its data version moves (0: off).
@@ -122,6 +130,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 f"KINERJA_PAGE_SIZE_DEFAULT ({self.page_size_default}) exceeds "
                 f"KINERJA_PAGE_SIZE_MAX ({self.page_size_max}): every list asked for no "
                 "limit would be refused"
+            )
+        if self.projection_at_risk_ratio > self.projection_on_track_ratio:
+            raise ValueError(
+                f"KINERJA_PROJECTION_AT_RISK_RATIO ({self.projection_at_risk_ratio}) exceeds "
+                f"KINERJA_PROJECTION_ON_TRACK_RATIO ({self.projection_on_track_ratio}): a "
+                "district could be both"
             )
         if self.pool_min_size > self.pool_max_size:
             raise ValueError(

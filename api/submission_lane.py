@@ -23,6 +23,7 @@ from inspect import getmro
 from typing import Any
 
 from litestar import Litestar, Request
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.types import ASGIApp, ExceptionHandlersMap, Receive, Scope, Send
 
 from api.auth.middleware import admit
@@ -57,6 +58,25 @@ def _framing(scope: Scope) -> tuple[int | None, str | None, str | None]:
         elif name == b"idempotency-key" and idempotency_key is None:
             idempotency_key = value.decode("latin-1")
     return (None if chunked else length), content_type, idempotency_key
+
+
+async def _body(receive: Receive, limit: int | None) -> bytes | None:
+    """The request body (None: the client went away), counted as it comes: a server that
+    does not hold a body to its Content-Length could pass more than that said (413, as
+    the route answers, which counts the same way)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise RequestEntityTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _handler_for(handlers: ExceptionHandlersMap, exc: Exception) -> Any:
@@ -103,20 +123,15 @@ def submission_lane(app: Litestar, inner: ASGIApp) -> ASGIApp:
         assert principal is not None  # the route is not public
         counts.passed -= 1
         counts.taken += 1
-        chunks = []
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return  # nobody to answer; nothing was stored
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        changes.record_writes()
         try:
+            body = await _body(receive, limit)
+            if body is None:
+                return  # nobody to answer; nothing was stored
+            changes.record_writes()
             answer = await answer_submission(
                 app.state.appender,
                 principal,
-                b"".join(chunks),
+                body,
                 content_type=content_type,
                 idempotency_key=idempotency_key,
             )

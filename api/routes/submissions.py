@@ -157,8 +157,9 @@ class SubmissionController(Controller):
         request: Request[Any, Any, Any],
         db: NamedDependency[asyncpg.Connection],
         state: State,
-        district: Annotated[str | None, QueryParameter(max_length=8)] = None,
-        province: Annotated[str | None, QueryParameter(max_length=8)] = None,
+        # Shaped as area codes are: a typo (16.7) is refused, not read as nobody reporting.
+        district: Annotated[str | None, QueryParameter(pattern=r"^[0-9]{2}\.[0-9]{2}$")] = None,
+        province: Annotated[str | None, QueryParameter(pattern=r"^[0-9]{2}$")] = None,
         status: Annotated[Status | None, QueryParameter()] = None,
         flag: Annotated[Flag | None, QueryParameter()] = None,
         as_of_from: Annotated[date | None, QueryParameter()] = None,
