@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+import jwt
+from cryptography.hazmat.primitives import serialization
 from litestar import Litestar
 
 from api.auth.passwords import hash_password
 from api.auth.principal import ROLES
+from api.auth.tokens import rotate_server_key
 
 PASSWORD = "correct horse battery"
 
@@ -128,3 +132,36 @@ def token_for(app: Litestar, person: Person, *, generation: int = 0) -> str:
 
 def bearer(app: Litestar, person: Person, *, generation: int = 0) -> dict[str, str]:
     return {"Authorization": f"Bearer {token_for(app, person, generation=generation)}"}
+
+
+async def forged_after_rotation(
+    conn: asyncpg.Connection, app: Litestar, person: Person, *, iat: int, exp: int
+) -> str:
+    """An access token for ``person`` with this ``iat`` and ``exp``, signed by the
+    server's key as it leaked: rotated out an hour ago (made two hours ago), as an
+    operator does once a key leaks; every token it really issued has expired since."""
+    old = await conn.fetchrow("SELECT kid, private_pem FROM server_keys")
+    new_kid = await rotate_server_key(conn)
+    await conn.execute(
+        "UPDATE server_keys SET created_at = now() - interval '2 hours' WHERE kid = $1",
+        old["kid"],
+    )
+    await conn.execute(
+        "UPDATE server_keys SET created_at = now() - interval '1 hour' WHERE kid = $1", new_kid
+    )
+    await app.state.key_ring.load(conn)
+    leaked = serialization.load_pem_private_key(old["private_pem"].encode(), None)
+    settings = app.state.settings
+    claims = {
+        "sub": str(person.id),
+        "role": person.role,
+        "area": person.area_code,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": iat,
+        "nbf": iat,
+        "exp": exp,
+        "jti": uuid.uuid4().hex,
+    }
+    headers = {"kid": old["kid"], "typ": "at+jwt"}
+    return jwt.encode(claims, leaked, algorithm="EdDSA", headers=headers)  # type: ignore[arg-type]

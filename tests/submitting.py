@@ -221,3 +221,67 @@ async def verify_all_with_cli(
         return code, {r["district"]: r["ok"] for r in reports}, err
 
     return await asyncio.to_thread(run)
+
+
+async def asgi_post_submission(
+    app: Litestar, headers: list[tuple[bytes, bytes]], body: bytes
+) -> tuple[int, dict[bytes, bytes], bytes]:
+    """POST ``body`` to the submission route straight through the app's ASGI handler,
+    with exactly these headers (and a host): a Content-Length that need not be the
+    body's, as no HTTP client sends. The status, headers and body answered."""
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/submissions",
+        "raw_path": b"/v1/submissions",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"k"), *headers],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
+    sent: list[dict[str, Any]] = []
+    given = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal given
+        if given:
+            return {"type": "http.disconnect"}
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)  # type: ignore[arg-type]
+    start = sent[0]
+    return (
+        int(start["status"]),
+        dict(start["headers"]),
+        b"".join(m.get("body", b"") for m in sent[1:]),
+    )
+
+
+async def review(
+    client: AsyncTestClient[Litestar] | httpx.AsyncClient,
+    app: Litestar,
+    who: Person,
+    submission_id: str,
+    decision: str,
+    reason: str | None = "Sudah dicek",
+    *,
+    generation: int = 0,
+) -> httpx.Response:
+    """``who`` accepts or returns the submission (``reason`` None: the body has none)."""
+    body: dict[str, Any] = {"decision": decision}
+    if reason is not None:
+        body["reason"] = reason
+    return await client.post(
+        f"/v1/submissions/{submission_id}/review",
+        json=body,
+        headers=bearer(app, who, generation=generation),
+    )

@@ -24,7 +24,14 @@ from litestar import Litestar
 from api.cli import main
 from api.settings import Settings, settings_from_env
 from tests.people import PASSWORD, Person, bearer
-from tests.submitting import JOSE, Signer, register_key, served, stored_counts
+from tests.submitting import (
+    JOSE,
+    Signer,
+    asgi_post_submission,
+    register_key,
+    served,
+    stored_counts,
+)
 
 PROBLEM = "application/problem+json"
 
@@ -205,48 +212,6 @@ def test_a_refused_setting_names_its_variable(
 # -- the body limit on both paths --------------------------------------------------------
 
 
-async def _asgi_post(
-    app: Litestar, headers: list[tuple[bytes, bytes]], body: bytes
-) -> tuple[int, dict[bytes, bytes], bytes]:
-    """POST ``body`` to the submission route straight through the app's ASGI handler,
-    with exactly these headers (a Content-Length that need not be the body's)."""
-    scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/submissions",
-        "raw_path": b"/v1/submissions",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"k"), *headers],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-        "state": {},
-    }
-    sent: list[dict[str, Any]] = []
-    given = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal given
-        if given:
-            return {"type": "http.disconnect"}
-        given = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)  # type: ignore[arg-type]
-    start = sent[0]
-    return (
-        int(start["status"]),
-        dict(start["headers"]),
-        b"".join(m.get("body", b"") for m in sent[1:]),
-    )
-
-
 @pytest.mark.parametrize("lane", [True, False])
 async def test_a_body_over_the_limit_is_413_whatever_its_content_length_says(
     settings: Settings, conn: asyncpg.Connection, people: dict[str, Person], lane: bool
@@ -261,7 +226,7 @@ async def test_a_body_over_the_limit_is_413_whatever_its_content_length_says(
         before = await stored_counts(conn)
         token = bearer(app, signer.person)["Authorization"].encode()
         body = signer.sign().encode() + b"A" * (70 * 1024)
-        status, headers, answer = await _asgi_post(
+        status, headers, answer = await asgi_post_submission(
             app,
             [
                 (b"authorization", token),

@@ -55,6 +55,22 @@ async def first_still_being_checked(
     return first
 
 
+async def while_the_first_is_checked(
+    settings: Settings, conn: asyncpg.Connection, head: Signer, known: str, second: str
+) -> tuple[httpx.Response, httpx.Response]:
+    """``known`` stored (the worker knows the key), then a good report held in its check
+    under an Idempotency-Key and ``second`` sent under the same key: both answers."""
+    await add_unseen_indicator(conn)
+    async with served(settings) as (app, http):
+        assert (await post(app, http, head, known)).status_code == 201
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE indicators IN ACCESS EXCLUSIVE MODE")
+            first = await first_still_being_checked(conn, app, http, head, "outbox-7")
+            later = asyncio.ensure_future(post(app, http, head, second, key="outbox-7"))
+            await asyncio.wait({later}, timeout=1.0)
+        return await first, await later
+
+
 async def settled(request: Awaitable[httpx.Response], seconds: float = 1.0) -> bool:
     """Whether ``request`` is answered within ``seconds`` (it keeps running if not)."""
     task = asyncio.ensure_future(request)
@@ -80,15 +96,7 @@ async def test_a_second_good_report_under_a_key_still_being_checked_is_refused(
     stored while the first is still being checked; the first, which the client sent
     first, is then answered 422 key-reused and its report is lost."""
     head = await register_key(conn, people["district_head"])
-    await add_unseen_indicator(conn)
-    async with served(settings) as (app, http):
-        assert (await post(app, http, head, head.sign())).status_code == 201  # key known
-        async with conn.transaction():
-            await conn.execute("LOCK TABLE indicators IN ACCESS EXCLUSIVE MODE")
-            first = await first_still_being_checked(conn, app, http, head, "outbox-7")
-            second = asyncio.ensure_future(post(app, http, head, head.sign(), key="outbox-7"))
-            await asyncio.wait({second}, timeout=1.0)
-        a, b = await asyncio.gather(first, second)
+    a, b = await while_the_first_is_checked(settings, conn, head, head.sign(), head.sign())
     assert a.status_code == 201, a.text
     assert (b.status_code, slug(b)) == (422, "idempotency-key-reused"), b.text
 
@@ -109,17 +117,9 @@ async def test_a_reused_key_refused_in_its_batch_waits_for_the_first(
     outcome the fix was made to prevent (the client keeps the key and is refused
     key-reused for ever once it sends the fixed report)."""
     head = await register_key(conn, people["district_head"])
-    await add_unseen_indicator(conn)
-    async with served(settings) as (app, http):
-        stored = head.sign()
-        assert (await post(app, http, head, stored)).status_code == 201  # key known
-        bad = head.sign(now=time.time() - 8 * DAY) if why == "iat-too-old" else stored
-        async with conn.transaction():
-            await conn.execute("LOCK TABLE indicators IN ACCESS EXCLUSIVE MODE")
-            first = await first_still_being_checked(conn, app, http, head, "outbox-8")
-            second = asyncio.ensure_future(post(app, http, head, bad, key="outbox-8"))
-            await asyncio.wait({second}, timeout=1.0)
-        a, b = await asyncio.gather(first, second)
+    stored = head.sign()
+    bad = head.sign(now=time.time() - 8 * DAY) if why == "iat-too-old" else stored
+    a, b = await while_the_first_is_checked(settings, conn, head, stored, bad)
     assert a.status_code == 201, a.text
     assert (b.status_code, slug(b)) == (422, "idempotency-key-reused"), b.text
 

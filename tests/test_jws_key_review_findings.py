@@ -7,20 +7,16 @@ from __future__ import annotations
 
 import base64
 import time
-import uuid
 from typing import Any
 
 import asyncpg
-import jwt
 import msgspec
 import pytest
-from cryptography.hazmat.primitives import serialization
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from api.auth.tokens import rotate_server_key
 from api.settings import Settings
-from tests.people import Person, bearer
+from tests.people import Person, bearer, forged_after_rotation
 from tests.submitting import (
     JOSE,
     Signer,
@@ -66,34 +62,10 @@ async def test_a_rotated_out_server_key_cannot_mint_a_backdated_long_lived_token
     tokens with, so the forged token is accepted (200) and stays so for a year: rotating
     does not answer a leaked key. Every token the old key honestly issued expired at the
     latest ttl + grace after the rotation; this one must be refused (401)."""
-    old = await conn.fetchrow("SELECT kid, private_pem FROM server_keys")
-    new_kid = await rotate_server_key(conn)
-    await conn.execute(
-        "UPDATE server_keys SET created_at = now() - interval '2 hours' WHERE kid = $1",
-        old["kid"],
-    )
-    await conn.execute(
-        "UPDATE server_keys SET created_at = now() - interval '1 hour' WHERE kid = $1", new_kid
-    )
-    await app.state.key_ring.load(conn)
-    leaked = serialization.load_pem_private_key(old["private_pem"].encode(), None)
     now = int(time.time())
     backdated = now - 90 * 60  # half an hour before the rotation
-    forged = jwt.encode(
-        {
-            "sub": str(people["admin"].id),
-            "role": "admin",
-            "area": "ID",
-            "iss": app.state.settings.jwt_issuer,
-            "aud": app.state.settings.jwt_audience,
-            "iat": backdated,
-            "nbf": backdated,
-            "exp": now + 365 * 24 * 3600,
-            "jti": uuid.uuid4().hex,
-        },
-        leaked,  # type: ignore[arg-type]
-        algorithm="EdDSA",
-        headers={"kid": old["kid"], "typ": "at+jwt"},
+    forged = await forged_after_rotation(
+        conn, app, people["admin"], iat=backdated, exp=now + 365 * 24 * 3600
     )
     response = await client.get("/v1/me", headers={"Authorization": f"Bearer {forged}"})
     assert response.status_code == 401, (

@@ -36,6 +36,13 @@ async def verify(
     return await client.get(f"/v1/districts/{district}/ledger/verify", headers=bearer(app, who))
 
 
+async def first_broken(client: AsyncTestClient[Litestar], app: Litestar, who: Person) -> Any:
+    """Kota Palembang's verify answer (200), its first broken entry."""
+    response = await verify(client, app, who)
+    assert response.status_code == 200, response.text[:300]
+    return response.json()["first_broken"]
+
+
 async def stored_then_tampered(
     client: AsyncTestClient[Litestar],
     app: Litestar,
@@ -88,9 +95,7 @@ async def test_verify_names_a_stored_payload_count_turned_into_a_boolean(
     assert shown.status_code == 200, shown.text[:300]
     counts = shown.json()["payload"]["values"]["ktp_el"]
     assert counts["numerator"] is False or counts["channels"]["office"] is True, counts
-    response = await verify(client, app, people["admin"])
-    assert response.status_code == 200, response.text[:300]
-    assert response.json()["first_broken"] == {
+    assert await first_broken(client, app, people["admin"]) == {
         "seq": 1,
         "id": str(report_id),
         "problem": "payload_mismatch",
@@ -128,9 +133,7 @@ async def test_verify_names_stored_channel_counts_turned_into_booleans(
     ``GET /v1/submissions/{id}``: the breakdown no longer converts to counts.)"""
     signer = await register_key(conn, people["district_head"])
     report_id = await stored_then_tampered(client, app, conn, signer, tamper)
-    response = await verify(client, app, people["admin"])
-    assert response.status_code == 200, response.text[:300]
-    assert response.json()["first_broken"] == {
+    assert await first_broken(client, app, people["admin"]) == {
         "seq": 1,
         "id": str(report_id),
         "problem": "values_mismatch",
@@ -172,9 +175,7 @@ async def test_verify_names_deeply_nested_stored_json_instead_of_a_500(
     tamper, problem = DEEP_TAMPERS[case]
     signer = await register_key(conn, people["district_head"])
     report_id = await stored_then_tampered(client, app, conn, signer, tamper)
-    response = await verify(client, app, people["admin"])
-    assert response.status_code == 200, response.text[:300]
-    broken = response.json()["first_broken"]
+    broken = await first_broken(client, app, people["admin"])
     assert (broken["seq"], broken["id"], broken["problem"]) == (1, str(report_id), problem)
 
 

@@ -6,13 +6,10 @@ import asyncio
 import base64
 import logging
 import time
-import uuid
 from typing import Any
 
 import asyncpg
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -20,12 +17,11 @@ from litestar.testing import AsyncTestClient
 from api import identity
 from api.auth.passwords import hash_password
 from api.auth.principal import Principal
-from api.auth.tokens import rotate_server_key
 from api.errors import Unprocessable, _from_integrity_error
 from api.schemas.identity import UserPatch
 from api.settings import Settings
 from db.pool import connect
-from tests.people import Person, bearer, make_division, token_for
+from tests.people import Person, bearer, forged_after_rotation, make_division, token_for
 from tests.submitting import served
 from tests.waiting import lock_waiters
 
@@ -63,36 +59,10 @@ async def test_a_rotated_out_server_key_cannot_mint_tokens_after_the_rotation(
     """`kinerja keys rotate` is what an operator runs when the token key leaks. Tokens of
     the old key should verify only "until they expire" (at most ttl + leeway after the
     rotation); a token the old key signs an hour after the rotation must be refused."""
-    old = await conn.fetchrow("SELECT kid, private_pem FROM server_keys")
-    new_kid = await rotate_server_key(conn)
     # The rotation happened an hour ago: every token the old key legitimately issued
     # (15 minutes each) has long expired.
-    await conn.execute(
-        "UPDATE server_keys SET created_at = now() - interval '2 hours' WHERE kid = $1",
-        old["kid"],
-    )
-    await conn.execute(
-        "UPDATE server_keys SET created_at = now() - interval '1 hour' WHERE kid = $1", new_kid
-    )
-    await app.state.key_ring.load(conn)
-    leaked = serialization.load_pem_private_key(old["private_pem"].encode(), None)
     now = int(time.time())
-    forged = jwt.encode(
-        {
-            "sub": str(people["admin"].id),
-            "role": "admin",
-            "area": "ID",
-            "iss": app.state.settings.jwt_issuer,
-            "aud": app.state.settings.jwt_audience,
-            "iat": now,
-            "nbf": now,
-            "exp": now + 900,
-            "jti": uuid.uuid4().hex,
-        },
-        leaked,  # type: ignore[arg-type]
-        algorithm="EdDSA",
-        headers={"kid": old["kid"], "typ": "at+jwt"},
-    )
+    forged = await forged_after_rotation(conn, app, people["admin"], iat=now, exp=now + 900)
     response = await get_me(client, forged)
     assert response.status_code == 401, "the retired key still signs admin tokens"
 

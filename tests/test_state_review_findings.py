@@ -7,32 +7,11 @@ from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
-import httpx
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tests.people import Person, bearer
-from tests.submitting import post_jws, register_key, submit, today
-
-
-async def review(
-    client: AsyncTestClient[Litestar],
-    app: Litestar,
-    who: Person,
-    submission_id: str,
-    decision: str,
-    reason: str | None = "Sudah dicek",
-    *,
-    generation: int = 0,
-) -> httpx.Response:
-    body: dict[str, Any] = {"decision": decision}
-    if reason is not None:
-        body["reason"] = reason
-    return await client.post(
-        f"/v1/submissions/{submission_id}/review",
-        json=body,
-        headers=bearer(app, who, generation=generation),
-    )
+from tests.submitting import post_jws, register_key, review, submit, today
 
 
 def card_row(card: dict[str, Any], indicator: str) -> dict[str, Any]:

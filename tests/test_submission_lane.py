@@ -20,7 +20,14 @@ from litestar import Litestar
 from api.settings import Settings
 from api.submission_lane import LaneCounts
 from tests.people import Person, bearer
-from tests.submitting import JOSE, Signer, register_key, served, stored_counts
+from tests.submitting import (
+    JOSE,
+    Signer,
+    asgi_post_submission,
+    register_key,
+    served,
+    stored_counts,
+)
 
 #: Headers that differ between any two responses (ids, clock) or only name a new row.
 _VARYING = {"x-request-id", "date", "location", "content-length"}
@@ -210,36 +217,15 @@ async def test_a_content_length_too_long_for_int_goes_to_litestar(
     async with both(settings) as pair:
         app, _http = pair[True]
         token = bearer(app, people["district_head"])["Authorization"].encode()
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": "/v1/submissions",
-            "raw_path": b"/v1/submissions",
-            "query_string": b"",
-            "root_path": "",
-            "headers": [
-                (b"host", b"k"),
+        status, headers, _body = await asgi_post_submission(
+            app,
+            [
                 (b"authorization", token),
                 (b"content-type", JOSE.encode()),
                 (b"content-length", b"0" * 5000 + b"3"),
             ],
-            "client": ("127.0.0.1", 1),
-            "server": ("127.0.0.1", 80),
-            "state": {},
-        }
-        sent: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": b"abc", "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        await app(scope, receive, send)
-        start = sent[0]
-        assert start["status"] == 400
-        assert (b"content-type", b"application/problem+json") in start["headers"]
+            b"abc",
+        )
+        assert status == 400
+        assert headers[b"content-type"] == b"application/problem+json"
         assert (counts_of(app).taken, counts_of(app).passed) == (0, 1)

@@ -12,28 +12,12 @@ from litestar.testing import AsyncTestClient
 
 from api.errors import PROBLEM_BASE
 from tests.people import Person, bearer, make_division
-from tests.submitting import Signer, ensure_coordinated, post_jws, register_key, submit
+from tests.submitting import Signer, ensure_coordinated, post_jws, register_key, review, submit
 
 
 @pytest.fixture
 async def head(conn: asyncpg.Connection, people: dict[str, Person]) -> Signer:
     return await register_key(conn, people["district_head"])
-
-
-async def review(
-    client: AsyncTestClient[Litestar],
-    app: Litestar,
-    who: Person,
-    submission_id: str,
-    decision: str,
-    reason: str | None = "Sudah dicek",
-) -> httpx.Response:
-    body: dict[str, Any] = {"decision": decision}
-    if reason is not None:
-        body["reason"] = reason
-    return await client.post(
-        f"/v1/submissions/{submission_id}/review", json=body, headers=bearer(app, who)
-    )
 
 
 async def counting(conn: asyncpg.Connection, submission_id: str) -> list[bool]:
