@@ -525,6 +525,14 @@ def cmd_submit(s: Session) -> int:
     """Sign every report, queue them all durably, then deliver them one by one."""
     token = load_token(home=s.home)
     reports = _reports(s, token)
+    # A login is bound to one district: a row for another (a typo) would be refused
+    # after the others were stored, so the whole file is refused before any is sent.
+    own = _own_district(token or cached_token(home=s.home))
+    if own is not None and (others := sorted({r.district for r in reports} - {own})):
+        raise CliError(
+            f"your login is for district {own}; nothing was sent, as rows are for "
+            f"{', '.join(others)}"
+        )
     payloads = [_payload(report) for report in reports]
     pair = _keypair(s)
     with Outbox.open(s.home) as box:
@@ -636,9 +644,16 @@ def _print_outcome(
         )
         for line in _problem_lines(outcome.status, outcome.body):
             s.print("          " + line)
-        if str(body.get("type", "")).endswith("/iat-too-old"):
-            which = "#" if number is None else number
-            s.print(f"          it waited too long: `{PROG} outbox resign {which}` signs it again")
+        which = "#" if number is None else number
+        again = f"`{PROG} outbox resign {which}` signs it again"
+        slug = str(body.get("type", "")).rsplit("/", 1)[-1]
+        hint = {
+            "iat-too-old": f"it waited too long: {again}",
+            "iat-in-future": f"this computer's clock was ahead: set it, then {again}",
+            "invalid-signature": f"if your key was replaced or revoked since, {again}",
+        }.get(slug)
+        if hint:
+            s.print("          " + hint)
         return "rejected"
     s.print(f"queued    {what}  {outcome.error or 'will be retried'}")
     return "queued"
@@ -706,6 +721,8 @@ def _reports(s: Session, token: str | None) -> list[Report]:
         if a.supersedes:
             if not a.reason:
                 raise CliError("--supersedes needs --reason")
+            if not a.as_of:
+                raise CliError("--supersedes needs --as-of: the date of the report it corrects")
             supersedes = {"id": a.supersedes, "reason": a.reason}
         as_of = parse_date(a.as_of, "--as-of") if a.as_of else date.today()
         return [

@@ -13,7 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -30,6 +30,11 @@ SUBMISSION_TYP = "kinerja-submission+jwt"
 
 CHANNELS = ("office", "kecamatan", "mobile", "school", "hospital", "other")
 """Service channels a count can be broken down by (``mobile`` is "jemput bola")."""
+
+#: The server's bounds on ``as_of`` (``api.submissions``): scorecards start in 2000, and
+#: no date is taken before it is today in WIT (UTC+9), Indonesia's easternmost time.
+EARLIEST_AS_OF = date(2000, 1, 1)
+EASTERNMOST = timedelta(hours=9)
 
 PAYLOAD_KEYS = ("jti", "iat", "district", "division", "as_of", "values", "note", "supersedes")
 
@@ -84,6 +89,11 @@ def build_payload(
         raise ValueError("division must be a non-empty string or None")
     if not isinstance(as_of, date) or isinstance(as_of, datetime):
         raise ValueError(f"as_of must be a date (not a datetime), got {as_of!r}")
+    if as_of < EARLIEST_AS_OF:
+        raise ValueError(f"as_of {as_of} is before {EARLIEST_AS_OF}: no scorecard covers it")
+    latest = (datetime.now(UTC) + EASTERNMOST).date()
+    if as_of > latest:
+        raise ValueError(f"as_of {as_of} is after today ({latest} in eastern Indonesia)")
     if note is not None and not isinstance(note, str):
         raise ValueError("note must be a string or None")
     payload_values = _values(values, channels or {}, stated or {})

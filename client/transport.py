@@ -124,7 +124,18 @@ def send_submission(
         detail = str(exc)
         error = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
         return Outcome(kind="retry", error=error)
-    return classify(response)
+    outcome = classify(response)
+    body = outcome.body
+    if outcome.kind == "stored" and isinstance(body, dict) and body.get("jws", jws) != jws:
+        # The answer for another report (a proxy's cached 201): this one may never have
+        # arrived, so it stays queued.
+        return Outcome(
+            kind="retry",
+            status=outcome.status,
+            body=body,
+            error=f"HTTP {outcome.status}: the answer for another report (not stored)",
+        )
+    return outcome
 
 
 def classify(response: httpx.Response) -> Outcome:

@@ -15,9 +15,9 @@ import stat
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -391,17 +391,24 @@ async def test_rejections_show_the_problem_and_are_not_retried(
     assert cli("outbox", "flush").code == 0
     assert await _count(conn) == 1
 
-    future = (date.today() + timedelta(days=30)).isoformat()
+    # Rows only the server can refuse (the client refuses a future date or another
+    # district's row before anything is sent).
     ktp = {"ktp_el": {"numerator": 5545117, "denominator": 5940433}}
+    nowhere = str(uuid.uuid4())
     rows = [
         {"district": DISTRICT, "as_of": AS_OF, "values": ktp, "note": "ok"},
-        {"district": DISTRICT, "as_of": future, "values": ktp},
+        {"district": DISTRICT, "as_of": AS_OF, "values": ktp, "division": nowhere},
         {
             "district": DISTRICT,
             "as_of": AS_OF,
             "values": {"no_such": {"numerator": 1, "denominator": 2}},
         },
-        {"district": "16.72", "as_of": AS_OF, "values": ktp},
+        {
+            "district": DISTRICT,
+            "as_of": AS_OF,
+            "values": ktp,
+            "supersedes": {"id": nowhere, "reason": "salah ketik"},
+        },
     ]
     rows_json = tmp_path / "rows.json"
     rows_json.write_text(json.dumps(rows))
@@ -410,12 +417,12 @@ async def test_rejections_show_the_problem_and_are_not_retried(
     assert result.code == 1, result
     assert "4 submissions: 1 stored, 3 rejected, 0 queued" in result.out
     for expected in (
-        "HTTP 422: The as-of date is in the future",
-        "problems/future-as-of",
+        "HTTP 422: The division is not one of the district's",
+        "problems/invalid-division",
         "HTTP 422: Unknown indicator",
         "detail: Unknown indicator: no_such.",
         "problems/unknown-indicator",
-        "HTTP 404: Not found",
+        "problems/invalid-supersedes",
     ):
         assert expected in result.out, expected
     assert counting.posts == 4
@@ -426,7 +433,7 @@ async def test_rejections_show_the_problem_and_are_not_retried(
     # The rejected reports stay listed, with why, until discarded one by one.
     listed = cli("outbox", "list")
     assert listed.code == 0 and "Rejected by the server (not retried):" in listed.out
-    assert "3 rejected" in listed.out and "The as-of date is in the future" in listed.out
+    assert "3 rejected" in listed.out and "The division is not one of the" in listed.out
     kept = json.loads(cli("outbox", "list", "--json").out)
     assert [item["state"] for item in kept] == ["rejected"] * 3
     gone = cli("outbox", "discard", str(kept[0]["id"]))
