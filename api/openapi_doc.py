@@ -5,7 +5,10 @@ error at all, while every error here is RFC 9457 problem+json (``api.errors``); 
 endpoint reads its form or JSON body itself, so it showed no request body; and the
 agreement document, returned as the exact bytes that are signed, showed as a string.
 Nor could it say that scorecards and rankings answer 304 to a matching ``If-None-Match``
-and CSV when asked, or that readiness answers 503 while the database is down.
+and CSV when asked, or that readiness answers 503 while the database is down. Nor what
+the server checks by its settings or by hand: page and body limits, request bodies that
+refuse unknown members, the Idempotency-Key's shape, a return's reason, the signed
+payload inside a submission's JWS, and a submission's answer headers and 503.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from litestar import Request
 from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin, SwaggerRenderPlugin
 
 from api.schemas.identity import TokenRequest
+from api.schemas.submissions import SubmissionPayload
+from api.settings import Settings
 
 _PROBLEM = {
     "type": "object",
@@ -36,12 +41,14 @@ _PROBLEM_CONTENT = {
 _REFUSED = "A problem (RFC 9457); nothing changed."
 
 
-def describe(schema: dict[str, Any]) -> dict[str, Any]:
+def describe(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Add what the module docstring lists to a generated document (once; in place)."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     if "Problem" in components:
         return schema
     components["Problem"] = _PROBLEM
+    _limits_and_bodies(schema, settings)
+    _submissions(schema, settings)
     for item in schema.get("paths", {}).values():
         for operation in item.values():
             if not isinstance(operation, dict) or "responses" not in operation:
@@ -100,12 +107,88 @@ def describe(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        operation
+        for item in schema.get("paths", {}).values()
+        for operation in item.values()
+        if isinstance(operation, dict) and "responses" in operation
+    ]
+
+
+def _limits_and_bodies(schema: dict[str, Any], settings: Settings) -> None:
+    """Every list's ``limit`` bounds (settings), and every JSON request body closed: each
+    refuses a member it does not name (400)."""
+    components = schema["components"]["schemas"]
+    for operation in _operations(schema):
+        for parameter in operation.get("parameters", []):
+            if parameter.get("in") == "query" and parameter.get("name") == "limit":
+                bounds = {"minimum": 1, "maximum": settings.page_size_max}
+                _non_null(parameter.get("schema", {})).update(bounds)
+        body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+        ref = body.get("schema", {}).get("$ref", "")
+        if ref.startswith("#/components/schemas/"):
+            components[ref.rsplit("/", 1)[-1]]["additionalProperties"] = False
+
+
+def _non_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """The non-null branch of an optional parameter's schema (itself if not optional)."""
+    for branch in schema.get("oneOf", []):
+        if branch.get("type") != "null":
+            return branch
+    return schema
+
+
+def _submissions(schema: dict[str, Any], settings: Settings) -> None:
+    paths = schema.get("paths", {})
+    components = schema["components"]["schemas"]
+    review = components.get("ReviewIn")
+    if review is not None:  # a return says why (api.submissions.review)
+        review["if"] = {"properties": {"decision": {"const": "return"}}}
+        review["then"] = {
+            "required": ["reason"],
+            "properties": {"reason": {"type": "string", "pattern": r"\S"}},
+        }
+    submit = paths.get("/v1/submissions", {}).get("post")
+    if submit is None:
+        return
+    _, found = msgspec.json.schema_components(
+        [SubmissionPayload], ref_template="#/components/schemas/{name}"
+    )
+    components.update(found)
+    body = submit["requestBody"]
+    body["description"] += (
+        " Its payload is a SubmissionPayload (#/components/schemas/SubmissionPayload); "
+        "a member it does not name is refused (422 invalid-submission)."
+    )
+    for media in body.get("content", {}).values():
+        media.setdefault("schema", {})["maxLength"] = settings.max_body_bytes
+    for parameter in submit.get("parameters", []):
+        if parameter.get("in") == "header" and parameter.get("name") == "Idempotency-Key":
+            key = _non_null(parameter.get("schema", {}))
+            key.update({"minLength": 1, "pattern": r"^[\x21-\x7e]{1,255}$"})
+    created = submit["responses"].get("201")
+    if created is not None:
+        created["headers"] = {
+            "Location": {"schema": {"type": "string"}, "description": "The stored submission."},
+            "Idempotent-Replayed": {
+                "schema": {"type": "string", "enum": ["true"]},
+                "description": "Present on a retry answered from the first request's answer.",
+            },
+        }
+    submit["responses"]["503"] = {
+        "description": "The worker is shutting down: send the report again shortly.",
+        "content": _PROBLEM_CONTENT,
+    }
+
+
 class _Described:
     """A render plugin that applies ``describe`` first: Swagger embeds the document in its
     page, so every page must show the described one, whichever is asked for first."""
 
     def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
-        return super().render(request, describe(openapi_schema))  # type: ignore[misc,no-any-return]
+        described = describe(openapi_schema, request.app.state.settings)
+        return super().render(request, described)  # type: ignore[misc,no-any-return]
 
 
 class DescribedJsonRenderPlugin(_Described, JsonRenderPlugin):

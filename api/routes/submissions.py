@@ -32,6 +32,7 @@ from api.ingest import Appender
 from api.ledger import verify_district
 from api.pagination import PageOutOfRange
 from api.routes.users import caller
+from api.schemas.patterns import whole
 from api.schemas.submissions import (
     Flag,
     LedgerReport,
@@ -44,6 +45,10 @@ from api.schemas.submissions import (
 from api.settings import local_today
 from api.submissions import JOSE_MEDIA_TYPE
 from db.submissions import ListFilters
+
+#: Filters shaped as area codes are (a typo such as 16.7 is refused, not an empty page).
+_DISTRICT = whole(r"[0-9]{2}\.[0-9]{2}")
+_PROVINCE = whole("[0-9]{2}")
 
 
 @dataclass
@@ -157,9 +162,8 @@ class SubmissionController(Controller):
         request: Request[Any, Any, Any],
         db: NamedDependency[asyncpg.Connection],
         state: State,
-        # Shaped as area codes are: a typo (16.7) is refused, not read as nobody reporting.
-        district: Annotated[str | None, QueryParameter(pattern=r"^[0-9]{2}\.[0-9]{2}$")] = None,
-        province: Annotated[str | None, QueryParameter(pattern=r"^[0-9]{2}$")] = None,
+        district: Annotated[str | None, QueryParameter(pattern=_DISTRICT)] = None,
+        province: Annotated[str | None, QueryParameter(pattern=_PROVINCE)] = None,
         status: Annotated[Status | None, QueryParameter()] = None,
         flag: Annotated[Flag | None, QueryParameter()] = None,
         as_of_from: Annotated[date | None, QueryParameter()] = None,

@@ -108,7 +108,7 @@ class ValueOut(msgspec.Struct, kw_only=True):
     coverage_pct: float
     stated_pct: float | None
     channels: dict[str, int] | None
-    flags: list[str]
+    flags: list[Flag]
     counting: bool
 
 
@@ -135,7 +135,7 @@ class ReviewOut(msgspec.Struct, kw_only=True):
     submission_id: UUID
     reviewer_id: UUID
     reviewer_role: str
-    decision: str
+    decision: Literal["accept", "return"]
     reason: str | None
     created_at: datetime
     submission_status: Status | None = None
@@ -150,7 +150,7 @@ class SubmissionOut(msgspec.Struct, kw_only=True):
     as_of: date
     status: Status
     counting: bool
-    flags: list[str]
+    flags: list[Flag]
     values: list[ValueOut]
     note: str | None
     submitter_id: UUID
