@@ -496,12 +496,10 @@ async def _superseded_target(
     while nothing corrected it; a report sent with the wrong date is returned instead."""
     if payload.supersedes is None:
         return None
-    target = await sub_db.get_submission(conn, payload.supersedes.id, for_update=True)
-    if (
-        target is None
-        or target.district_code != payload.district
-        or target.division_id != payload.division
-    ):
+    target = await sub_db.lock_in_district(
+        conn, payload.supersedes.id, payload.district, payload.division
+    )
+    if target is None:
         raise InvalidSupersedes(
             "supersedes.id is not a submission of this district (and division).",
             extra={"supersedes": str(payload.supersedes.id)},
@@ -813,10 +811,15 @@ async def review(
     conn: asyncpg.Connection, caller: Principal, submission_id: UUID, data: ReviewIn
 ) -> ReviewOut:
     """Accept or return a submission in the reviewer's scope; a returned one stops counting."""
-    row = await sub_db.get_submission(conn, submission_id, for_update=True)
+    # In scope first, then locked: a report outside is answered without waiting for
+    # whoever holds it (the wait would tell that it exists).
+    row = await sub_db.get_submission(conn, submission_id)
     if row is None or not await authz.area_in_scope(
         conn, caller, row.district_code, year=row.as_of.year
     ):
+        raise NotFound("No such submission.")
+    row = await sub_db.get_submission(conn, submission_id, for_update=True)
+    if row is None:  # deleted meanwhile, behind the API
         raise NotFound("No such submission.")
     authz.not_own_submission(caller, row.submitter_id)
     reason = (data.reason or "").strip() or None  # blanks say nothing

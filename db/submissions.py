@@ -370,6 +370,21 @@ async def get_submission(
     return msgspec.convert(dict(row), SubmissionRow) if row else None
 
 
+async def lock_in_district(
+    conn: asyncpg.Connection, submission_id: UUID, district_code: str, division_id: UUID | None
+) -> SubmissionRow | None:
+    """Lock the submission only if it is one of this district (and division): a row of
+    another is neither locked nor waited for, so the wait cannot tell that it exists."""
+    row = await conn.fetchrow(
+        f"SELECT {_HEAD_COLUMNS}, s.jws, s.payload FROM submissions s WHERE s.id = $1 "
+        "AND s.district_code = $2 AND s.division_id IS NOT DISTINCT FROM $3 FOR UPDATE",
+        submission_id,
+        district_code,
+        division_id,
+    )
+    return msgspec.convert(dict(row), SubmissionRow) if row else None
+
+
 async def mark_superseded(conn: asyncpg.Connection, old_id: UUID, new_id: UUID) -> None:
     """The old submission stops counting and carries the ``superseded`` flag."""
     await conn.execute(
