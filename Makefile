@@ -4,13 +4,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run demo test lint bench bench-quick clean
+.PHONY: install run demo test lint bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+## Only the virtualenv (for the operator commands before the first `make run`).
+install: $(STAMP)
 
 ## Serve on http://127.0.0.1:8000 with the embedded PostgreSQL (or $$DATABASE_URL).
 run: $(STAMP)

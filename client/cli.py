@@ -909,10 +909,12 @@ def cmd_outbox_flush(s: Session) -> int:
         if not box.all():
             refused = len(box.rejected())
             if refused:
+                reports = f"{refused} refused reports stay"
+                if refused == 1:
+                    reports = "1 refused report stays"
                 s.print(
-                    f"Nothing to send; {refused} refused report{'s' if refused != 1 else ''} "
-                    f"stay in the outbox (`{PROG} outbox list`, then correct and submit, "
-                    f"or `{PROG} outbox discard #`)."
+                    f"Nothing to send; {reports} in the outbox (`{PROG} outbox list`, then "
+                    f"correct and submit, or `{PROG} outbox discard #`)."
                 )
             else:
                 s.print("The outbox is empty.")
