@@ -17,9 +17,9 @@ from litestar.status_codes import HTTP_404_NOT_FOUND
 from api.auth.middleware import auth_middleware
 from api.authz import PUBLIC
 from api.database import lifespan_for, provide_connection, record_writes_middleware
-from api.encodings import refuse_content_encoding
 from api.errors import problem_details_config
 from api.head import head_as_get
+from api.header_section import check_header_section
 from api.observability import configure_logging, request_id_middleware
 from api.openapi_doc import (
     DescribedJsonRenderPlugin,
@@ -149,7 +149,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         app.asgi_handler = submission_lane(app, app.asgi_handler)
     app.asgi_handler = head_as_get(app.asgi_handler)
     app.asgi_handler = refuse_encoded_slashes(app.asgi_handler)
-    app.asgi_handler = refuse_content_encoding(app.asgi_handler)
+    app.asgi_handler = check_header_section(app.asgi_handler, settings.max_header_bytes)
     # Wrap outside Litestar's exception handling so 404/405/413 responses for unmatched
     # routes carry the request id too (route-level middleware never sees those).
     app.asgi_handler = request_id_middleware(app.asgi_handler)

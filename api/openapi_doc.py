@@ -117,14 +117,22 @@ def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _limits_and_bodies(schema: dict[str, Any], settings: Settings) -> None:
-    """Every list's ``limit`` bounds (settings), and every JSON request body closed: each
-    refuses a member it does not name (400)."""
+    """Every list's ``limit`` bounds (settings), every JSON request body closed (each
+    refuses a member it does not name: 400), and every body's 501 for a transfer coding."""
     components = schema["components"]["schemas"]
     for operation in _operations(schema):
         for parameter in operation.get("parameters", []):
             if parameter.get("in") == "query" and parameter.get("name") == "limit":
                 bounds = {"minimum": 1, "maximum": settings.page_size_max}
                 _non_null(parameter.get("schema", {})).update(bounds)
+        if "requestBody" in operation:  # api.header_section
+            operation["responses"].setdefault(
+                "501",
+                {
+                    "description": "A Transfer-Encoding other than chunked; nothing changed.",
+                    "content": _PROBLEM_CONTENT,
+                },
+            )
         body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
         ref = body.get("schema", {}).get("$ref", "")
         if ref.startswith("#/components/schemas/"):

@@ -40,6 +40,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     migrate_on_start: bool = True
     # Every request body, a signed report's too (a few indicators and a note): 413 above.
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1, le=64 * 1024 * 1024)] = 64 * 1024
+    # A request's header section (names, values and their separators): 431 above.
+    max_header_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1024 * 1024)] = 32 * 1024
     # A list asked for no ``limit`` gets the default, which must be a size it may ask for.
     page_size_default: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 50
     page_size_max: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500

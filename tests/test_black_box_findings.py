@@ -187,7 +187,8 @@ async def _disconnect_mid_body(app: Litestar, path: str, headers: dict[str, str]
         "raw_path": path.encode(),
         "root_path": "",
         "query_string": b"",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "headers": [(b"host", b"k")]
+        + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
         "client": ("127.0.0.1", 1234),
         "server": ("127.0.0.1", 8000),
         "state": {},
