@@ -14,9 +14,9 @@ submission lane) reads the request, in one pass over its headers.
   (RFC 9110 15.5.16). Neither uvicorn nor Litestar decodes a coded body: a gzip report
   was called malformed, plain bytes labelled gzip were stored.
 
-And a request with ``Expect: 100-continue`` answered before its body was asked for (a
-413 on its Content-Length) says ``Connection: close``: the client may never send the
-body, and the server would wait for it, reading the next request as that body.
+And a request with ``Expect: 100-continue`` answered before its body was asked for (any
+refusal here, or a 413 on its Content-Length) says ``Connection: close``: the client may
+never send the body, and the server would wait for it, reading the next request as it.
 """
 
 from __future__ import annotations
@@ -92,7 +92,9 @@ def check_header_section(app: ASGIApp, max_bytes: int) -> ASGIApp:
             refusal = _TOO_LARGE
         elif scope.get("http_version") == "1.1" and seen.count(b"host") != 1:
             refusal = _HOST
-        if refusal is not None:
+        if refusal is not None and b"expect" in seen:  # its body unread: close
+            await refusal.send(_closing_unless_read(receive, send)[1])
+        elif refusal is not None:
             await refusal.send(send)
         elif b"expect" in seen:
             await app(scope, *_closing_unless_read(receive, send))
@@ -113,8 +115,9 @@ def _closing_unless_read(receive: Receive, send: Send) -> tuple[Receive, Send]:
         return await receive()
 
     async def sending(message: Message) -> None:
-        if message["type"] == "http.response.start" and not asked:
-            message = {**message, "headers": [*message.get("headers", ()), *_CLOSE]}
+        headers = message.get("headers", ())
+        if message["type"] == "http.response.start" and not asked and _CLOSE[0] not in headers:
+            message = {**message, "headers": [*headers, *_CLOSE]}
         await send(message)
 
     return receiving, sending

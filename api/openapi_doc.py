@@ -47,8 +47,6 @@ def describe(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
     if "Problem" in components:
         return schema
     components["Problem"] = _PROBLEM
-    _limits_and_bodies(schema, settings)
-    _submissions(schema, settings)
     for item in schema.get("paths", {}).values():
         for operation in item.values():
             if not isinstance(operation, dict) or "responses" not in operation:
@@ -74,6 +72,8 @@ def describe(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
             "required": True,
             "content": {"application/x-www-form-urlencoded": body, "application/json": body},
         }
+    _limits_and_bodies(schema, settings)
+    _submissions(schema, settings)
     for path, item in schema.get("paths", {}).items():
         report = item.get("get") if path.startswith(("/v1/scorecards/", "/v1/rankings/")) else None
         if report is not None:
@@ -116,10 +116,28 @@ def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _closed_structs() -> set[str]:
+    """The names of the structs that refuse a member they do not name (each name once:
+    Litestar names a component by its class)."""
+    seen: dict[str, list[type[msgspec.Struct]]] = {}
+    stack: list[type[msgspec.Struct]] = [msgspec.Struct]
+    while stack:
+        for cls in stack.pop().__subclasses__():
+            seen.setdefault(cls.__name__, []).append(cls)
+            stack.append(cls)
+    return {
+        name
+        for name, classes in seen.items()
+        if len(classes) == 1 and classes[0].__struct_config__.forbid_unknown_fields
+    }
+
+
 def _limits_and_bodies(schema: dict[str, Any], settings: Settings) -> None:
-    """Every list's ``limit`` bounds (settings), every JSON request body closed (each
-    refuses a member it does not name: 400), and every body's 501 for a transfer coding."""
+    """Every list's ``limit`` bounds (settings), every schema of a struct that refuses a
+    member it does not name closed (400), and every body's 501 for a transfer coding."""
     components = schema["components"]["schemas"]
+    for name in _closed_structs() & components.keys():
+        components[name]["additionalProperties"] = False
     for operation in _operations(schema):
         for parameter in operation.get("parameters", []):
             if parameter.get("in") == "query" and parameter.get("name") == "limit":
@@ -133,10 +151,6 @@ def _limits_and_bodies(schema: dict[str, Any], settings: Settings) -> None:
                     "content": _PROBLEM_CONTENT,
                 },
             )
-        body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
-        ref = body.get("schema", {}).get("$ref", "")
-        if ref.startswith("#/components/schemas/"):
-            components[ref.rsplit("/", 1)[-1]]["additionalProperties"] = False
 
 
 def _non_null(schema: dict[str, Any]) -> dict[str, Any]:
