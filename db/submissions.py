@@ -359,14 +359,13 @@ async def append_submission(
     changes.wrote_version(new.district_code, int(version))
 
 
+_ONE = f"SELECT {_HEAD_COLUMNS}, s.jws, s.payload FROM submissions s WHERE s.id = $1"
+
+
 async def get_submission(
     conn: asyncpg.Connection, submission_id: UUID, *, for_update: bool = False
 ) -> SubmissionRow | None:
-    row = await conn.fetchrow(
-        f"SELECT {_HEAD_COLUMNS}, s.jws, s.payload FROM submissions s WHERE s.id = $1"
-        + (" FOR UPDATE" if for_update else ""),
-        submission_id,
-    )
+    row = await conn.fetchrow(_ONE + (" FOR UPDATE" if for_update else ""), submission_id)
     return msgspec.convert(dict(row), SubmissionRow) if row else None
 
 
@@ -376,8 +375,7 @@ async def lock_in_district(
     """Lock the submission only if it is one of this district (and division): a row of
     another is neither locked nor waited for, so the wait cannot tell that it exists."""
     row = await conn.fetchrow(
-        f"SELECT {_HEAD_COLUMNS}, s.jws, s.payload FROM submissions s WHERE s.id = $1 "
-        "AND s.district_code = $2 AND s.division_id IS NOT DISTINCT FROM $3 FOR UPDATE",
+        _ONE + " AND s.district_code = $2 AND s.division_id IS NOT DISTINCT FROM $3 FOR UPDATE",
         submission_id,
         district_code,
         division_id,
