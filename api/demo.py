@@ -27,7 +27,7 @@ import msgspec
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from api import agreements, identity, regions, submissions
+from api import agreements, identity, regions, submission_rules, submissions
 from api.agreement_document import SIGNATURE_TYP
 from api.auth.passwords import hash_password
 from api.auth.principal import Principal
@@ -170,7 +170,7 @@ async def _submit(
         payload,
         actor.key,
         algorithm="EdDSA",
-        headers={"kid": actor.kid, "typ": submissions.SUBMISSION_TYP},
+        headers={"kid": actor.kid, "typ": submission_rules.SUBMISSION_TYP},
     )
     async with conn.transaction():
         await submissions.submit(
@@ -178,7 +178,7 @@ async def _submit(
             settings,
             actor.principal,
             jws.encode(),
-            content_type=submissions.JOSE_MEDIA_TYPE,
+            content_type=submission_rules.JOSE_MEDIA_TYPE,
             idempotency_key=None,
         )
 

@@ -31,18 +31,10 @@ from api.change_feed import ChangeFeed
 from api.errors import ApiError
 from api.settings import Settings
 from api.signatures import check_holder
-from api.submissions import (
-    JtiReplayed,
-    Prepared,
-    SubmitResult,
-    check_times,
-    created_response,
-    new_entry,
-    prepare,
-    purge_if_due,
-    replay,
-    submit,
-)
+from api.submission_errors import JtiReplayed
+from api.submission_rules import SubmitResult, check_times, replay
+from api.submission_views import created_response
+from api.submissions import Prepared, new_entry, prepare, purge_if_due, submit
 from api.transactions import transaction
 from db import appends, changes
 from db import submissions as sub_db

@@ -1,24 +1,23 @@
-"""Signed progress submissions: checking, storing in the ledger, flagging, reviewing, reading.
+"""Signed progress submissions: checking, storing in the ledger, reviewing, reading.
 
 A submission is a compact JWS the submitter made with their own registered key.
 Everything is checked before anything is written, and everything is written in
 the request's one transaction (the entry, its values, the ledger head, the
 supersession, the idempotency record, the data version), so a failure or a crash
 leaves nothing behind. Flags never reject: they mark what a reviewer should look
-at, and the API always computes coverage from the counts.
+at, and the API always computes coverage from the counts. The rules that need no
+database are in ``api.submission_rules``, the problems in ``api.submission_errors``,
+and the shapes the API answers with in ``api.submission_views``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import calendar
 import hashlib
 import math
 import re
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, datetime
 from time import monotonic
 from typing import Any
 from uuid import UUID
@@ -32,395 +31,48 @@ from api.auth.principal import Principal
 from api.errors import ApiError, Forbidden, NotFound, Unprocessable
 from api.ledger import entry_hash
 from api.schemas.submissions import (
-    FLAGS,
-    LedgerPosition,
     ReviewIn,
     ReviewOut,
-    SubmissionDetail,
     SubmissionOut,
     SubmissionPage,
     SubmissionPayload,
-    SupersedesOut,
-    ValueIn,
-    ValueOut,
 )
 from api.settings import Settings
 from api.signatures import (
-    check_iat,
     repeats_a_member,
     revoked_since,
     verify_before_locking,
     verify_signed_by,
 )
+from api.submission_errors import (
+    AlreadySuperseded,
+    InvalidDivision,
+    InvalidSubmission,
+    InvalidSupersedes,
+    JtiReplayed,
+    ReviewNotAllowed,
+    UnknownIndicator,
+)
+from api.submission_rules import (
+    SUBMISSION_TYP,
+    SubmitResult,
+    check_idempotency_key,
+    check_media_type,
+    check_times,
+    decode_cursor,
+    encode_cursor,
+    is_late,
+    ordered_flags,
+    replay,
+    value_flags,
+)
+from api.submission_views import created_response, review_out, shown_fields
 from db import idempotency as idem_db
 from db import ledger as ledger_db
 from db import submissions as sub_db
 from db import users as user_db
 from db import versions
 from db.areas import get_area
-from scorecards import coverage
-from scorecards.achievement import scale_of
-from scorecards.checks import denominator_jump, numerator_decreased, over_100, stated_mismatch
-
-SUBMISSION_TYP = "kinerja-submission+jwt"
-JOSE_MEDIA_TYPE = "application/jose"
-
-#: Western Indonesia Time: a deadline ends at midnight here, the last of the country's
-#: zones to reach it, so no office is late by the clock of a zone east of it.
-WIB = timezone(timedelta(hours=7), "WIB")
-#: Eastern Indonesia Time: "today" for the as-of check is today here, the first zone to
-#: reach a date, so no office's own today is refused as the future.
-WIT = timezone(timedelta(hours=9), "WIT")
-
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-
-
-class UnsupportedMediaType(ApiError):
-    status_code = 415
-    slug = "unsupported-media-type"
-    title = "Unsupported media type"
-
-
-class InvalidSubmission(ApiError):
-    status_code = 422
-    slug = "invalid-submission"
-    title = "The submission payload is not valid"
-
-
-class JtiReplayed(ApiError):
-    status_code = 409
-    slug = "jti-replayed"
-    title = "This submission was already received"
-
-
-class IatTooOld(ApiError):
-    status_code = 422
-    slug = "iat-too-old"
-    title = "The submission was signed too long ago"
-
-
-class IatInFuture(ApiError):
-    status_code = 422
-    slug = "iat-in-future"
-    title = "The submission is signed in the future"
-
-
-class FutureAsOf(ApiError):
-    status_code = 422
-    slug = "future-as-of"
-    title = "The as-of date is in the future"
-
-
-class AsOfTooEarly(ApiError):
-    status_code = 422
-    slug = "as-of-too-early"
-    title = "The as-of date is before any reporting year"
-
-
-#: Scorecards and rankings cover the years 2000 to 2100: an earlier report would be kept
-#: and flagged late, and never count anywhere.
-EARLIEST_AS_OF = date(2000, 1, 1)
-
-
-class UnknownIndicator(ApiError):
-    status_code = 422
-    slug = "unknown-indicator"
-    title = "Unknown indicator"
-
-
-class InvalidDivision(ApiError):
-    status_code = 422
-    slug = "invalid-division"
-    title = "The division is not one of the district's"
-
-
-class InvalidSupersedes(ApiError):
-    status_code = 422
-    slug = "invalid-supersedes"
-    title = "The superseded submission is not acceptable"
-
-
-class AlreadySuperseded(ApiError):
-    status_code = 409
-    slug = "already-superseded"
-    title = "The submission was already superseded"
-
-
-class InvalidIdempotencyKey(ApiError):
-    status_code = 400
-    slug = "invalid-idempotency-key"
-    title = "Invalid Idempotency-Key header"
-
-
-class IdempotencyKeyReused(ApiError):
-    status_code = 422
-    slug = "idempotency-key-reused"
-    title = "The Idempotency-Key was used for another request"
-
-
-class ReviewNotAllowed(ApiError):
-    status_code = 409
-    slug = "review-not-allowed"
-    title = "The submission cannot be reviewed that way now"
-
-
-class InvalidCursor(ApiError):
-    status_code = 400
-    slug = "invalid-cursor"
-    title = "Invalid cursor"
-
-
-class SubmitResult(msgspec.Struct, frozen=True, kw_only=True):
-    """What the route sends: the first response, or its stored copy for a retry."""
-
-    status_code: int
-    body: bytes
-    submission_id: UUID
-    replayed: bool
-
-
-# -- pure rules ------------------------------------------------------------------------
-
-
-def replay(stored_sha256: str, status_code: int, response: bytes, fingerprint: str) -> SubmitResult:
-    """The first response again for a retry with the same body; another body is refused."""
-    if stored_sha256 != fingerprint:
-        raise IdempotencyKeyReused(
-            "This Idempotency-Key was used with another body; use a new key."
-        )
-    first = msgspec.json.decode(response)
-    return SubmitResult(
-        status_code=status_code, body=response, submission_id=UUID(first["id"]), replayed=True
-    )
-
-
-def check_media_type(content_type: str | None) -> None:
-    """Only a compact JWS is accepted; JSON, forms and the JWS JSON serialisation are not."""
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    if media != JOSE_MEDIA_TYPE:
-        raise UnsupportedMediaType(
-            f"Send the compact JWS with Content-Type: {JOSE_MEDIA_TYPE}.",
-            extra={"content_type": content_type},
-        )
-
-
-def check_idempotency_key(key: str) -> str:
-    if not _IDEMPOTENCY_KEY.fullmatch(key):
-        raise InvalidIdempotencyKey(
-            "An Idempotency-Key is 1 to 255 visible ASCII characters.", extra={"key": key[:300]}
-        )
-    return key
-
-
-def reporting_deadline(as_of: date, deadline_day: int) -> datetime:
-    """When a report as of ``as_of`` becomes late: the end of day N of the next month, WIB.
-
-    A day beyond the month's length means its last day (N = 31 in February).
-    """
-    year, month = (as_of.year + 1, 1) if as_of.month == 12 else (as_of.year, as_of.month + 1)
-    day = min(max(deadline_day, 1), calendar.monthrange(year, month)[1])
-    return datetime.combine(date(year, month, day) + timedelta(days=1), time(0), tzinfo=WIB)
-
-
-def is_late(as_of: date, received_at: datetime, deadline_day: int) -> bool:
-    return received_at >= reporting_deadline(as_of, deadline_day)
-
-
-def check_times(payload: SubmissionPayload, now: datetime, settings: Settings) -> None:
-    """``iat`` within [now - max age, now + skew]; ``as_of`` not after today in Indonesia."""
-    check_iat(
-        payload.iat,
-        now,
-        max_age_s=settings.submission_iat_max_age_s,
-        max_skew_s=settings.submission_iat_max_skew_s,
-        ahead=IatInFuture,
-        too_old=IatTooOld,
-        again="sign the report again",
-    )
-    if payload.as_of < EARLIEST_AS_OF:
-        raise AsOfTooEarly(
-            f"The as-of date is before {EARLIEST_AS_OF.isoformat()}; no scorecard covers it.",
-            extra={"as_of": payload.as_of.isoformat()},
-        )
-    today = now.astimezone(WIT).date()
-    if payload.as_of > today:
-        raise FutureAsOf(
-            "The as-of date is after today.",
-            extra={"as_of": payload.as_of.isoformat(), "today": today.isoformat()},
-        )
-
-
-def value_flags(
-    value: ValueIn, previous: sub_db.Previous | None, settings: Settings, unit: str = "percent"
-) -> list[str]:
-    """The flags one indicator's counts raise, against the previous counting value. Over
-    100 is a percent's flag: a daily rate (recordings / days) has no such ceiling."""
-    found: set[str] = set()
-    scale = scale_of(unit)
-    if scale == 100 and over_100(value.numerator, value.denominator):
-        found.add("over_100")
-    if stated_mismatch(
-        value.numerator,
-        value.denominator,
-        value.stated_pct,
-        settings.stated_tolerance_pct,
-        scale,
-    ):
-        found.add("stated_mismatch")
-    if previous is not None:
-        if numerator_decreased(value.numerator, previous.numerator):
-            found.add("numerator_decreased")
-        if denominator_jump(
-            value.denominator, previous.denominator, settings.denominator_jump_share
-        ):
-            found.add("denominator_jump")
-    return ordered_flags(found)
-
-
-def ordered_flags(flags: set[str] | list[str]) -> list[str]:
-    present = set(flags)
-    return [f for f in FLAGS if f in present]
-
-
-def encode_cursor(received_at: datetime, submission_id: UUID) -> str:
-    raw = msgspec.json.encode([received_at.isoformat(), str(submission_id)])
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        stamp, ident = msgspec.json.decode(raw, type=tuple[datetime, UUID])
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise InvalidCursor("The cursor is not one this API gave out.") from None
-    if stamp.tzinfo is None:
-        raise InvalidCursor("The cursor is not one this API gave out.")
-    try:  # an offset can carry a date past year 1 or 9999, which PostgreSQL refuses
-        stamp = stamp.astimezone(UTC)
-    except OverflowError:
-        raise InvalidCursor("The cursor is not one this API gave out.") from None
-    return stamp, ident
-
-
-# -- shaping ---------------------------------------------------------------------------
-
-
-def _value_out(row: sub_db.ValueRow) -> ValueOut:
-    pct = coverage(row.numerator, row.denominator, row.unit)
-    return ValueOut(
-        indicator=row.indicator_code,
-        numerator=row.numerator,
-        denominator=row.denominator,
-        coverage_pct=pct if pct is not None else 0.0,
-        stated_pct=row.stated_pct,
-        channels=row.channels,
-        flags=row.flags,
-        counting=row.counting,
-    )
-
-
-def _fields(row: sub_db.SubmissionHead, values: list[sub_db.ValueRow]) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "district": row.district_code,
-        "division_id": row.division_id,
-        "as_of": row.as_of,
-        "status": row.status,
-        "counting": row.status != "returned" and row.superseded_by is None,
-        "flags": ordered_flags(row.flags),
-        "values": [_value_out(v) for v in values],
-        "note": row.note,
-        "submitter_id": row.submitter_id,
-        "kid": row.kid,
-        "iat": row.iat,
-        "received_at": row.received_at,
-        "supersedes": (
-            SupersedesOut(id=row.supersedes_id, reason=row.supersede_reason or "")
-            if row.supersedes_id
-            else None
-        ),
-        "superseded_by": row.superseded_by,
-        "ledger": LedgerPosition(seq=row.seq, prev_hash=row.prev_hash, hash=row.hash),
-    }
-
-
-def _review_out(row: sub_db.ReviewRow, status: sub_db.Status | None = None) -> ReviewOut:
-    return ReviewOut(
-        id=row.id,
-        submission_id=row.submission_id,
-        reviewer_id=row.reviewer_id,
-        reviewer_role=row.reviewer_role,
-        decision=row.decision,
-        reason=row.reason,
-        created_at=row.created_at,
-        submission_status=status,
-    )
-
-
-async def detail(conn: asyncpg.Connection, row: sub_db.SubmissionRow) -> SubmissionDetail:
-    values = (await sub_db.values_of(conn, [row.id]))[row.id]
-    reviews = await sub_db.reviews_of(conn, row.id)
-    return SubmissionDetail(
-        **_fields(row, values),
-        payload=row.payload,
-        jws=row.jws,
-        reviews=[_review_out(r) for r in reviews],
-    )
-
-
-def created_response(new: sub_db.NewSubmission) -> bytes:
-    """The 201 body for a new entry, as ``GET /v1/submissions/{id}`` would answer."""
-    return msgspec.json.encode(_new_detail(new))
-
-
-def _new_detail(new: sub_db.NewSubmission) -> SubmissionDetail:
-    """The stored submission as ``detail`` would read it back, built from what was just
-    written (a new entry is received, counting, unreviewed and superseded by nothing)."""
-    row = sub_db.SubmissionRow(
-        **{f: getattr(new, f) for f in _HEAD_FIELDS},
-        status="received",
-        superseded_by=None,
-        jws=new.jws,
-        payload=new.payload,
-    )
-    values = [
-        sub_db.ValueRow(
-            submission_id=new.id,
-            indicator_code=v.indicator_code,
-            numerator=v.numerator,
-            denominator=v.denominator,
-            stated_pct=v.stated_pct,
-            channels=v.channels,
-            flags=v.flags,
-            counting=True,
-            unit=v.unit,
-        )
-        for v in new.values
-    ]
-    return SubmissionDetail(**_fields(row, values), payload=new.payload, jws=new.jws, reviews=[])
-
-
-_HEAD_FIELDS = (
-    "id",
-    "district_code",
-    "division_id",
-    "seq",
-    "prev_hash",
-    "hash",
-    "jti",
-    "iat",
-    "as_of",
-    "submitter_id",
-    "kid",
-    "received_at",
-    "flags",
-    "note",
-    "supersedes_id",
-    "supersede_reason",
-)
-
-
-# -- submitting ------------------------------------------------------------------------
 
 
 def _compact(body: bytes) -> str:
@@ -849,7 +501,7 @@ async def review(
         reason=reason,
     )
     await versions.bump(conn, row.district_code)
-    return _review_out(saved, new_status)
+    return review_out(saved, new_status)
 
 
 # -- reading ---------------------------------------------------------------------------
@@ -884,7 +536,7 @@ async def list_page(
     more = len(rows) > limit
     rows = rows[:limit]
     values = await sub_db.values_of(conn, [r.id for r in rows])
-    items = [SubmissionOut(**_fields(r, values[r.id])) for r in rows]
+    items = [SubmissionOut(**shown_fields(r, values[r.id])) for r in rows]
     last = rows[-1] if rows else None
     return SubmissionPage(
         items=items,

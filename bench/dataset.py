@@ -25,7 +25,7 @@ from api.agreement_document import canonical_document, document_sha256
 from api.auth.passwords import hash_password
 from api.jwk import b64url_encode, thumbprint
 from api.ledger import entry_hash
-from api.submissions import SUBMISSION_TYP
+from api.submission_rules import SUBMISSION_TYP
 from db.ledger import GENESIS_HASH
 
 INDICATORS = ("ktp_el", "kia", "akta_lahir")

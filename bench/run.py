@@ -37,7 +37,7 @@ import asyncpg
 from api.auth.tokens import KeyRing, ensure_server_key
 from api.ledger import entry_hash
 from api.settings import settings_from_env
-from api.submissions import created_response
+from api.submission_views import created_response
 from bench import bare, cpu, dataset
 from db import appends
 from db.areas import load_areas

@@ -27,7 +27,8 @@ from api.auth.principal import Principal
 from api.errors import ApiError
 from api.ingest import Appender
 from api.settings import Settings
-from api.submissions import Prepared, SubmitResult, prepare, submit
+from api.submission_rules import SubmitResult
+from api.submissions import Prepared, prepare, submit
 from client.signing import sign_submission
 from db import appends
 from tests.people import Person, bearer, make_user

@@ -17,7 +17,7 @@ from litestar.testing import AsyncTestClient
 
 from api.app import create_app
 from api.settings import Settings
-from api.submissions import WIB, is_late, reporting_deadline
+from api.submission_rules import WIB, is_late, reporting_deadline
 from scorecards.checks import denominator_jump, numerator_decreased, over_100, stated_mismatch
 from tests.people import Person, bearer
 from tests.submitting import Signer, register_key, submit, today

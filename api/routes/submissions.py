@@ -43,7 +43,8 @@ from api.schemas.submissions import (
     SubmissionPage,
 )
 from api.settings import local_today
-from api.submissions import JOSE_MEDIA_TYPE
+from api.submission_rules import JOSE_MEDIA_TYPE
+from api.submission_views import detail
 from db.submissions import ListFilters
 
 #: Filters shaped as area codes are (a typo such as 16.7 is refused, not an empty page).
@@ -210,7 +211,7 @@ class SubmissionController(Controller):
         submission_id: FromPath[UUID],
     ) -> SubmissionDetail:
         row = await submissions.visible(db, caller(request), submission_id)
-        return await submissions.detail(db, row)
+        return await detail(db, row)
 
     @post(
         "/{submission_id:uuid}/review",
