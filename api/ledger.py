@@ -48,11 +48,15 @@ import msgspec
 
 from api.jwk import thumbprint
 from api.schemas.submissions import BrokenEntry, LedgerReport, Problem, StoredPayload
+from api.settings import SUBMISSION_IAT_SKEW_CEILING_S
 from api.signatures import SignatureError, verify_with_key
 from db import ledger as ledger_db
 from db import signing_keys as key_db
 from db.ledger import GENESIS_HASH, ChainEntry
 from db.pool import decode_json
+
+#: See ``api.settings.SUBMISSION_IAT_SKEW_CEILING_S``.
+_SKEW_CEILING = timedelta(seconds=SUBMISSION_IAT_SKEW_CEILING_S)
 
 __all__ = ["GENESIS_HASH", "entry_hash", "verify_district"]
 
@@ -140,7 +144,7 @@ def _check_signature(entry: ChainEntry, key: key_db.SigningKey | None) -> bytes:
     return payload
 
 
-def _check_payload(entry: ChainEntry, raw: bytes, max_skew: timedelta) -> StoredPayload:
+def _check_payload(entry: ChainEntry, raw: bytes) -> StoredPayload:
     try:
         signed: Any = msgspec.json.decode(raw)
         claims = msgspec.convert(signed, StoredPayload)
@@ -164,10 +168,11 @@ def _check_payload(entry: ChainEntry, raw: bytes, max_skew: timedelta) -> Stored
     for field, value in expected.items():
         if getattr(entry, field) != value:
             raise _Broken("payload_mismatch", f"the stored {field} differs from the signed one")
-    # Ingest refused an iat further ahead of its receipt than this, and the key was
-    # valid at receipt: a later iat is a JWS put there afterwards (with a key perhaps
-    # revoked by then).
-    if expected["iat"] - entry.received_at > max_skew:
+    # Ingest never took an iat further ahead of its receipt than the skew setting can
+    # be, and the key was valid at receipt: a later iat is a JWS put there afterwards
+    # (with a key perhaps revoked by then). Judged by the setting's ceiling, not today's
+    # value: an operator tightening it does not make earlier entries broken.
+    if expected["iat"] - entry.received_at > _SKEW_CEILING:
         raise _Broken(
             "signature_invalid",
             "the JWS says it was signed (iat) after the entry was received",
@@ -249,17 +254,13 @@ class _Supersessions:
         return None
 
 
-async def verify_district(
-    conn: asyncpg.Connection, district_code: str, *, max_skew_s: int
-) -> LedgerReport:
+async def verify_district(conn: asyncpg.Connection, district_code: str) -> LedgerReport:
     """Recompute the district's chain; answer ok, or the first broken entry and why.
-    ``max_skew_s`` is how far ahead of its receipt ingest lets a signed ``iat`` be.
 
     Runs in the caller's transaction: it holds the head with ``FOR SHARE`` so that no
     append lands while the chain is read (appends wait; other districts do not).
     """
     head = await ledger_db.share_head(conn, district_code)
-    max_skew = timedelta(seconds=max_skew_s)
     keys: dict[str, key_db.SigningKey | None] = {}
     supersessions = _Supersessions()
     expected_seq, prev, entries = 1, GENESIS_HASH, 0
@@ -291,7 +292,7 @@ async def verify_district(
                         "signature_invalid", f"key {entry.kid} is not the key registered as it"
                     ) from None
             raw = _check_signature(entry, keys[entry.kid])
-            claims = _check_payload(entry, raw, max_skew)
+            claims = _check_payload(entry, raw)
             stored_values = _stored(entry.stored_values, "values_mismatch", "values")
             _check_values(entry, claims, stored_values)
             _check_status(entry)
@@ -309,7 +310,7 @@ async def verify_district(
         # A first append may have committed after the head was looked for: now that it
         # would be there, hold it and walk again, in a stable chain this time.
         if await ledger_db.share_head(conn, district_code) is not None:
-            return await verify_district(conn, district_code, max_skew_s=max_skew_s)
+            return await verify_district(conn, district_code)
         return broken(last_seq, None, "head_mismatch", "entries exist but the head is missing")
     if wrong := supersessions.first_wrong(whole=True):
         return broken(*wrong[:2], "superseded_mismatch", wrong[2])

@@ -71,5 +71,5 @@ async def test_the_direct_reference_writes_what_the_api_writes(
             await append(jws, payload)
         assert grown(before, await written(conn)) == by_api
     async with conn.transaction():
-        report = await verify_district(conn, "16.71", max_skew_s=300)
+        report = await verify_district(conn, "16.71")
     assert report.ok and report.entries == 4, report

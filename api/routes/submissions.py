@@ -244,6 +244,4 @@ async def verify_ledger(
     """Answers ok, or the first broken entry (seq, id) and what broke."""
     this_year = local_today(request.app.state.settings).year
     district = await submissions.verifiable_district(db, caller(request), code, this_year)
-    return await verify_district(
-        db, district, max_skew_s=request.app.state.settings.submission_iat_max_skew_s
-    )
+    return await verify_district(db, district)
