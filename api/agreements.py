@@ -40,6 +40,7 @@ from api.schemas.agreements import Amendment as AmendmentOut
 from api.settings import Settings
 from api.signatures import SignatureError, check_iat, repeats_a_member, verify_signed_by
 from db import agreements as agreement_db
+from db import areas as area_db
 from db import divisions as division_db
 from db import indicators as indicator_db
 from db import users as user_db
@@ -347,7 +348,7 @@ async def _second_party_office(
         raise Unprocessable("Only a division agreement names a division_id.")
     if party.area_code is None:
         raise Unprocessable("second_party.area_code is required.")
-    kind = await conn.fetchval("SELECT kind FROM areas WHERE code = $1", party.area_code)
+    kind = await area_db.area_kind(conn, party.area_code)
     wanted = "province" if level == "national_province" else "district"
     if kind != wanted:
         raise Unprocessable(f"The second party of a {level} agreement is a {wanted}.")

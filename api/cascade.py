@@ -16,6 +16,7 @@ from api.auth.principal import Principal
 from api.errors import NotFound
 from api.schemas.agreements import AgreementRef, Cascade, CascadeNode, FindingOut
 from db import agreements as agreement_db
+from db import areas as area_db
 from db import divisions as division_db
 from db import indicators as indicator_db
 from scorecards import DistrictPlan, Finding, province_findings
@@ -37,9 +38,8 @@ def _finding(f: Finding) -> FindingOut:
 
 
 async def _province_node(
-    conn: asyncpg.Connection, year: int, province: asyncpg.Record, polarity: dict[str, str]
+    conn: asyncpg.Connection, year: int, code: str, name: str, polarity: dict[str, str]
 ) -> CascadeNode:
-    code = province["code"]
     active = await agreement_db.active_in_province(conn, year, code)
     targets = await agreement_db.targets_of(conn, [a.id for a in active])
     annual = {a.id: {t.indicator_code: float(t.annual) for t in targets[a.id]} for a in active}
@@ -49,21 +49,17 @@ async def _province_node(
     for a in active:
         if a.level == "district_division":
             by_division[a.second_area].append(a)
-    districts = await conn.fetch(
-        "SELECT code, name, coalesce(population, 0) AS population FROM areas "
-        "WHERE parent_code = $1 AND kind = 'district' ORDER BY code",
-        code,
-    )
+    districts = await area_db.districts_in(conn, [code])
     plans = []
     for d in districts:
-        agreement = by_district.get(d["code"])
+        agreement = by_district.get(d.code)
         covered = frozenset(
-            indicator for a in by_division.get(d["code"], []) for indicator in annual[a.id]
+            indicator for a in by_division.get(d.code, []) for indicator in annual[a.id]
         )
         plans.append(
             DistrictPlan(
-                code=d["code"],
-                population=int(d["population"]),
+                code=d.code,
+                population=int(d.population),
                 targets=None if agreement is None else annual[agreement.id],
                 division_indicators=covered,
             )
@@ -76,10 +72,10 @@ async def _province_node(
     )
     children = []
     for d in districts:
-        agreement = by_district.get(d["code"])
-        divisions = {v.id: v for v in await division_db.list_divisions(conn, d["code"])}
+        agreement = by_district.get(d.code)
+        divisions = {v.id: v for v in await division_db.list_divisions(conn, d.code)}
         division_nodes = []
-        for a in sorted(by_division.get(d["code"], []), key=lambda a: str(a.second_division_id)):
+        for a in sorted(by_division.get(d.code, []), key=lambda a: str(a.second_division_id)):
             division = divisions.get(a.second_division_id) if a.second_division_id else None
             division_nodes.append(
                 CascadeNode(
@@ -95,18 +91,18 @@ async def _province_node(
         children.append(
             CascadeNode(
                 kind="district",
-                code=d["code"],
-                name=d["name"],
+                code=d.code,
+                name=d.name,
                 agreement=_ref(agreement),
                 targets={} if agreement is None else annual[agreement.id],
-                findings=[_finding(f) for f in findings if f.area_code == d["code"]],
+                findings=[_finding(f) for f in findings if f.area_code == d.code],
                 children=division_nodes,
             )
         )
     return CascadeNode(
         kind="province",
         code=code,
-        name=province["name"],
+        name=name,
         agreement=_ref(own),
         targets={} if own is None else annual[own.id],
         findings=[_finding(f) for f in findings if f.area_code == code],
@@ -123,38 +119,35 @@ def _all_findings(node: CascadeNode) -> list[FindingOut]:
 
 async def cascade(conn: asyncpg.Connection, caller: Principal, year: int, area: str) -> Cascade:
     """The tree below ``area`` (the country, a province or a district) for ``year``."""
-    target = await conn.fetchrow(
-        "SELECT code, name, kind, parent_code FROM areas WHERE code = $1", area
-    )
+    target = await area_db.get_area(conn, area)
     if target is None:
         raise NotFound(f"No area has the code {area!r}.")
-    if target["kind"] == "country":
+    if target.kind == "country":
         if not authz.is_national(caller):
             raise NotFound("That area is outside your scope.")
     elif not await authz.area_in_scope(conn, caller, area, year=year):
         raise NotFound("That area is outside your scope.")
     polarity = {i.code: i.polarity for i in await indicator_db.list_indicators(conn)}
-    if target["kind"] == "country":
-        provinces = await conn.fetch(
-            "SELECT code, name FROM areas WHERE kind = 'province' ORDER BY code"
-        )
-        children = [await _province_node(conn, year, p, polarity) for p in provinces]
+    if target.kind == "country":
+        provinces = await area_db.names_of_kind(conn, ["province"])
+        children = [
+            await _province_node(conn, year, code, name, polarity)
+            for code, name in provinces.items()
+        ]
         root = CascadeNode(
             kind="country",
-            code=target["code"],
-            name=target["name"],
+            code=target.code,
+            name=target.name,
             agreement=None,
             targets={},
             findings=[],
             children=children,
         )
     else:
-        province_code = target["code"] if target["kind"] == "province" else target["parent_code"]
-        province = await conn.fetchrow(
-            "SELECT code, name FROM areas WHERE code = $1", province_code
-        )
-        root = await _province_node(conn, year, province, polarity)
-        if target["kind"] == "district":
+        province_code = target.code if target.kind == "province" else target.parent_code
+        names = await area_db.names_of_kind(conn, ["province"])
+        root = await _province_node(conn, year, province_code, names[province_code], polarity)
+        if target.kind == "district":
             root = next(c for c in root.children if c.code == area)
     return Cascade(
         year=year,

@@ -34,6 +34,7 @@ from api.auth.principal import Principal
 from api.jwk import b64url_encode
 from api.schemas.agreements import AgreementCreate, RegionIn, RegionsPut, SecondPartyIn, TargetIn
 from api.settings import Settings
+from db import areas as area_db
 from db import users as user_db
 
 log = logging.getLogger("kinerja.demo")
@@ -202,7 +203,7 @@ async def seed(conn: asyncpg.Connection, settings: Settings, today: date, passwo
     async with conn.transaction():
         # Two processes seeding at once (replicas starting with KINERJA_DEMO): the second
         # waits here, then finds the first one's admin.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('kinerja.demo'))")
+        await user_db.lock_seeding(conn)
         if await user_db.username_taken(conn, DEMO_ADMIN):
             return False
         await _seed_year(conn, settings, today, password)
@@ -237,35 +238,31 @@ async def _seed_year(
                 area=code,
                 targets=NATIONAL_TARGETS,
             )
-        district_rows = await conn.fetch(
-            "SELECT code, parent_code, population FROM areas WHERE parent_code = ANY($1::text[]) "
-            "ORDER BY code",
-            list(PROVINCES),
-        )
+        district_rows = await area_db.districts_in(conn, list(PROVINCES))
         heads: dict[str, Actor] = {}
         for row in district_rows:
-            heads[row["code"]] = await _actor(
-                conn, await _user(conn, f"kadis_{row['code']}", "district_head", row["code"], pw)
+            heads[row.code] = await _actor(
+                conn, await _user(conn, f"kadis_{row.code}", "district_head", row.code, pw)
             )
         # South Sumatra: agreements for every district and four regions with coordinators.
-        sumsel = [r for r in district_rows if r["parent_code"] == "16"]
+        sumsel = [r for r in district_rows if r.parent_code == "16"]
         for row in sumsel:
             ktp = 100.0 if rng.random() > 0.2 else 99.0
             await _agreement(
                 conn,
                 settings,
                 province_heads["16"],
-                heads[row["code"]],
+                heads[row.code],
                 year=year,
                 level="province_district",
-                area=row["code"],
+                area=row.code,
                 targets={"ktp_el": ktp, "kia": rng.choice([25.0, 30.0, 35.0]), "akta_lahir": 95.0},
             )
         coordinators = [
             await _user(conn, f"pj_wilayah_{i}_16", "region_coordinator", "16", pw)
             for i in range(1, 5)
         ]
-        codes = [r["code"] for r in sumsel]
+        codes = [r.code for r in sumsel]
         groups = [codes[i::4] for i in range(4)]
         await regions.replace(
             conn,
@@ -281,8 +278,8 @@ async def _seed_year(
         )
     # Monthly snapshots, each appended as a real report is (within the seeding's transaction).
     for province in PROVINCES:
-        rows = [r for r in district_rows if r["parent_code"] == province]
-        populations = [float(r["population"]) for r in rows]
+        rows = [r for r in district_rows if r.parent_code == province]
+        populations = [float(r.population) for r in rows]
         denominators = {
             code: split(int(sum(populations) * share), populations)
             for code, share in SHARES.items()
@@ -316,7 +313,7 @@ async def _seed_year(
                     den = denominators[code][i]
                     share = min(start[code][i] + pace[code][i] * month, 1.02)
                     values[code] = (int(den * share), den)
-                await _submit(conn, settings, heads[row["code"]], row["code"], as_of, values)
+                await _submit(conn, settings, heads[row.code], row.code, as_of, values)
         if province in ("16", "64") and date(year, 2, 15) < today:
             total, recorded, stated = (
                 (SUMSEL_WAJIB_KTP, SUMSEL_RECORDED, 97.70)
@@ -334,8 +331,8 @@ async def _seed_year(
                 await _submit(
                     conn,
                     settings,
-                    heads[row["code"]],
-                    row["code"],
+                    heads[row.code],
+                    row.code,
                     date(year, 2, 15),
                     {"ktp_el": (numerators[i], den)},
                     stated={"ktp_el": stated},

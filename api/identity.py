@@ -32,6 +32,7 @@ from api.schemas.identity import (
     UserPatch,
 )
 from api.settings import Settings
+from db import areas as area_db
 from db import regions as region_db
 from db import signing_keys as key_db
 from db import throttle
@@ -170,8 +171,8 @@ async def check_scope_fields(
     conn: asyncpg.Connection, role: str, area_code: str, division_id: UUID | None
 ) -> None:
     """The area must exist and fit the role; a division head needs a division of it."""
-    area = await conn.fetchrow("SELECT kind FROM areas WHERE code = $1", area_code)
-    if area is None:
+    kind = await area_db.area_kind(conn, area_code)
+    if kind is None:
         raise Unprocessable(f"No area has the code {area_code!r}.", extra={"field": "area_code"})
     expected = {
         "admin": "country",
@@ -182,9 +183,9 @@ async def check_scope_fields(
         "district_head": "district",
         "division_head": "district",
     }.get(role)
-    if expected and area["kind"] != expected:
+    if expected and kind != expected:
         raise Unprocessable(
-            f"A {role} is bound to a {expected}, and {area_code} is a {area['kind']}.",
+            f"A {role} is bound to a {expected}, and {area_code} is a {kind}.",
             extra={"field": "area_code"},
         )
     if role == "division_head":
@@ -288,7 +289,7 @@ async def create_service_account(
     conn: asyncpg.Connection, caller: Principal, data: ServiceAccountCreate
 ) -> ServiceAccountCreated:
     areas = list(dict.fromkeys(data.areas))
-    known = await conn.fetchval("SELECT count(*) FROM areas WHERE code = ANY($1::text[])", areas)
+    known = await area_db.count_known(conn, areas)
     if known != len(areas):
         raise Unprocessable("Every granted area must exist.", extra={"field": "areas"})
     client_id = "svc-" + secrets.token_hex(8)

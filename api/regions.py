@@ -8,6 +8,7 @@ from api import authz
 from api.auth.principal import Principal
 from api.errors import NotFound, Unprocessable
 from api.schemas.agreements import AreaRef, Coordinator, Region, Regions, RegionsPut
+from db import areas as area_db
 from db import regions as region_db
 from db import versions
 
@@ -16,7 +17,7 @@ async def province_visible(
     conn: asyncpg.Connection, caller: Principal, province: str, year: int
 ) -> None:
     """404 unless ``province`` is a province inside the caller's scope (for ``year``)."""
-    kind = await conn.fetchval("SELECT kind FROM areas WHERE code = $1", province)
+    kind = await area_db.area_kind(conn, province)
     if kind != "province":
         raise NotFound(f"No province has the code {province!r}.")
     if authz.is_national(caller) or caller.area_code == province:

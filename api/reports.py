@@ -41,6 +41,7 @@ from api.schemas.scorecards import (
     Trend,
 )
 from api.settings import Settings
+from db import areas as area_db
 from db import indicators as indicator_db
 from db import scorecards as data
 from scorecards import (
@@ -1048,9 +1049,7 @@ async def national_results(
     target alike (no agreement sets national weights)."""
     districts = await districts_of(conn, ctx, None)
     results = await score_districts(conn, ctx, districts, as_of=as_of)
-    names = dict(
-        await conn.fetch("SELECT code, name FROM areas WHERE kind IN ('province', 'country')")
-    )
+    names = await area_db.names_of_kind(conn, ["province", "country"])
     by_province: dict[str, list[DistrictResult]] = {}
     for r in results.values():
         by_province.setdefault(r.parent_code, []).append(r)

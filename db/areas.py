@@ -18,6 +18,15 @@ AreaKind = Literal["country", "province", "district"]
 COUNTRY_CODE = "ID"
 
 
+class District(msgspec.Struct, frozen=True, kw_only=True):
+    """A district as the cascade and the demo read it: population 0 when unknown."""
+
+    code: str
+    name: str
+    parent_code: str
+    population: int
+
+
 class Area(msgspec.Struct, frozen=True, kw_only=True):
     code: str
     kind: AreaKind
@@ -145,3 +154,36 @@ async def list_areas(
 async def count_by_kind(conn: asyncpg.Connection) -> dict[str, int]:
     rows = await conn.fetch("SELECT kind, count(*)::int AS n FROM areas GROUP BY kind")
     return {row["kind"]: row["n"] for row in rows}
+
+
+async def area_kind(conn: asyncpg.Connection, code: str) -> AreaKind | None:
+    """The kind of the area with this code; None when no area has it."""
+    kind: AreaKind | None = await conn.fetchval("SELECT kind FROM areas WHERE code = $1", code)
+    return kind
+
+
+async def count_known(conn: asyncpg.Connection, codes: list[str]) -> int:
+    """How many of ``codes`` (each counted once) name an area."""
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM areas WHERE code = ANY($1::text[])", list(set(codes))
+        )
+    )
+
+
+async def names_of_kind(conn: asyncpg.Connection, kinds: list[AreaKind]) -> dict[str, str]:
+    """Code to name of every area of these kinds, in code order."""
+    rows = await conn.fetch(
+        "SELECT code, name FROM areas WHERE kind = ANY($1::text[]) ORDER BY code", kinds
+    )
+    return {row["code"]: row["name"] for row in rows}
+
+
+async def districts_in(conn: asyncpg.Connection, provinces: list[str]) -> list[District]:
+    """The districts of these provinces, in code order."""
+    rows = await conn.fetch(
+        "SELECT code, name, parent_code, coalesce(population, 0) AS population FROM areas "
+        "WHERE parent_code = ANY($1::text[]) AND kind = 'district' ORDER BY code",
+        provinces,
+    )
+    return [msgspec.convert(dict(r), District) for r in rows]

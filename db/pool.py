@@ -71,3 +71,8 @@ async def connect(dsn: str) -> asyncpg.Connection:
     conn = await asyncpg.connect(dsn)
     await _init_connection(conn)
     return conn
+
+
+async def ping(conn: asyncpg.Connection, *, within_s: float) -> None:
+    """A round trip that needs the server to answer (readiness), given ``within_s``."""
+    await conn.fetchval("SELECT 1", timeout=within_s)

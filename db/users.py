@@ -174,3 +174,9 @@ async def division_district(
     conn: asyncpg.Connection | asyncpg.Pool, division_id: UUID
 ) -> str | None:
     return await conn.fetchval("SELECT district_code FROM divisions WHERE id = $1", division_id)
+
+
+async def lock_seeding(conn: asyncpg.Connection) -> None:
+    """Serialise demo seeding for the transaction: the demo exists once its admin user
+    does, so a second seeder waits here, then finds that user."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('kinerja.demo'))")

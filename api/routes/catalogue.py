@@ -17,6 +17,7 @@ from api.reports import COMPOSITE
 from api.routes.users import caller
 from api.schemas.agreements import Division, DivisionCreate, Indicator, IndicatorCreate
 from api.settings import local_today
+from db import areas as area_db
 from db import divisions as division_db
 from db import indicators as indicator_db
 from db import versions
@@ -117,7 +118,7 @@ class DivisionController(Controller):
     ) -> Page[Division]:
         """The district's divisions in code order, one bounded page at a time."""
         limit, offset = page_bounds(limit, offset, state.settings)
-        kind = await db.fetchval("SELECT kind FROM areas WHERE code = $1", code)
+        kind = await area_db.area_kind(db, code)
         this_year = local_today(state.settings).year
         if kind != "district" or not await authz.area_in_scope(
             db, caller(request), code, year=this_year
@@ -135,7 +136,7 @@ class DivisionController(Controller):
         data: JSONBody[DivisionCreate],
     ) -> Division:
         me = caller(request)
-        kind = await db.fetchval("SELECT kind FROM areas WHERE code = $1", code)
+        kind = await area_db.area_kind(db, code)
         this_year = local_today(request.app.state.settings).year
         if kind != "district" or not await authz.area_in_scope(db, me, code, year=this_year):
             raise NotFound(f"No district {code!r} in your scope.")

@@ -10,6 +10,7 @@ from litestar import Response, get
 from litestar.datastructures import State
 
 from api.errors import problem_type
+from db.pool import ping
 
 
 class Health(msgspec.Struct):
@@ -31,7 +32,7 @@ async def ready(state: State) -> Response[Any]:
     pool: asyncpg.Pool = state.pool
     try:
         async with pool.acquire(timeout=2) as conn:
-            await conn.fetchval("SELECT 1", timeout=2)
+            await ping(conn, within_s=2)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
         return Response(
             {
