@@ -71,7 +71,7 @@ async def test_regions_listing_shows_the_regions_carried_over_into_a_year(
 async def test_an_indicator_cannot_take_the_name_reports_reserve_for_the_composite(
     client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person]
 ) -> None:
-    """Rankings read ``indicator=composite`` as the composite score (api/reports.py), so an
+    """Rankings read ``indicator=composite`` as the composite score (api/report_context.py), so an
     indicator coded ``composite`` could never be ranked on its own: the catalogue must
     refuse that code (409/422) instead of storing it."""
     admin = bearer(app, people["admin"])

@@ -78,7 +78,7 @@ async def test_aggregate_coverage_over_100_is_flagged(
     A district row flags it (``coverage_over_100``), but an aggregate row does not: the
     province card's ``aggregate.indicators[]`` (``AggregateRow``) has no such field,
     although ``scorecards.aggregate`` computes ``coverage_over_100`` and
-    ``api.reports.aggregate_area`` drops it. Here South Sumatra's KIA is 1,200 of 1,000
+    ``api.report_aggregates.aggregate_area`` drops it. Here South Sumatra's KIA is 1,200 of 1,000
     (120 %) and its aggregate row shows the 120 with no flag.
     """
     await national_agreement(client, app, conn, people, year=YEAR, target_list=targets(kia=30))

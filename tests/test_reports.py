@@ -381,23 +381,25 @@ async def test_score_only_matches_the_full_scoring(
     conn: asyncpg.Connection, settings: Any, world: dict[str, Any]
 ) -> None:
     """The previous period's ranking uses the lean path: it must give the same numbers."""
-    from api import reports
+    from api import report_context, report_scores, report_targets
     from db import scorecards as data
 
     districts = await data.districts(conn, "16")
     for when in (AS_OF, date(2021, 4, 30), date(2021, 3, 31)):
-        ctx = await reports.context(
+        ctx = await report_context.context(
             conn, settings, year=YEAR, as_of=when, basis="latest", indicator="composite", today=when
         )
-        targets = await reports.district_targets(conn, ctx, districts, when)
-        values = await reports.values_on(conn, ctx, districts, when)
-        full = await reports.score_districts(conn, ctx, districts, targets=targets, values=values)
+        targets = await report_targets.district_targets(conn, ctx, districts, when)
+        values = await report_scores.values_on(conn, ctx, districts, when)
+        full = await report_scores.score_districts(
+            conn, ctx, districts, targets=targets, values=values
+        )
         for indicator in ("composite", "ktp_el", "kia", "akta_lahir", "backlog"):
             for d in districts:
-                lean = reports.score_only(
+                lean = report_scores.score_only(
                     ctx, d["code"], values, targets[d["code"]], indicator, when
                 )
-                assert lean == reports.district_score(full[d["code"]], indicator), (
+                assert lean == report_scores.district_score(full[d["code"]], indicator), (
                     when,
                     indicator,
                     d["code"],
@@ -414,7 +416,7 @@ async def test_remembered_district_scores_equal_a_fresh_computation(
     """Scores are remembered per district by their inputs, and values kept per district
     by data version; after each kind of change the ranking must equal one computed with
     nothing remembered or kept."""
-    from api import reports
+    from api import report_scores
     from api.kept_values import KeptValues
 
     head = bearer(app, people["province_monitor"])
@@ -423,7 +425,7 @@ async def test_remembered_district_scores_equal_a_fresh_computation(
 
     async def both() -> tuple[Any, Any]:
         kept = (await client.get("/v1/rankings/districts", params=params, headers=head)).json()
-        reports._SCORES.clear()
+        report_scores.SCORES.clear()
         app.state.report_cache._items.clear()
         keeping = app.state.kept_values
         app.state.kept_values = KeptValues(None, 0)  # read everything from PostgreSQL

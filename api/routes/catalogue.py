@@ -13,7 +13,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from api import authz
 from api.errors import Conflict, NotFound, Unprocessable
 from api.pagination import Page, page_bounds
-from api.reports import COMPOSITE
+from api.report_context import COMPOSITE
 from api.routes.users import caller
 from api.schemas.agreements import Division, DivisionCreate, Indicator, IndicatorCreate
 from api.settings import local_today

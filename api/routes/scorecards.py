@@ -12,11 +12,22 @@ from litestar.datastructures import State
 from litestar.params import FromPath, QueryParameter
 
 from api import authz
-from api import reports as service
 from api.auth.principal import Principal
 from api.change_feed import scope_versions
 from api.errors import ApiError, NotFound
 from api.kept_values import KeptValues
+from api.report_aggregates import area_aggregate_out
+from api.report_context import COMPOSITE, context_for, resolve_period
+from api.report_scores import districts_of
+from api.reports import (
+    district_card,
+    national_results,
+    province_card,
+    province_results,
+    rank_areas,
+    rank_districts,
+    region_results,
+)
 from api.representation import (
     CsvRows,
     ReportCache,
@@ -121,7 +132,7 @@ class ScorecardController(Controller):
         """Per indicator: counts, coverage, the applying target, raw and capped
         achievement, band, trend, projection, flags and provenance; a card per division."""
         me = caller(request)
-        period = service.resolve_period(year, as_of, local_today(state.settings))
+        period = resolve_period(year, as_of, local_today(state.settings))
         await _check_district(state.pool, me, code, period.year)
         parent = (await scope_db.area_tree(state.pool))[code]
         versions = await versions_of(state, [code, str(parent)])
@@ -129,12 +140,12 @@ class ScorecardController(Controller):
 
         async def render() -> tuple[Any, CsvRows]:
             async with state.pool.acquire() as db:
-                ctx = await service.context_for(
-                    db, state.settings, period, basis, service.COMPOSITE, kept_of(state)
+                ctx = await context_for(
+                    db, state.settings, period, basis, COMPOSITE, kept_of(state)
                 )
                 district = await data.district(db, code)
                 only = me.division_id if me.role == "division_head" else None
-                card = await service.district_card(db, ctx, district, only_division=only)
+                card = await district_card(db, ctx, district, only_division=only)
 
             def rows() -> list[dict[str, Any]]:
                 out = card_rows(card.indicators, card.composite, district=code, division=None)
@@ -170,17 +181,17 @@ class ScorecardController(Controller):
         """The population-weighted province aggregate, its districts and its regions."""
         me = caller(request)
         await _check_province(state.pool, me, code)
-        period = service.resolve_period(year, as_of, local_today(state.settings))
+        period = resolve_period(year, as_of, local_today(state.settings))
         versions = await versions_of(state, [code])
         key = ["province", code, period.as_of, period.year, basis, view_key(me), versions]
 
         async def render() -> tuple[Any, CsvRows]:
             async with state.pool.acquire() as db:
-                ctx = await service.context_for(
-                    db, state.settings, period, basis, service.COMPOSITE, kept_of(state)
+                ctx = await context_for(
+                    db, state.settings, period, basis, COMPOSITE, kept_of(state)
                 )
                 province = await data.province(db, code)
-                card = await service.province_card(db, ctx, province)
+                card = await province_card(db, ctx, province)
             return (
                 card,
                 lambda: (
@@ -212,7 +223,7 @@ class RankingController(Controller):
         province: Annotated[str | None, QueryParameter(max_length=8)] = None,
         year: YearQ = None,
         as_of: AsOfQ = None,
-        indicator: IndicatorQ = service.COMPOSITE,
+        indicator: IndicatorQ = COMPOSITE,
         basis: BasisQ = "latest",
         format: FormatQ = None,
     ) -> Response[Any]:
@@ -225,7 +236,7 @@ class RankingController(Controller):
                 raise NotFound("Nationwide rankings are outside your scope; pass ?province=.")
         else:
             await _ranking_province(state.pool, me, province)
-        period = service.resolve_period(year, as_of, local_today(state.settings))
+        period = resolve_period(year, as_of, local_today(state.settings))
         versions = await versions_of(state, [province or "ID"])
         key = [
             "rank-d",
@@ -240,14 +251,14 @@ class RankingController(Controller):
 
         async def render() -> tuple[Any, CsvRows]:
             async with state.pool.acquire() as db:
-                ctx = await service.context_for(
+                ctx = await context_for(
                     db, state.settings, period, basis, indicator, kept_of(state)
                 )
-                districts = await service.districts_of(db, ctx, province)
+                districts = await districts_of(db, ctx, province)
                 if me.role == "region_coordinator":
                     mine = await authz.coordinated_districts(db, me, period.year)
                     districts = [d for d in districts if d["code"] in mine]
-                rows, counts = await service.rank_districts(db, ctx, districts, indicator)
+                rows, counts = await rank_districts(db, ctx, districts, indicator)
             doc = Ranking(
                 kind="districts",
                 province=province,
@@ -267,7 +278,7 @@ class RankingController(Controller):
         province: Annotated[str | None, QueryParameter(max_length=8)] = None,
         year: YearQ = None,
         as_of: AsOfQ = None,
-        indicator: IndicatorQ = service.COMPOSITE,
+        indicator: IndicatorQ = COMPOSITE,
         basis: BasisQ = "latest",
         format: FormatQ = None,
     ) -> Response[Any]:
@@ -277,7 +288,7 @@ class RankingController(Controller):
         if province is None:
             raise ProvinceRequired("Pass ?province= (regions belong to a province).")
         await _ranking_province(state.pool, me, province)
-        period = service.resolve_period(year, as_of, local_today(state.settings))
+        period = resolve_period(year, as_of, local_today(state.settings))
         versions = await versions_of(state, [province])
         key = [
             "rank-r",
@@ -292,15 +303,15 @@ class RankingController(Controller):
 
         async def render() -> tuple[Any, CsvRows]:
             async with state.pool.acquire() as db:
-                ctx = await service.context_for(
+                ctx = await context_for(
                     db, state.settings, period, basis, indicator, kept_of(state)
                 )
                 only = me.id if me.role == "region_coordinator" else None
-                now = await service.region_results(db, ctx, province, only_coordinator=only)
-                before = await service.region_results(
+                now = await region_results(db, ctx, province, only_coordinator=only)
+                before = await region_results(
                     db, ctx, province, as_of=period.previous_as_of, only_coordinator=only
                 )
-            rows, counts = await service.rank_areas(now, before, indicator, ctx.bands)
+            rows, counts = await rank_areas(now, before, indicator, ctx.bands)
             doc = Ranking(
                 kind="regions",
                 province=province,
@@ -319,7 +330,7 @@ class RankingController(Controller):
         state: State,
         year: YearQ = None,
         as_of: AsOfQ = None,
-        indicator: IndicatorQ = service.COMPOSITE,
+        indicator: IndicatorQ = COMPOSITE,
         basis: BasisQ = "latest",
         format: FormatQ = None,
     ) -> Response[Any]:
@@ -327,19 +338,19 @@ class RankingController(Controller):
         me = caller(request)
         if not await authz.national_reports(state.pool, me):
             raise NotFound("Nationwide rankings are outside your scope.")
-        period = service.resolve_period(year, as_of, local_today(state.settings))
+        period = resolve_period(year, as_of, local_today(state.settings))
         versions = await versions_of(state, ["ID"])
         key = ["rank-p", period.as_of, period.year, indicator, basis, view_key(me), versions]
 
         async def render() -> tuple[Any, CsvRows]:
             async with state.pool.acquire() as db:
-                ctx = await service.context_for(
+                ctx = await context_for(
                     db, state.settings, period, basis, indicator, kept_of(state)
                 )
-                nation, now = await service.national_results(db, ctx)
-                before = await service.province_results(db, ctx, as_of=period.previous_as_of)
-            rows, counts = await service.rank_areas(now, before, indicator, ctx.bands)
-            aggregate = service.area_aggregate_out(nation, ctx.bands)
+                nation, now = await national_results(db, ctx)
+                before = await province_results(db, ctx, as_of=period.previous_as_of)
+            rows, counts = await rank_areas(now, before, indicator, ctx.bands)
+            aggregate = area_aggregate_out(nation, ctx.bands)
             doc = Ranking(
                 kind="provinces",
                 province=None,
