@@ -26,6 +26,7 @@ from api.kept_values import KeptValues
 from api.settings import Settings
 from api.transactions import transaction
 from db import changes
+from db import ledger as ledger_db
 from db.areas import load_areas
 from db.migrate import migrate
 from db.pool import create_pool
@@ -70,6 +71,8 @@ def lifespan_for(settings: Settings) -> Any:
             async with pool.acquire() as conn:
                 await ring.load(conn)
                 parents = await area_tree(conn)
+                # Ledger verify judges stored iats by the loosest skew ever taken.
+                await ledger_db.note_iat_skew(conn, settings.submission_iat_max_skew_s)
             app.state.key_ring = ring
             if settings.change_feed:
                 feed = ChangeFeed(

@@ -48,15 +48,12 @@ import msgspec
 
 from api.jwk import thumbprint
 from api.schemas.submissions import BrokenEntry, LedgerReport, Problem, StoredPayload
-from api.settings import SUBMISSION_IAT_SKEW_CEILING_S
+from api.settings import DEFAULT_IAT_SKEW_S
 from api.signatures import SignatureError, verify_with_key
 from db import ledger as ledger_db
 from db import signing_keys as key_db
 from db.ledger import GENESIS_HASH, ChainEntry
 from db.pool import decode_json
-
-#: See ``api.settings.SUBMISSION_IAT_SKEW_CEILING_S``.
-_SKEW_CEILING = timedelta(seconds=SUBMISSION_IAT_SKEW_CEILING_S)
 
 __all__ = ["GENESIS_HASH", "entry_hash", "verify_district"]
 
@@ -144,7 +141,7 @@ def _check_signature(entry: ChainEntry, key: key_db.SigningKey | None) -> bytes:
     return payload
 
 
-def _check_payload(entry: ChainEntry, raw: bytes) -> StoredPayload:
+def _check_payload(entry: ChainEntry, raw: bytes, max_skew: timedelta) -> StoredPayload:
     try:
         signed: Any = msgspec.json.decode(raw)
         claims = msgspec.convert(signed, StoredPayload)
@@ -168,11 +165,11 @@ def _check_payload(entry: ChainEntry, raw: bytes) -> StoredPayload:
     for field, value in expected.items():
         if getattr(entry, field) != value:
             raise _Broken("payload_mismatch", f"the stored {field} differs from the signed one")
-    # Ingest never took an iat further ahead of its receipt than the skew setting can
-    # be, and the key was valid at receipt: a later iat is a JWS put there afterwards
-    # (with a key perhaps revoked by then). Judged by the setting's ceiling, not today's
-    # value: an operator tightening it does not make earlier entries broken.
-    if expected["iat"] - entry.received_at > _SKEW_CEILING:
+    # Ingest never took an iat further ahead of its receipt than the loosest skew it ran
+    # with, and the key was valid at receipt: a later iat is a JWS put there afterwards
+    # (with a key perhaps revoked by then). The loosest, not today's: an operator
+    # tightening the setting does not make earlier entries broken.
+    if expected["iat"] - entry.received_at > max_skew:
         raise _Broken(
             "signature_invalid",
             "the JWS says it was signed (iat) after the entry was received",
@@ -261,6 +258,8 @@ async def verify_district(conn: asyncpg.Connection, district_code: str) -> Ledge
     append lands while the chain is read (appends wait; other districts do not).
     """
     head = await ledger_db.share_head(conn, district_code)
+    recorded = await ledger_db.loosest_iat_skew(conn)
+    max_skew = timedelta(seconds=DEFAULT_IAT_SKEW_S if recorded is None else recorded)
     keys: dict[str, key_db.SigningKey | None] = {}
     supersessions = _Supersessions()
     expected_seq, prev, entries = 1, GENESIS_HASH, 0
@@ -292,7 +291,7 @@ async def verify_district(conn: asyncpg.Connection, district_code: str) -> Ledge
                         "signature_invalid", f"key {entry.kid} is not the key registered as it"
                     ) from None
             raw = _check_signature(entry, keys[entry.kid])
-            claims = _check_payload(entry, raw)
+            claims = _check_payload(entry, raw, max_skew)
             stored_values = _stored(entry.stored_values, "values_mismatch", "values")
             _check_values(entry, claims, stored_values)
             _check_status(entry)

@@ -23,10 +23,9 @@ ENV_PREFIX = "KINERJA_"
 _DAY = 24 * 3600
 _TEN_YEARS = 3653 * _DAY
 _MONTH = 31 * _DAY
-#: How far ahead of its receipt a submission's ``iat`` may ever be (the ceiling of
-#: ``submission_iat_max_skew_s``). Ledger verify judges stored entries by this, not by
-#: the setting of the day: an entry taken in under a looser setting is not broken.
-SUBMISSION_IAT_SKEW_CEILING_S = _DAY
+#: ``submission_iat_max_skew_s`` unless set; ledger verify's bound where no server has
+#: recorded the one it ran with (``db.ledger.note_iat_skew``).
+DEFAULT_IAT_SKEW_S = 300
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,9 +68,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Signed submissions: how old (or how far ahead) a JWS ``iat`` may be; an offline
     # client's outbox may hold a signed report for days, so the window is generous.
     submission_iat_max_age_s: Annotated[int, msgspec.Meta(ge=0, le=_TEN_YEARS)] = 7 * _DAY
-    submission_iat_max_skew_s: Annotated[
-        int, msgspec.Meta(ge=0, le=SUBMISSION_IAT_SKEW_CEILING_S)
-    ] = 300
+    submission_iat_max_skew_s: Annotated[int, msgspec.Meta(ge=0, le=_DAY)] = DEFAULT_IAT_SKEW_S
     # An agreement signature statement's ``iat``: no further ahead than the same skew, and
     # no older than this (a party reviews the document, then signs it).
     agreement_signature_max_age_s: Annotated[int, msgspec.Meta(ge=0, le=_TEN_YEARS)] = 7 * _DAY

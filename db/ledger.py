@@ -171,3 +171,18 @@ async def kept_mismatch(conn: asyncpg.Connection, district_code: str) -> KeptMis
     """The first kept latest value of the district that the stored values do not give."""
     row = await conn.fetchrow(_KEPT_MISMATCH, district_code)
     return msgspec.convert(dict(row), KeptMismatch) if row else None
+
+
+async def note_iat_skew(conn: asyncpg.Connection, skew_s: int) -> None:
+    """Record that reports are taken with ``skew_s`` of iat skew (the loosest one kept)."""
+    await conn.execute(
+        "INSERT INTO ledger_bounds (iat_skew_s) VALUES ($1) ON CONFLICT (only_row) DO UPDATE "
+        "SET iat_skew_s = greatest(ledger_bounds.iat_skew_s, EXCLUDED.iat_skew_s)",
+        skew_s,
+    )
+
+
+async def loosest_iat_skew(conn: asyncpg.Connection) -> int | None:
+    """The loosest iat skew reports were taken under; None if no server has said."""
+    value = await conn.fetchval("SELECT iat_skew_s FROM ledger_bounds")
+    return None if value is None else int(value)

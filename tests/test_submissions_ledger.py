@@ -9,7 +9,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -615,5 +615,5 @@ def test_a_report_accepted_under_earlier_bounds_still_verifies() -> None:
         stored_values="{}",
         status="received",
     )
-    claims = _check_payload(entry, json.dumps(signed).encode())
+    claims = _check_payload(entry, json.dumps(signed).encode(), timedelta(seconds=300))
     assert claims.values["ktp_el"].stated_pct == 1500.0
