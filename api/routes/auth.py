@@ -34,14 +34,35 @@ class UnsupportedTokenMedia(ApiError):
     title = "Unsupported media type"
 
 
+#: The form fields the token route takes.
+_FIELDS = frozenset(TokenRequest.__struct_fields__)
+_UNENCODED = (
+    "The body is not a form this route takes: it takes "
+    + ", ".join(sorted(_FIELDS))
+    + ", each value encoded (curl --data-urlencode)."
+)
+
+
+def _form(body: bytes) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """The form's fields. A form that does not parse, or names a field this route does not
+    take, is refused without quoting it: a password with an '&' sent unencoded (curl -d)
+    arrives split, and the piece after the '&' would be echoed in the problem."""
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), strict_parsing=bool(body))
+    except (ValueError, UnicodeDecodeError):
+        raise BadTokenRequest(_UNENCODED) from None
+    if any(name not in _FIELDS for name, _ in pairs):
+        raise BadTokenRequest(_UNENCODED)
+    return dict(pairs), pairs
+
+
 def _parse(content_type: str | None, body: bytes) -> TokenRequest:
     """OAuth2 clients send a form; JSON is accepted too, and a body without a
     Content-Type is read as JSON, as on every other route. Unknown fields are refused."""
     media = (content_type or "").split(";", 1)[0].strip().lower()  # media types ignore case
     try:
         if media == "application/x-www-form-urlencoded":
-            pairs = parse_qsl(body.decode("utf-8"), strict_parsing=bool(body))
-            fields = dict(pairs)
+            fields, pairs = _form(body)
             if len(fields) < len(pairs):  # RFC 6749 3.2: none may be sent twice
                 repeated = sorted(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
                 raise ValueError(f"Parameters sent more than once: {', '.join(repeated)}")
@@ -97,4 +118,8 @@ async def token(
     tags=["auth"],
 )
 async def jwks(state: State) -> dict[str, Any]:
+    """Re-reads the key ring as authenticated requests do: a worker serving only this
+    public route would otherwise go on publishing the keys it started with, and not the
+    one another replica signs with after a rotation."""
+    await state.key_ring.maybe_refresh(state.pool)
     return state.key_ring.jwks()  # type: ignore[no-any-return]
