@@ -74,6 +74,7 @@ def describe(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
         }
     _limits_and_bodies(schema, settings)
     _submissions(schema, settings)
+    _parameter_examples(schema)
     for path, item in schema.get("paths", {}).items():
         report = item.get("get") if path.startswith(("/v1/scorecards/", "/v1/rankings/")) else None
         if report is not None:
@@ -151,6 +152,64 @@ def _limits_and_bodies(schema: dict[str, Any], settings: Settings) -> None:
                     "content": _PROBLEM_CONTENT,
                 },
             )
+
+
+#: An example for each parameter of these names, wherever it is one (South Sumatra,
+#: Kota Palembang, the seed year); ``code`` and ``status`` depend on the path.
+_PARAMETER_EXAMPLES: dict[str, Any] = {
+    "year": 2021,
+    "as_of": "2021-06-30",
+    "as_of_from": "2021-01-01",
+    "as_of_to": "2021-06-30",
+    "kind": "province",
+    "parent": "16",
+    "role": "district_head",
+    "active": True,
+    "flag": "late",
+    "user_id": "5b1e7c2a-0f3d-4e8b-9a6c-2d4f6e8a0b1c",
+    "kid": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
+    "name": "district-scorecard.v1.json",
+    "limit": 50,
+    "offset": 0,
+    "province": "16",
+    "district": "16.71",
+    "area": "16",
+    "party": "16.71",
+    "indicator": "composite",
+    "basis": "latest",
+    "format": "csv",
+    "level": "province_district",
+    "agreement_id": "8d2f3c4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
+    "submission_id": "3f6c1a2b-9d8e-4f7a-b6c5-d4e3f2a1b0c9",
+}
+
+
+def _code_example(path: str) -> str:
+    if path.startswith(("/v1/provinces/", "/v1/scorecards/provinces/")):
+        return "16"
+    if path.startswith("/v1/indicators/"):
+        return "ktp_el"
+    return "16.71"  # a district (or an area, a district's ledger)
+
+
+def _parameter_examples(schema: dict[str, Any]) -> None:
+    """An example on every path and query parameter that has none and a name above, so
+    each operation can be tried from the document as it stands."""
+    for path, item in schema.get("paths", {}).items():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") not in ("path", "query") or "example" in parameter:
+                    continue
+                name = parameter.get("name")
+                if name == "code":
+                    parameter["example"] = _code_example(path)
+                elif name == "status":  # a submission's, or an agreement's
+                    received = path.startswith("/v1/submissions")
+                    parameter["example"] = "received" if received else "active"
+                elif name in _PARAMETER_EXAMPLES:
+                    parameter["example"] = _PARAMETER_EXAMPLES[name]
 
 
 def _non_null(schema: dict[str, Any]) -> dict[str, Any]:

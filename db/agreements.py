@@ -279,8 +279,10 @@ async def list_agreements(
     args = (*scope, year, level, status, area, party)
     total = await conn.fetchval("SELECT count(*) " + where, *args)
     rows = await conn.fetch(
+        # An office's closed agreement and its redraft are both version 1 of one year:
+        # the id makes the order total, so paging shows each agreement once.
         f"SELECT {_A_COLUMNS} {where} ORDER BY a.year DESC, a.level, a.second_area, "
-        "a.second_division_id NULLS FIRST, a.version LIMIT $10 OFFSET $11",
+        "a.second_division_id NULLS FIRST, a.version, a.created_at, a.id LIMIT $10 OFFSET $11",
         *args,
         limit,
         offset,

@@ -8,7 +8,8 @@ import asyncpg
 from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.openapi.spec import Example
+from litestar.params import BodyKwarg, FromPath, JSONBody, QueryParameter
 
 from api import authz
 from api.errors import Conflict, NotFound, Unprocessable
@@ -22,6 +23,20 @@ from db import divisions as division_db
 from db import indicators as indicator_db
 from db import versions
 from db.submissions import forget_indicators
+
+INDICATOR_EXAMPLE = Example(
+    summary="Birth certificates recorded within 60 days of birth",
+    value={
+        "code": "akta_60_hari",
+        "name_id": "Akta kelahiran terbit dalam 60 hari",
+        "name_en": "Birth certificates issued within 60 days",
+        "polarity": "higher",
+        "numerator_definition": "births recorded within 60 days in the period",
+        "denominator_definition": "births recorded in the period",
+        "unit": "percent",
+        "cap": 120,
+    },
+)
 
 
 def _indicator(row: indicator_db.IndicatorRow) -> Indicator:
@@ -58,7 +73,9 @@ class IndicatorController(Controller):
 
     @post("/", opt={"permission": "catalogue:manage"}, summary="Add an indicator")
     async def create(
-        self, db: NamedDependency[asyncpg.Connection], data: JSONBody[IndicatorCreate]
+        self,
+        db: NamedDependency[asyncpg.Connection],
+        data: Annotated[IndicatorCreate, BodyKwarg(examples=[INDICATOR_EXAMPLE])],
     ) -> Indicator:
         if data.code == COMPOSITE:  # an indicator of that name could never be ranked alone
             raise Unprocessable(

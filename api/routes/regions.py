@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import asyncpg
 from litestar import Controller, Request, get, put
 from litestar.di import NamedDependency
+from litestar.openapi.spec import Example
 from litestar.params import BodyKwarg, FromPath, PathParameter
 
 from api import regions as service
@@ -15,6 +16,20 @@ from api.schemas.agreements import YEAR_MAX, YEAR_MIN, Regions, RegionsPut
 
 # Litestar drops msgspec.Meta inside a parameter's annotation: give the bounds here.
 PathYear = Annotated[int, PathParameter(ge=YEAR_MIN, le=YEAR_MAX)]
+
+REGIONS_EXAMPLE = Example(
+    summary="Two of South Sumatra's regions for 2021 (the rest of its districts unassigned)",
+    value={
+        "regions": [
+            {
+                "name": "Wilayah I",
+                "districts": ["16.71", "16.72", "16.05"],
+                "coordinator_id": "5b1e7c2a-0f3d-4e8b-9a6c-2d4f6e8a0b1c",
+            },
+            {"name": "Wilayah II", "districts": ["16.01", "16.02"]},
+        ]
+    },
+)
 
 
 class RegionController(Controller):
@@ -28,7 +43,7 @@ class RegionController(Controller):
         db: NamedDependency[asyncpg.Connection],
         code: FromPath[str],
         year: PathYear,
-        data: Annotated[RegionsPut, BodyKwarg()],
+        data: Annotated[RegionsPut, BodyKwarg(examples=[REGIONS_EXAMPLE])],
     ) -> Regions:
         """All or nothing: districts of this province only, each in at most one region,
         coordinators who are region coordinators of this province."""
