@@ -306,7 +306,9 @@ async def _seed_year(
             below = [rng.uniform(0.001, 0.004) for _ in rows]
             start["ktp_el"] = [ARTICLE_SHARE[province] - b for b in below]
             pace["ktp_el"] = [b + rng.uniform(0.0005, 0.002) for b in below]
-        for month, as_of in enumerate(month_ends(year, today)):
+        # Before January's end no month has ended: one report as of today, so the demo
+        # ranks live from its first day of the year.
+        for month, as_of in enumerate(month_ends(year, today) or [today]):
             for i, row in enumerate(rows):
                 values = {}
                 for code in SHARES:

@@ -118,6 +118,8 @@ class Scored:
     score: float | None
     has_data: bool
     brief: dict[str, IndicatorBrief]
+    #: The composite's weights (a composite ranking only).
+    weights: dict[str, float] | None = None
 
 
 def ranking_rows(
@@ -150,9 +152,10 @@ def ranking_rows(
                 band=band_for(r.score, bands.traffic_light),
                 predikat=band_for(r.score, bands.sakip),
                 indicators=item.brief,
+                weights=item.weights,
             )
         )
-    order = {"ranked": 0, "no_data": 1, "no_target": 2}
+    order = {"ranked": 0, "no_target": 1, "no_data": 2}  # rows without data come last
     rows.sort(key=lambda row: (order[row.status], row.rank or 0, row.code))
     counts = Counts(
         rows=len(rows),
@@ -177,12 +180,25 @@ def _has_data(result: DistrictResult, indicator: str) -> bool:
     return item is not None and item.value is not None
 
 
+def composite_weights(result: Any) -> dict[str, float]:
+    """A composite's normalised weights; none where no composite was made (no data)."""
+    return {} if result is None else dict(result.weights)
+
+
 def district_scored(results: Iterable[DistrictResult], indicator: str) -> list[Scored]:
     scored = []
     for r in results:
         if r.brief is None:  # results are remembered across requests: build it once
             r.brief = _brief(r)
+        weights = composite_weights(r.composite) if indicator == COMPOSITE else None
         scored.append(
-            Scored(r.code, r.name, district_score(r, indicator), _has_data(r, indicator), r.brief)
+            Scored(
+                r.code,
+                r.name,
+                district_score(r, indicator),
+                _has_data(r, indicator),
+                r.brief,
+                weights,
+            )
         )
     return scored

@@ -44,7 +44,14 @@ from api.report_scores import (
     score_only,
     values_on_days,
 )
-from api.report_shapes import Scored, composite_out, district_scored, indicator_row, ranking_rows
+from api.report_shapes import (
+    Scored,
+    composite_out,
+    composite_weights,
+    district_scored,
+    indicator_row,
+    ranking_rows,
+)
 from api.report_targets import TargetSet, cutoff, district_targets, target_of, year_targets
 from api.schemas.scorecards import (
     AreaRef,
@@ -162,7 +169,15 @@ async def rank_districts(
 
 def _areas_scored(areas: Sequence[AreaResult], indicator: str) -> list[Scored]:
     return [
-        Scored(a.code, a.name, a.score(indicator), a.data_for(indicator), a.brief()) for a in areas
+        Scored(
+            a.code,
+            a.name,
+            a.score(indicator),
+            a.data_for(indicator),
+            a.brief(),
+            composite_weights(a.composite) if indicator == COMPOSITE else None,
+        )
+        for a in areas
     ]
 
 

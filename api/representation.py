@@ -113,10 +113,12 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def to_csv(rows: Sequence[Mapping[str, Any]]) -> bytes:
-    """Rows as CSV; nested members become dotted columns named as in the JSON."""
+def to_csv(rows: Sequence[Mapping[str, Any]], *, leading: Sequence[str] = ()) -> bytes:
+    """Rows as CSV; nested members become dotted columns named as in the JSON. The
+    ``leading`` columns come first whether or not a row has them: an empty ranking still
+    names its columns."""
     flat: list[dict[str, Any]] = []
-    columns: dict[str, None] = {}
+    columns: dict[str, None] = dict.fromkeys(leading)
     for row in rows:
         record: dict[str, Any] = {}
         _flatten("", row, record)
@@ -189,13 +191,23 @@ async def respond(
     key_parts: Sequence[Any],
     as_csv: bool,
     render: Callable[[], Awaitable[tuple[Any, CsvRows]]],
+    *,
+    leading: Sequence[str] = (),
 ) -> Response[Any]:
     """304, a cached body, or render (document, its CSV rows when asked for) and cache
     it."""
     settings = request.app.state.settings
-    # The band tables are part of every body: a change of them (a restart) is a new one.
-    bands = (settings.band_traffic_light, settings.band_sakip, settings.band_dukcapil_level)
-    etag = etag_for([*key_parts, *bands, "csv" if as_csv else "json"])
+    # The band tables and the projection's settings shape bodies too: a change of them (a
+    # restart, or replicas set apart) makes new bodies, never a 304 for the old ones.
+    shaping = (
+        settings.band_traffic_light,
+        settings.band_sakip,
+        settings.band_dukcapil_level,
+        settings.projection_window_reports,
+        settings.projection_on_track_ratio,
+        settings.projection_at_risk_ratio,
+    )
+    etag = etag_for([*key_parts, *shaping, "csv" if as_csv else "json"])
     headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "Accept, Authorization"}
     named, any_current = _matches(_header(request, b"if-none-match"), etag)
     if named:
@@ -211,7 +223,7 @@ async def respond(
             try:
                 document, rows = await render()
                 if as_csv:
-                    cached = (to_csv(rows()), CSV_MEDIA_TYPE)
+                    cached = (to_csv(rows(), leading=leading), CSV_MEDIA_TYPE)
                 else:
                     cached = (msgspec.json.encode(document), "application/json")
                 cache.put(etag, *cached)
@@ -255,6 +267,20 @@ def _filled(row: dict[str, Any], blank: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(row[name], dict):
             _filled(row[name], empty)
     return row
+
+
+def single_columns(cls: type[msgspec.Struct], *extra: str) -> tuple[str, ...]:
+    """The columns of ``cls`` holding one value each (not a struct, dict or list), after
+    ``extra``: the header of its rows' CSV when there are none."""
+    nested = set(_blank(cls))
+    own = tuple(
+        f.encode_name
+        for f in msgspec.structs.fields(cls)
+        if f.encode_name not in nested
+        and get_origin(f.type) not in (dict, list)
+        and f.type not in (dict, list)
+    )
+    return (*extra, *own)
 
 
 def rows_of(items: Sequence[Any], **extra: Any) -> list[dict[str, Any]]:

@@ -35,10 +35,17 @@ from api.representation import (
     card_rows,
     respond,
     rows_of,
+    single_columns,
     wants_csv,
 )
 from api.routes.users import caller
-from api.schemas.scorecards import Basis, DistrictScorecard, ProvinceScorecard, Ranking
+from api.schemas.scorecards import (
+    Basis,
+    DistrictScorecard,
+    ProvinceScorecard,
+    Ranking,
+    RankingRow,
+)
 from api.settings import local_today
 from db import scope as scope_db
 from db import scorecards as data
@@ -55,6 +62,8 @@ BasisQ = Annotated[
 FormatQ = Annotated[Format | None, QueryParameter(description="or Accept: text/csv")]
 
 REPORT_RESPONSES = "JSON by default; text/csv with Accept: text/csv or ?format=csv."
+#: A ranking's CSV names these columns even when it has no rows.
+_RANKING_COLUMNS = single_columns(RankingRow)
 
 
 class ProvinceRequired(ApiError):
@@ -268,7 +277,14 @@ class RankingController(Controller):
             )
             return doc, lambda: rows_of(rows)
 
-        return await respond(request, cache_of(state), key, wants_csv(request, format), render)
+        return await respond(
+            request,
+            cache_of(state),
+            key,
+            wants_csv(request, format),
+            render,
+            leading=_RANKING_COLUMNS,
+        )
 
     @get("/regions", summary="Rank a province's regions", description=REPORT_RESPONSES)
     async def regions(
@@ -321,7 +337,14 @@ class RankingController(Controller):
             )
             return doc, lambda: rows_of(rows)
 
-        return await respond(request, cache_of(state), key, wants_csv(request, format), render)
+        return await respond(
+            request,
+            cache_of(state),
+            key,
+            wants_csv(request, format),
+            render,
+            leading=_RANKING_COLUMNS,
+        )
 
     @get("/provinces", summary="Rank the provinces", description=REPORT_RESPONSES)
     async def provinces(

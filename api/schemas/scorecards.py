@@ -29,6 +29,10 @@ class Method(msgspec.Struct, kw_only=True):
         "composite: weighted mean of capped achievements (agreement weights, else equal); "
         "one indicator: its raw achievement"
     )
+    weights: str = (
+        "each area's own agreement's (else equal), normalised over the indicators with data: "
+        "a ranking's rows[].weights, a scorecard's composite.weights"
+    )
     achievement: str = (
         "coverage / target x 100 (higher is better); (2 - coverage / target) x 100 "
         "(lower is better)"
@@ -158,6 +162,9 @@ class RankingRow(msgspec.Struct, kw_only=True):
     band: str | None
     predikat: str | None
     indicators: dict[str, IndicatorBrief]
+    #: The weights the row's composite score used, normalised over the indicators it had
+    #: data for (a composite ranking only; each area weighs as its own agreement says).
+    weights: dict[str, float] | None = None
 
 
 class Counts(msgspec.Struct, kw_only=True):
