@@ -325,8 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
         "resign",
         parents=[common],
         help="sign a rejected report again and send it",
-        description="Sign a rejected report (its # in `outbox list`) again, with a fresh jti"
-        " and iat and your current key, queue it in the rejected one's place and send it:"
+        description="Sign a rejected report (its # in `outbox list`) again, under its own jti"
+        " with a fresh iat and your current key, queue it in the rejected one's place and"
+        " send it (a server already holding it answers 'already received'):"
         " for a report refused because it waited too long to be sent, or was signed with a"
         " key since replaced. It holds the same district, date, counts, note and correction;"
         " a report refused for what it says needs correcting and submitting instead.",
@@ -548,7 +549,8 @@ def cmd_submit(s: Session) -> int:
 
 
 def _payload(report: Report) -> dict[str, Any]:
-    """A report's payload with a fresh ``jti`` and ``iat``, checked before it is signed."""
+    """A report's payload with a fresh ``iat`` (and ``jti``, unless it was signed before),
+    checked before it is signed."""
     try:
         return build_payload(
             report.district,
@@ -557,6 +559,7 @@ def _payload(report: Report) -> dict[str, Any]:
             note=report.note,
             division=report.division,
             supersedes=report.supersedes,
+            jti=report.jti,
         )
     except ValueError as exc:
         raise CliError(f"{report.source}: {exc}") from None
@@ -861,8 +864,10 @@ def cmd_outbox_discard(s: Session) -> int:
 
 
 def cmd_outbox_resign(s: Session) -> int:
-    """Sign a rejected report again (fresh jti and iat, the current key) in its place,
-    then send it as ``submit`` would."""
+    """Sign a rejected report again (its own jti, a fresh iat, the current key) in its
+    place, then send it as ``submit`` would. Keeping the jti matters: a report refused for
+    its key may be stored already (its answer lost), and the server then answers "already
+    received" instead of storing it a second time."""
     token = load_token(home=s.home)
     pair = _keypair(s)
     number = s.args.number
@@ -900,6 +905,7 @@ def _report_of(item: OutboxItem) -> Report:
         division=claims.get("division"),
         supersedes=claims.get("supersedes"),
         source=f"outbox #{item.id}",
+        jti=str(claims.get("jti")) if claims.get("jti") is not None else None,
     )
 
 

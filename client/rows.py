@@ -57,6 +57,7 @@ class Report:
         division: Division id, when reporting for a division.
         supersedes: ``{"id": ..., "reason": ...}`` of a submission this corrects.
         source: Where it came from, for messages (``rows.csv:2-4``).
+        jti: The ``jti`` it was signed with before, if it was (signed again, it keeps it).
     """
 
     district: str
@@ -66,6 +67,7 @@ class Report:
     division: str | None = None
     supersedes: dict[str, Any] | None = None
     source: str = ""
+    jti: str | None = None
 
 
 def read_reports(path: Path) -> list[Report]:

@@ -57,6 +57,7 @@ def build_payload(
     supersedes: Mapping[str, Any] | tuple[str | uuid.UUID, str] | None = None,
     division: str | None = None,
     now: float | None = None,
+    jti: str | None = None,
 ) -> dict[str, Any]:
     """Build a validated submission payload; every key is present, absent ones as ``None``.
 
@@ -76,6 +77,9 @@ def build_payload(
             ``{"id": ..., "reason": ...}`` or ``(id, reason)``.
         division: Division id when a division head reports for their division.
         now: Unix time for ``iat``; defaults to the clock.
+        jti: The report's identity, a fresh UUID unless given: a report signed again
+            keeps its own, so a server that already holds it answers "already received"
+            rather than storing it twice.
 
     Returns:
         The payload dict, ready for ``sign_submission``.
@@ -96,9 +100,14 @@ def build_payload(
         raise ValueError(f"as_of {as_of} is after today ({latest} in eastern Indonesia)")
     if note is not None and not isinstance(note, str):
         raise ValueError("note must be a string or None")
+    if jti is not None:
+        try:
+            jti = str(uuid.UUID(jti))
+        except (ValueError, TypeError, AttributeError):
+            raise ValueError(f"jti must be a UUID, got {jti!r}") from None
     payload_values = _values(values, channels or {}, stated or {})
     return {
-        "jti": str(uuid.uuid4()),
+        "jti": jti or str(uuid.uuid4()),
         "iat": int(time.time() if now is None else now),
         "district": district,
         "division": division,

@@ -1,5 +1,5 @@
 """``kinerja-client outbox resign #``: a report refused for waiting too long (or signed
-with a key since replaced) is signed again, with a fresh ``jti`` and ``iat`` and the
+with a key since replaced) is signed again, under its own ``jti`` with a fresh ``iat`` and the
 current key, in the rejected one's place, and sent; the counts typed a week ago reach the
 server without being typed again. Against the real server (``tests/test_client_cli.py``).
 """
