@@ -4,11 +4,13 @@ Litestar documents every 400 as its own ``{status_code, detail, extra}`` JSON an
 error at all, while every error here is RFC 9457 problem+json (``api.errors``); the token
 endpoint reads its form or JSON body itself, so it showed no request body; and the
 agreement document, returned as the exact bytes that are signed, showed as a string.
-Nor could it say that scorecards and rankings answer 304 to a matching ``If-None-Match``
-and CSV when asked, or that readiness answers 503 while the database is down. Nor what
-the server checks by its settings or by hand: page and body limits, request bodies that
-refuse unknown members, the Idempotency-Key's shape, a return's reason, the signed
-payload inside a submission's JWS, and a submission's answer headers and 503.
+Nor could it say what scorecards and rankings answer (their routes send a prepared
+response): the document, its ETag, 304 to a matching ``If-None-Match`` and CSV when
+asked; or that readiness answers 503 while the database is down. Nor what the server
+checks by its settings or by hand: page and body limits, request bodies that refuse
+unknown members, the Idempotency-Key's shape, a return's reason, the signed payload
+inside a submission's JWS, and a submission's answer headers and 503. Nor examples for
+the parameters.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from litestar import Request
 from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin, SwaggerRenderPlugin
 
 from api.schemas.identity import TokenRequest
+from api.schemas.scorecards import DistrictScorecard, ProvinceScorecard, Ranking
 from api.schemas.submissions import SubmissionPayload
 from api.settings import Settings
 
@@ -75,17 +78,7 @@ def describe(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
     _limits_and_bodies(schema, settings)
     _submissions(schema, settings)
     _parameter_examples(schema)
-    for path, item in schema.get("paths", {}).items():
-        report = item.get("get") if path.startswith(("/v1/scorecards/", "/v1/rankings/")) else None
-        if report is not None:
-            report["responses"]["304"] = {
-                "description": "Not modified: If-None-Match named the current ETag (no body)."
-            }
-            ok = report["responses"].get("200")
-            if ok is not None:
-                ok.setdefault("content", {})["text/csv"] = {
-                    "schema": {"type": "string", "description": "the same rows, dotted names"}
-                }
+    _reports(schema)
     ready = schema.get("paths", {}).get("/health/ready", {}).get("get")
     if ready is not None:
         ready["responses"]["503"] = {
@@ -106,6 +99,52 @@ def describe(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
             }
         }
     return schema
+
+
+#: Each report route's document (the routes answer a prepared response, which Litestar
+#: cannot describe): named ``Report<Struct>`` in the components, apart from the
+#: agreement schemas' structs of the same names.
+_REPORT_TYPES: dict[str, type[msgspec.Struct]] = {
+    "/v1/scorecards/districts/{code}": DistrictScorecard,
+    "/v1/scorecards/provinces/{code}": ProvinceScorecard,
+    "/v1/rankings/districts": Ranking,
+    "/v1/rankings/regions": Ranking,
+    "/v1/rankings/provinces": Ranking,
+}
+_ETAG = {
+    "ETag": {
+        "description": "The document's version: send it back in If-None-Match to get 304.",
+        "schema": {"type": "string"},
+    }
+}
+
+
+def _reports(schema: dict[str, Any]) -> None:
+    """Each scorecard and ranking: its JSON document, its CSV, the ETag and the 304."""
+    template = "#/components/schemas/Report{name}"
+    documents, components = msgspec.json.schema_components(
+        list(dict.fromkeys(_REPORT_TYPES.values())), ref_template=template
+    )
+    refs = dict(zip(dict.fromkeys(_REPORT_TYPES.values()), documents, strict=True))
+    schema["components"]["schemas"].update({f"Report{k}": v for k, v in components.items()})
+    for path, item in schema.get("paths", {}).items():
+        report = item.get("get") if path.startswith(("/v1/scorecards/", "/v1/rankings/")) else None
+        if report is None:
+            continue
+        report["responses"]["304"] = {
+            "description": "Not modified: If-None-Match named the current ETag (no body).",
+            "headers": _ETAG,
+        }
+        ok = report["responses"].get("200")
+        if ok is None:
+            continue
+        ok["headers"] = {**ok.get("headers", {}), **_ETAG}
+        content = ok.setdefault("content", {})
+        if path in _REPORT_TYPES:
+            content["application/json"] = {"schema": refs[_REPORT_TYPES[path]]}
+        content["text/csv"] = {
+            "schema": {"type": "string", "description": "the same rows, dotted names"}
+        }
 
 
 def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:

@@ -103,13 +103,21 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
         out[prefix] = _cell(value)
 
 
+#: A text cell opening with one of these is read as a formula by spreadsheets (OWASP
+#: "CSV injection"): region names and notes are typed by people.
+_FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> Any:
-    """A value as its CSV cell: empty for null, and true/false as the JSON writes them
-    (Python's str gave True/False)."""
+    """A value as its CSV cell: empty for null, true/false as the JSON writes them
+    (Python's str gave True/False), and text that a spreadsheet would run as a formula
+    behind a single quote (numbers are never text here, so a negative one stays)."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(_FORMULA_LEADS):
+        return "'" + value
     return value
 
 

@@ -24,6 +24,9 @@ from client.keys import SigningKey
 
 #: The largest stated figure the API takes (``api.schemas.submissions``).
 STATED_PCT_MAX = 1_000_000
+#: The largest count the API stores (a 64-bit integer), and the longest note it takes.
+COUNT_MAX = 2**63 - 1
+NOTE_MAX = 4000
 
 SUBMISSION_TYP = "kinerja-submission+jwt"
 """JWS ``typ`` header, so a submission cannot be replayed as any other kind of token."""
@@ -100,6 +103,8 @@ def build_payload(
         raise ValueError(f"as_of {as_of} is after today ({latest} in eastern Indonesia)")
     if note is not None and not isinstance(note, str):
         raise ValueError("note must be a string or None")
+    if note is not None and (len(note) > NOTE_MAX or "\x00" in note):
+        raise ValueError(f"note must be at most {NOTE_MAX:,} characters, without NUL")
     if jti is not None:
         try:
             jti = str(uuid.UUID(jti))
@@ -207,13 +212,18 @@ def _value(code: str, raw: ValueInput) -> dict[str, Any]:
         raise ValueError(f"{code}: expected (numerator, denominator) or a mapping, got {raw!r}")
     for field in ("numerator", "denominator"):
         _count(f"{code}.{field}", item[field])
+    if item["denominator"] == 0:
+        raise ValueError(f"{code}.denominator must be positive: coverage is counted out of it")
     return item
 
 
 def _count(where: str, value: object) -> int:
-    """Check a count is a non-negative int (``bool`` is not a count)."""
+    """Check a count is a non-negative int (``bool`` is not a count) the server can store
+    (a 64-bit integer)."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"{where} must be a non-negative integer, got {value!r}")
+    if value > COUNT_MAX:
+        raise ValueError(f"{where} must be at most {COUNT_MAX:,}, got {value:,}")
     return value
 
 
