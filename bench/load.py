@@ -50,7 +50,7 @@ def _framing(head: bytes) -> tuple[int, int | None]:
     return status, length
 
 
-def _chunked_end(buffer: bytes, start: int) -> int:
+def _chunked_end(buffer: bytes | bytearray, start: int) -> int:
     """Where a chunked body starting at ``start`` ends, or -1 if it is not all here."""
     at = start
     while True:
@@ -79,7 +79,7 @@ class _Connection(asyncio.Protocol):
         self._results = results
         self._done = done
         self._transport: asyncio.Transport | None = None
-        self._buffer = b""
+        self._buffer = bytearray()  # extended in place: a long answer is not copied anew
         self._intended = 0.0
         self._waiting = False
 
@@ -103,7 +103,7 @@ class _Connection(asyncio.Protocol):
         if head_end < 0:
             return
         try:
-            status, length = _framing(self._buffer[:head_end])
+            status, length = _framing(bytes(self._buffer[:head_end]))
             body_start = head_end + 4
             end = _chunked_end(self._buffer, body_start) if length is None else body_start + length
         except (_Broken, ValueError) as exc:
@@ -113,7 +113,7 @@ class _Connection(asyncio.Protocol):
             return
         self._results.append((time.perf_counter() - self._intended, status))
         self._waiting = False
-        self._buffer = self._buffer[end:]
+        del self._buffer[:end]
         self._schedule.ready(self)
 
     def _fail(self, exc: Exception) -> None:

@@ -314,22 +314,27 @@ class Bench:
             await conn.close()
 
     async def cold(self, name: str, request: bytes, concurrency: int) -> None:
-        """Each sample: a data change, then ``concurrency`` requests that must recompute."""
+        """Each sample: a data change, then ``concurrency`` requests that must recompute
+        (each sample a run of ``self.drive``: synced first, its CPU metered)."""
         runs = []
         for _ in range(self.mode.runs):
-            latencies: list[dict[str, Any]] = []
+            samples: list[dict[str, Any]] = []
             for _ in range(max(1, self.mode.cold_samples // max(1, concurrency // 4))):
                 await self.change()
-                latencies.append(
-                    drive(self.port, [request] * concurrency, concurrency, self.workdir)
-                )
-            merged = {
-                "rps": statistics.median(r["rps"] for r in latencies),
-                "p50_ms": statistics.median(r["p50_ms"] for r in latencies),
-                "p99_ms": max(r["p99_ms"] for r in latencies),
-                "errors": sum(r["errors"] for r in latencies),
-                "statuses": sorted({s for r in latencies for s in r["statuses"]}),
+                samples.append(self.drive(self.port, [request] * concurrency, concurrency))
+            merged: dict[str, Any] = {
+                "rps": statistics.median(r["rps"] for r in samples),
+                "p50_ms": statistics.median(r["p50_ms"] for r in samples),
+                "p99_ms": max(r["p99_ms"] for r in samples),
+                "n": sum(r["n"] for r in samples),
+                "errors": sum(r["errors"] for r in samples),
+                "statuses": sorted({s for r in samples for s in r["statuses"]}),
             }
+            for key in (*CPU_KEYS, STOLEN_KEY):  # the samples' CPU over all their requests
+                metered = [r for r in samples if key in r]
+                if metered:
+                    spent = sum(r[key] * r["n"] for r in metered)
+                    merged[key] = spent / max(1, sum(r["n"] for r in metered))
             runs.append(merged)
         self.figures[name] = {"concurrency": concurrency, **summarise(runs)}
 
@@ -463,6 +468,7 @@ class Bench:
                 )
                 jobs.append((head, jws, payload))
             conns = [await connect(self.dsn) for _ in range(connections)]
+            os.sync()  # as ``drive``: no earlier figure's writes land in this one
             started = time.perf_counter()
 
             async def worker(conn: Any, share: list[Any]) -> None:
