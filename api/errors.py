@@ -237,6 +237,19 @@ def _from_bad_text(exc: asyncpg.DataError) -> ProblemDetailsException:
     )
 
 
+def _unavailable(exc: Exception) -> ProblemDetailsException:
+    # The database is stopped, restarting or out of connections (or its socket is gone):
+    # the same request may well succeed shortly, which a 500 would not say.
+    log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+    return ProblemDetailsException(
+        status_code=503,
+        type_=problem_type("unavailable"),
+        title="Service unavailable",
+        detail="The database cannot be reached at the moment; try again shortly.",
+        headers={"Retry-After": "5"},
+    )
+
+
 def _internal() -> ProblemDetailsException:
     return ProblemDetailsException(
         status_code=500,
@@ -261,6 +274,13 @@ def problem_details_config() -> ProblemDetailsConfig:
             asyncpg.IntegrityConstraintViolationError: _from_integrity_error,
             asyncpg.UntranslatableCharacterError: _from_bad_text,
             asyncpg.CharacterNotInRepertoireError: _from_bad_text,
+            # A connection refused, reset or timed out (OSError covers each), or lost.
+            OSError: _unavailable,
+            asyncpg.PostgresConnectionError: _unavailable,
+            asyncpg.CannotConnectNowError: _unavailable,
+            asyncpg.AdminShutdownError: _unavailable,
+            asyncpg.CrashShutdownError: _unavailable,
+            asyncpg.TooManyConnectionsError: _unavailable,
             Exception: _from_unexpected,
         },
     )

@@ -1,13 +1,15 @@
-"""What the audits of issues 3-7 observed beside their findings, made right.
+"""What the audits of issues 2-7 observed beside their findings, made right.
 
 The client refuses at the keyboard what the server always refuses (a report queued for
 days only to be refused); a CSV cell that a spreadsheet would run as a formula is
-defused; and the served OpenAPI document says what scorecards and rankings answer (it
-showed an empty schema and no ETag).
+defused; the served OpenAPI document says what scorecards and rankings answer (it
+showed an empty schema and no ETag); and a request while the database is down is told
+to come back (503), not that the server failed (500).
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import date
@@ -18,10 +20,14 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from api.app import create_app
 from api.representation import to_csv
+from api.settings import settings_from_env
 from client.signing import build_payload
+from db.embedded import EmbeddedPostgres
 from tests.agreement_helpers import national_agreement, targets
 from tests.people import Person, bearer
+from tests.pg import scratch_dir
 from tests.submitting import register_key, submit
 from tests.test_openapi_review_findings import violations
 
@@ -109,3 +115,29 @@ async def test_the_document_describes_every_scorecard_and_ranking_as_served(
         answer = await client.get(url, params={**period, **extra}, headers=head)
         assert answer.status_code == 200, answer.text
         assert violations(doc, schema, answer.json()) == [], path
+
+
+async def test_a_request_while_the_database_is_down_is_a_503_to_try_again() -> None:
+    with scratch_dir("kinerja-down-") as workdir:
+        cluster = EmbeddedPostgres(workdir / "data")
+        dsn = cluster.start()
+        try:
+            settings = settings_from_env({}, database_url=dsn, environment="test", pool_min_size=1)
+            async with AsyncTestClient(app=create_app(settings, configure_logs=False)) as client:
+                assert (await client.get("/v1/areas/16.71")).status_code == 200
+                cluster.halt()
+                down = await client.get("/v1/areas/16.71")
+                assert down.status_code == 503, down.text
+                assert down.headers["content-type"].startswith("application/problem+json")
+                assert down.json()["type"].endswith("/unavailable")
+                assert down.headers["retry-after"] == "5"
+                cluster.boot()
+                status = 0
+                for _ in range(50):
+                    status = (await client.get("/v1/areas/16.71")).status_code
+                    if status == 200:
+                        break
+                    await asyncio.sleep(0.1)
+                assert status == 200
+        finally:
+            cluster.stop(mode="immediate")
