@@ -141,3 +141,22 @@ async def test_a_request_while_the_database_is_down_is_a_503_to_try_again() -> N
                 assert status == 200
         finally:
             cluster.stop(mode="immediate")
+
+
+@pytest.mark.parametrize("parent", ["", "16.7", "1", "id", "16 "])
+async def test_an_area_parent_no_area_code_can_match_is_refused(
+    client: AsyncTestClient[Litestar], parent: str
+) -> None:
+    """An empty page answered "no areas" where the filter itself was wrong."""
+    answer = await client.get("/v1/areas", params={"parent": parent})
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_an_area_parent_of_any_area_code_is_taken(client: AsyncTestClient[Litestar]) -> None:
+    totals = {}
+    for parent in ("ID", "16", "16.71"):
+        answer = await client.get("/v1/areas", params={"parent": parent})
+        assert answer.status_code == 200, answer.text
+        totals[parent] = answer.json()["total"]
+    assert totals == {"ID": 38, "16": 17, "16.71": 0}

@@ -12,10 +12,12 @@ from litestar.params import FromPath, QueryParameter
 
 from api.errors import NotFound
 from api.pagination import Page, page_bounds
+from api.schemas.patterns import whole
 from api.settings import Settings
 from db import areas as area_db
 
 AREA_CODE_PATTERN = r"^(ID|\d{2}|\d{2}\.\d{2})$"
+_PARENT = whole(r"ID|[0-9]{2}(\.[0-9]{2})?")
 
 
 class AreaController(Controller):
@@ -31,8 +33,11 @@ class AreaController(Controller):
         kind: Annotated[
             area_db.AreaKind | None, QueryParameter(description="country, province or district")
         ] = None,
+        # The shape of an area code: anything else (an empty value, a typo such as 16.7) is
+        # refused rather than answered with an empty page that reads as "no areas".
         parent: Annotated[
-            str | None, QueryParameter(description="parent area code, e.g. 16", max_length=8)
+            str | None,
+            QueryParameter(description="parent area code, e.g. 16", pattern=_PARENT),
         ] = None,
         limit: Annotated[int | None, QueryParameter(description="page size")] = None,
         offset: Annotated[int, QueryParameter(description="rows to skip")] = 0,
