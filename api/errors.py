@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 from typing import Any
 
 import asyncpg
@@ -274,8 +275,13 @@ def problem_details_config() -> ProblemDetailsConfig:
             asyncpg.IntegrityConstraintViolationError: _from_integrity_error,
             asyncpg.UntranslatableCharacterError: _from_bad_text,
             asyncpg.CharacterNotInRepertoireError: _from_bad_text,
-            # A connection refused, reset or timed out (OSError covers each), or lost.
-            OSError: _unavailable,
+            # A connection refused, reset or lost, timed out, its Unix socket gone (the
+            # server stopped) or its host unknown; not every OSError, so a bug that raises
+            # another one is still a 500.
+            ConnectionError: _unavailable,
+            FileNotFoundError: _unavailable,
+            TimeoutError: _unavailable,
+            socket.gaierror: _unavailable,
             asyncpg.PostgresConnectionError: _unavailable,
             asyncpg.CannotConnectNowError: _unavailable,
             asyncpg.AdminShutdownError: _unavailable,

@@ -189,6 +189,11 @@ def _matches(header: str | None, etag: str) -> tuple[bool, bool]:
     return etag in candidates or f"W/{etag}" in candidates, "*" in candidates
 
 
+#: Changed whenever a document's fields or order change, so a poller's ETag from an
+#: earlier deploy is not answered 304 with the old body kept.
+DOCUMENT_SHAPE = "2026-11-28"
+
+
 #: The rows of a document's CSV, made only when CSV is asked for.
 CsvRows = Callable[[], list[dict[str, Any]]]
 
@@ -205,9 +210,13 @@ async def respond(
     """304, a cached body, or render (document, its CSV rows when asked for) and cache
     it."""
     settings = request.app.state.settings
-    # The band tables and the projection's settings shape bodies too: a change of them (a
-    # restart, or replicas set apart) makes new bodies, never a 304 for the old ones.
+    # The documents' shape, the offices' UTC offset (which agreements are in force on a
+    # date), the band tables and the projection's settings shape bodies too: a change of
+    # any (a deploy, a restart, replicas set apart) makes new bodies, never a 304 for the
+    # old ones.
     shaping = (
+        DOCUMENT_SHAPE,
+        settings.utc_offset_hours,
         settings.band_traffic_light,
         settings.band_sakip,
         settings.band_dukcapil_level,
@@ -284,11 +293,16 @@ def single_columns(cls: type[msgspec.Struct], *extra: str) -> tuple[str, ...]:
     own = tuple(
         f.encode_name
         for f in msgspec.structs.fields(cls)
-        if f.encode_name not in nested
-        and get_origin(f.type) not in (dict, list)
-        and f.type not in (dict, list)
+        if f.encode_name not in nested and not _holds_many(f.type)
     )
     return (*extra, *own)
+
+
+def _holds_many(annotation: Any) -> bool:
+    """Whether a field's type is a dict or list, alone or in a union (``X | None``)."""
+    union = get_origin(annotation) in (Union, UnionType)
+    options = get_args(annotation) if union else (annotation,)
+    return any(t in (dict, list) or get_origin(t) in (dict, list) for t in options)
 
 
 def rows_of(items: Sequence[Any], **extra: Any) -> list[dict[str, Any]]:

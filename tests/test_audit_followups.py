@@ -16,13 +16,14 @@ from datetime import date
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
 from api.representation import to_csv
-from api.settings import settings_from_env
+from api.settings import Settings, settings_from_env
 from client.signing import build_payload
 from db.embedded import EmbeddedPostgres
 from tests.agreement_helpers import national_agreement, targets
@@ -131,6 +132,11 @@ async def test_a_request_while_the_database_is_down_is_a_503_to_try_again() -> N
                 assert down.headers["content-type"].startswith("application/problem+json")
                 assert down.json()["type"].endswith("/unavailable")
                 assert down.headers["retry-after"] == "5"
+                # The public keys are still served, from the keys held, once they are due
+                # to be read again.
+                client.app.state.key_ring._loaded_at -= 3600
+                keys = await client.get("/.well-known/jwks.json")
+                assert keys.status_code == 200 and keys.json()["keys"], keys.text
                 cluster.boot()
                 status = 0
                 for _ in range(50):
@@ -160,3 +166,26 @@ async def test_an_area_parent_of_any_area_code_is_taken(client: AsyncTestClient[
         assert answer.status_code == 200, answer.text
         totals[parent] = answer.json()["total"]
     assert totals == {"ID": 38, "16": 17, "16.71": 0}
+
+
+async def test_an_etag_depends_on_the_offices_utc_offset(
+    settings: Settings,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """The offset decides which agreements are in force on a date: replicas (or a
+    restart) with another one must not answer 304 to the other's ETag."""
+    tags = []
+    for offset in (7, 9):
+        app = create_app(
+            msgspec.structs.replace(settings, utc_offset_hours=offset), configure_logs=False
+        )
+        async with AsyncTestClient(app=app) as client:
+            answer = await client.get(
+                "/v1/rankings/provinces",
+                params={"year": AS_OF.year, "as_of": AS_OF.isoformat()},
+                headers=bearer(app, people["ministry_monitor"]),
+            )
+            assert answer.status_code == 200, answer.text
+            tags.append(answer.headers["etag"])
+    assert tags[0] != tags[1]

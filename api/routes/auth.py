@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import Any
 from urllib.parse import parse_qsl
@@ -20,6 +21,8 @@ from api.schemas.identity import TokenRequest, TokenResponse
 from api.signatures import repeats_a_member
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+log = logging.getLogger("kinerja.auth")
 
 
 class BadTokenRequest(ApiError):
@@ -121,5 +124,9 @@ async def jwks(state: State) -> dict[str, Any]:
     """Re-reads the key ring as authenticated requests do: a worker serving only this
     public route would otherwise go on publishing the keys it started with, and not the
     one another replica signs with after a rotation."""
-    await state.key_ring.maybe_refresh(state.pool)
+    try:
+        await state.key_ring.maybe_refresh(state.pool)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # The keys held are still the best answer: a relying party keeps verifying.
+        log.warning("JWKS served from the keys held; re-reading failed: %s", exc)
     return state.key_ring.jwks()  # type: ignore[no-any-return]

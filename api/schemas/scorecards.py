@@ -30,8 +30,9 @@ class Method(msgspec.Struct, kw_only=True):
         "one indicator: its raw achievement"
     )
     weights: str = (
-        "each area's own agreement's (else equal), normalised over the indicators with data: "
-        "a ranking's rows[].weights, a scorecard's composite.weights"
+        "a district's from its own agreement (else its province's), a region's or "
+        "province's from the province's agreement with the ministry, else all equal; "
+        "normalised over the indicators with data: rows[].weights, composite.weights"
     )
     achievement: str = (
         "coverage / target x 100 (higher is better); (2 - coverage / target) x 100 "
