@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -77,6 +78,20 @@ class ProvinceRequired(ApiError):
 
 def cache_of(state: State) -> ReportCache:
     return state.report_cache  # type: ignore[no-any-return]
+
+
+async def _ranking_response(
+    request: Request[Any, Any, Any],
+    state: State,
+    key: list[Any],
+    format: Format | None,
+    render: Callable[[], Awaitable[tuple[Any, CsvRows]]],
+) -> Response[Any]:
+    """``respond`` for a ranking of districts or regions: its CSV names its columns even
+    when it has no rows."""
+    return await respond(
+        request, cache_of(state), key, wants_csv(request, format), render, leading=_RANKING_COLUMNS
+    )
 
 
 def kept_of(state: State) -> KeptValues | None:
@@ -277,14 +292,7 @@ class RankingController(Controller):
             )
             return doc, lambda: rows_of(rows)
 
-        return await respond(
-            request,
-            cache_of(state),
-            key,
-            wants_csv(request, format),
-            render,
-            leading=_RANKING_COLUMNS,
-        )
+        return await _ranking_response(request, state, key, format, render)
 
     @get("/regions", summary="Rank a province's regions", description=REPORT_RESPONSES)
     async def regions(
@@ -337,14 +345,7 @@ class RankingController(Controller):
             )
             return doc, lambda: rows_of(rows)
 
-        return await respond(
-            request,
-            cache_of(state),
-            key,
-            wants_csv(request, format),
-            render,
-            leading=_RANKING_COLUMNS,
-        )
+        return await _ranking_response(request, state, key, format, render)
 
     @get("/provinces", summary="Rank the provinces", description=REPORT_RESPONSES)
     async def provinces(
