@@ -154,6 +154,18 @@ CPU_KEYS = ("server_cpu_us", "postgres_cpu_us", "load_cpu_us")
 STOLEN_KEY = "stolen_cpu_us"
 
 
+def pooled_cpu(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """The runs' CPU per request over all their requests, by who spent it: a run's CPU is
+    a few dozen 10 ms ticks, so runs are pooled rather than their figures averaged."""
+    out: dict[str, float] = {}
+    for key in (*CPU_KEYS, STOLEN_KEY):
+        metered = [r for r in runs if key in r]
+        if metered:
+            spent = sum(r[key] * r["n"] for r in metered)
+            out[key] = spent / max(1, sum(r["n"] for r in metered))
+    return out
+
+
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Median, min and max of the rates and latencies over the runs; the CPU per
     request of all the runs together."""
@@ -166,11 +178,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "min": round(min(values), 2),
                 "max": round(max(values), 2),
             }
-    for key in (*CPU_KEYS, STOLEN_KEY):  # all the runs' CPU over all their requests
-        metered = [r for r in runs if key in r]
-        if metered:
-            spent = sum(r[key] * r["n"] for r in metered)
-            out[key] = round(spent / max(1, sum(r["n"] for r in metered)), 1)
+    out.update({k: round(v, 1) for k, v in pooled_cpu(runs).items()})
     errors = sum(r.get("errors", 0) for r in runs)
     if errors:
         out["errors"] = errors
@@ -330,12 +338,7 @@ class Bench:
                 "errors": sum(r["errors"] for r in samples),
                 "statuses": sorted({s for r in samples for s in r["statuses"]}),
             }
-            for key in (*CPU_KEYS, STOLEN_KEY):  # the samples' CPU over all their requests
-                metered = [r for r in samples if key in r]
-                if metered:
-                    spent = sum(r[key] * r["n"] for r in metered)
-                    merged[key] = spent / max(1, sum(r["n"] for r in metered))
-            runs.append(merged)
+            runs.append({**merged, **pooled_cpu(samples)})
         self.figures[name] = {"concurrency": concurrency, **summarise(runs)}
 
     def body_size(self, request: bytes) -> int:
