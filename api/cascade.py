@@ -144,9 +144,11 @@ async def cascade(conn: asyncpg.Connection, caller: Principal, year: int, area: 
             children=children,
         )
     else:
-        province_code = target.code if target.kind == "province" else target.parent_code
-        names = await area_db.names_of_kind(conn, ["province"])
-        root = await _province_node(conn, year, province_code, names[province_code], polarity)
+        province = target if target.kind == "province" else None
+        if province is None and target.parent_code is not None:
+            province = await area_db.get_area(conn, target.parent_code)
+        assert province is not None  # a district's parent is a province
+        root = await _province_node(conn, year, province.code, province.name, polarity)
         if target.kind == "district":
             root = next(c for c in root.children if c.code == area)
     return Cascade(
