@@ -6,7 +6,11 @@ below saturation). This drives the API's own batch path (``api.ingest.settle``, 
 submissions checked by ``api.submissions.prepare``) on one connection, no HTTP, for
 batches of several sizes, and reads the CPU the process and its PostgreSQL backend
 spent on them; a straight line through the sizes gives the fixed and the per-report
-part. The figures are written to ``bench/results/batch_cost.json``.
+part. It then says where PostgreSQL's part goes: the same batches with the triggers
+that run on every append switched off, in alternating rounds on its private cluster
+(the latest-values trigger, then every trigger: foreign-key checks and notifications
+too); the differences are what those cost. The figures are written to
+``bench/results/batch_cost.json``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import uvloop
 
 from api import ingest
@@ -47,6 +52,51 @@ async def _measure(
         "worker_us": round(1e6 * (time.process_time() - own) / batches, 1),
         "postgres_us": round(1e6 * (cpu.cpu_seconds([backend]) - theirs) / batches, 1),
     }
+
+
+#: The tables a batch writes: ``DISABLE TRIGGER ALL`` on them also stops their
+#: foreign-key checks (superuser only; the cluster is this run's own).
+_WRITTEN = (
+    "submissions",
+    "submission_values",
+    "latest_values",
+    "ledger_heads",
+    "idempotency_keys",
+    "data_versions",
+)
+_TRIGGER_SETTINGS: dict[str, list[str]] = {
+    "all_on": [f"ALTER TABLE {t} ENABLE TRIGGER ALL" for t in _WRITTEN],
+    "latest_values_trigger_off": [
+        *(f"ALTER TABLE {t} ENABLE TRIGGER ALL" for t in _WRITTEN),
+        "ALTER TABLE submission_values DISABLE TRIGGER submission_values_latest_insert",
+    ],
+    "all_triggers_off": [f"ALTER TABLE {t} DISABLE TRIGGER ALL" for t in _WRITTEN],
+}
+
+
+async def _triggers(
+    conn: asyncpg.Connection,
+    backend: int,
+    rounds: int,
+    per_round: int,
+    batch: Callable[[], Awaitable[None]],
+) -> dict[str, float]:
+    """PostgreSQL CPU per batch under each of ``_TRIGGER_SETTINGS``, in alternating
+    rounds (the first not counted) so a slower moment of the machine hits each alike."""
+    spent = {name: 0.0 for name in _TRIGGER_SETTINGS}
+    for counted in [False] + [True] * rounds:
+        for name, statements in _TRIGGER_SETTINGS.items():
+            async with conn.transaction():
+                for statement in statements:
+                    await conn.execute(statement)
+            before = cpu.cpu_seconds([backend])
+            for _ in range(per_round):
+                await batch()
+            if counted:
+                spent[name] += cpu.cpu_seconds([backend]) - before
+    for statement in _TRIGGER_SETTINGS["all_on"]:
+        await conn.execute(statement)
+    return {name: round(1e6 * s / (rounds * per_round), 1) for name, s in spent.items()}
 
 
 def _line(points: list[tuple[int, float]]) -> tuple[float, float]:
@@ -119,6 +169,30 @@ async def run(batches: int, sizes: tuple[int, ...]) -> dict[str, Any]:
                     assert not any(isinstance(o, Exception) for o in outcomes), outcomes
 
                 figures[f"batch_of_{size}"] = await _measure(backend, batches, batch)
+            rounds, per_round = 6, max(1, batches // 10)
+            for size in (1, 16):
+                ready = iter([await jobs(size) for _ in range((rounds + 1) * 3 * per_round)])
+
+                async def batch(ready: Any = ready) -> None:
+                    async with conn.transaction():
+                        outcomes, _ = await ingest.settle(
+                            conn, bench.settings, next(ready), make_heads=False
+                        )
+                    assert not any(isinstance(o, Exception) for o in outcomes), outcomes
+
+                spent = await _triggers(conn, backend, rounds, per_round, batch)
+                on = spent["all_on"]
+                figures[f"postgres_us_batch_of_{size}_by_triggers"] = {
+                    **spent,
+                    "latest_values_trigger_share": round(
+                        (on - spent["latest_values_trigger_off"]) / on, 3
+                    )
+                    if on
+                    else None,
+                    "all_triggers_share": round((on - spent["all_triggers_off"]) / on, 3)
+                    if on
+                    else None,
+                }
         await checks.close()
         await writes.close()
         for side in ("worker_us", "postgres_us"):

@@ -81,3 +81,6 @@ def test_the_batch_cost_benchmark_writes_its_file(tmp_path: Path) -> None:
     # Process CPU is counted by the tick: a few small batches may read 0, never less.
     assert result["batch_of_16"]["worker_us"] > 0
     assert set(result["fit_worker_us"]) == {"fixed", "per_report"}
+    for size in (1, 16):
+        by_triggers = result[f"postgres_us_batch_of_{size}_by_triggers"]
+        assert {"all_on", "latest_values_trigger_off", "all_triggers_off"} <= set(by_triggers)
