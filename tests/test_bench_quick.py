@@ -38,6 +38,8 @@ def test_quick_benchmark_writes_its_file(tmp_path: Path) -> None:
         "ingest_one_transaction_each_c64",
         "bare_jws_insert_c64_in_turns",
         "bare_jws_insert_own_sockets_c64_in_turns",
+        "ingest_batched_offered_100_in_turns",
+        "bare_jws_insert_own_sockets_offered_100_in_turns",
         "direct_insert_asyncpg_4conn",
         "direct_batched_insert_asyncpg_2conn",
         "ranking_national_cold_c1",
@@ -68,6 +70,14 @@ def test_quick_benchmark_writes_its_file(tmp_path: Path) -> None:
     assert figures["ratios"]["ingest_batched_over_bare_jws_insert_by_cpu"] > 0
     assert figures["ratios"]["ingest_batched_over_bare_jws_insert"] > 0
     assert figures["ratios"]["ingest_batched_over_bare_jws_insert_own_sockets"] > 0
+    # The same rate offered to the API and to the bare route in the same turns.
+    for name in (
+        "ingest_batched_offered_100_in_turns",
+        "bare_jws_insert_own_sockets_offered_100_in_turns",
+    ):
+        assert figures[name]["offered_rps"] == 100, figures[name]
+        assert figures[name]["p99_ms"]["median"] > 0
+    assert figures["ratios"]["ingest_p99_over_bare_p99_offered_in_turns"] > 0
     assert out.with_suffix(".md").read_text().startswith("# Benchmark (quick)")
 
 
