@@ -212,7 +212,8 @@ class Bench:
         self.mode = mode
         self.workdir = workdir
         self.figures: dict[str, Any] = {}
-        self.turns: dict[str, list[float]] = {}  # req/s of each turn, for paired ratios
+        #: Each turn's req/s and p99 per figure taken in turns, for paired ratios.
+        self.turns: dict[str, dict[str, list[float]]] = {}
         self.settings = settings_from_env({})
         self.ring = KeyRing(self.settings)
         self.rng = random.Random(8)
@@ -400,7 +401,7 @@ class Bench:
                 runs[name].append(self.drive(self.port, requests, concurrency))
         for name, _, concurrency in specs:
             self.figures[name] = {"concurrency": concurrency, **summarise(runs[name])}
-            self.turns[name] = [run["rps"] for run in runs[name]]
+            self.turns[name] = _per_turn(runs[name])
 
     def warm_ingest(self, port: int) -> None:
         """Reports not measured, to a server that has taken none yet: a worker's first
@@ -427,7 +428,8 @@ class Bench:
         }
         # Below saturation too: the API and the bare route (a socket per worker, as the
         # API has) offered the same rate in the same turns, so the API's p99 there is read
-        # beside what the machine gives a route that does next to nothing at that moment.
+        # beside what the machine gives, at that moment, a route that only checks a
+        # signature and inserts one row.
         rate = self.mode.turns_rate
         offered = {
             f"ingest_batched_offered_{rate}_in_turns": self.port,
@@ -446,9 +448,10 @@ class Bench:
                 runs[name].append(self.drive(port, requests, 64, rate))
         for name in servers:
             self.figures[name] = {"concurrency": 64, **summarise(runs[name])}
-            self.turns[name] = [run["rps"] for run in runs[name]]
+            self.turns[name] = _per_turn(runs[name])
         for name in offered:
             self.figures[name] = {"concurrency": 64, "offered_rps": rate, **summarise(runs[name])}
+            self.turns[name] = _per_turn(runs[name])
 
     def ingest_requests(self, count: int) -> list[bytes]:
         heads = list(self.data.heads.values())
@@ -967,12 +970,16 @@ def _cpu_ratio(figures: dict[str, Any], a: str, b: str) -> float | None:
     return round(totals[0] / totals[1], 3) if totals[0] and totals[1] else None
 
 
+def _per_turn(runs: list[dict[str, Any]]) -> dict[str, list[float]]:
+    return {key: [run[key] for run in runs] for key in ("rps", "p99_ms")}
+
+
 def _ratio(bench: Bench, a: tuple[str, str], b: tuple[str, str]) -> float | None:
-    """a / b. For two throughputs measured in turns, the median of the ratios of each
-    turn: both halves of a ratio then share the same moment of the shared machine."""
-    paired = [bench.turns.get(a[0]), bench.turns.get(b[0])]
+    """a / b. For two figures measured in turns, the median of the ratios of each turn:
+    both halves of a ratio then share the same moment of the shared machine."""
+    paired = [bench.turns.get(a[0], {}).get(a[1]), bench.turns.get(b[0], {}).get(b[1])]
     try:
-        if a[1] == b[1] == "rps" and paired[0] and paired[1]:
+        if a[1] == b[1] and paired[0] and paired[1]:
             return round(statistics.median(x / y for x, y in zip(*paired, strict=True)), 3)
         figures = bench.figures
         return round(figures[a[0]][a[1]]["median"] / figures[b[0]][b[1]]["median"], 3)
