@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench.ab import compare, parse_env, parse_load
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.modules import run_module
 
 
 def test_two_servers_in_turns_write_each_side_and_their_ratio(tmp_path: Path) -> None:
     out = tmp_path / "ab.json"
-    command = ["-m", "bench.ab", "--quick", "--turns", "1", "--loads", "c8,r50"]
+    command = ["bench.ab", "--quick", "--turns", "1", "--loads", "c8,r50"]
     command += ["--b-env", "KINERJA_INGEST_BATCH_MAX=0", "--out", str(out)]
-    done = subprocess.run(
-        [sys.executable, *command],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_module(*command, timeout=240)
     result = json.loads(out.read_text())
     assert result["env"] == {"a": {}, "b": {"KINERJA_INGEST_BATCH_MAX": "0"}}
     assert set(result["loads"]) == {"c8", "r50"}

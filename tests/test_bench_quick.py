@@ -3,24 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_module(*args: str) -> None:
-    """Run ``python -m args...`` from the repository, as ``make bench`` does; it must succeed."""
-    done = subprocess.run(
-        [sys.executable, "-m", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+from tests.modules import run_module
 
 
 def test_quick_benchmark_writes_its_file(tmp_path: Path) -> None:

@@ -1,0 +1,23 @@
+"""The repository's modules run as ``make bench`` runs them: ``python -m`` from its root."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_module(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m args...`` from the repository; it must succeed."""
+    done = subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
