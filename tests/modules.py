@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,3 +22,13 @@ def run_module(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without any Kinerja setting or database, the repository on the
+    path, and ``extra``: a child process configured only as the test says."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KINERJA_")}
+    env.pop("DATABASE_URL", None)
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env

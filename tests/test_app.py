@@ -19,6 +19,7 @@ from api.settings import settings_from_env
 from db.embedded import EmbeddedPostgres
 from tests.people import Person, bearer
 from tests.pg import scratch_dir
+from tests.waiting import status_back
 
 PROBLEM = "application/problem+json"
 
@@ -125,13 +126,7 @@ async def test_readiness_follows_the_database_down_and_back() -> None:
                 assert_problem(down, 503, "unavailable")
                 assert down.headers["retry-after"]
                 await asyncio.to_thread(cluster.boot)
-                status = 0
-                for _ in range(50):
-                    status = (await client.get("/health/ready")).status_code
-                    if status == 200:
-                        break
-                    await asyncio.sleep(0.1)
-                assert status == 200
+                assert await status_back(client, "/health/ready") == 200
         finally:
             cluster.stop(mode="immediate")
 

@@ -9,7 +9,6 @@ to come back (503), not that the server failed (500).
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from datetime import date
@@ -31,6 +30,7 @@ from tests.people import Person, bearer
 from tests.pg import scratch_dir
 from tests.submitting import register_key, submit
 from tests.test_openapi_review_findings import violations
+from tests.waiting import status_back
 
 AS_OF = date(2026, 6, 30)
 BIGINT_MAX = 2**63 - 1
@@ -138,13 +138,7 @@ async def test_a_request_while_the_database_is_down_is_a_503_to_try_again() -> N
                 keys = await client.get("/.well-known/jwks.json")
                 assert keys.status_code == 200 and keys.json()["keys"], keys.text
                 cluster.boot()
-                status = 0
-                for _ in range(50):
-                    status = (await client.get("/v1/areas/16.71")).status_code
-                    if status == 200:
-                        break
-                    await asyncio.sleep(0.1)
-                assert status == 200
+                assert await status_back(client, "/v1/areas/16.71") == 200
         finally:
             cluster.stop(mode="immediate")
 

@@ -38,6 +38,7 @@ from db import embedded
 from db.embedded import EmbeddedPostgres, find_bindir
 from db.migrate import MigrationError, load_migrations, migrate
 from db.pool import connect
+from tests.modules import clean_env
 from tests.pg import scratch_dir
 from tests.submitting import served
 
@@ -61,14 +62,6 @@ def is_problem(response: Any, status: int, slug: str | None = None) -> dict[str,
 def _csv(name: str) -> list[dict[str, str]]:
     with (ROOT / "db" / "data" / name).open(newline="") as f:
         return list(csv.DictReader(f))
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KINERJA_")}
-    env.pop("DATABASE_URL", None)
-    env["PYTHONPATH"] = str(ROOT)
-    env.update(extra)
-    return env
 
 
 def _free_port() -> int:
@@ -138,7 +131,7 @@ def _spawn(workdir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [str(KINERJA), "serve", "--port", str(port)],
             cwd=workdir,
-            env=_env(),
+            env=clean_env(),
             stdout=out,
             stderr=err,
         )
@@ -232,7 +225,7 @@ def test_the_run_command_serves_on_the_embedded_database_and_stops_it() -> None:
             # A second start on the same folder: refused with a message, the first serves on.
             second = subprocess.run(
                 [str(KINERJA), "serve", "--port", str(_free_port())],
-                cwd=workdir, env=_env(), capture_output=True, text=True, timeout=60,
+                cwd=workdir, env=clean_env(), capture_output=True, text=True, timeout=60,
             )  # fmt: skip
             assert second.returncode == 2, second
             assert "already in use" in second.stderr and "Traceback" not in second.stderr

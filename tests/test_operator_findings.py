@@ -20,17 +20,10 @@ import pytest
 from api import cli, demo
 from api.settings import Settings
 from db.embedded import EmbeddedPostgres
+from tests.modules import clean_env
 from tests.pg import scratch_dir
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KINERJA_")}
-    env.pop("DATABASE_URL", None)
-    env["PYTHONPATH"] = str(REPO)
-    env.update(extra)
-    return env
 
 
 def test_installed_package_keeps_its_subpackages(tmp_path: Path) -> None:
@@ -97,7 +90,7 @@ def test_users_create_with_no_password_on_stdin_fails_cleanly() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "api.cli", "users", "create", "--username", "rootx",
          "--role", "admin"],
-        env=_env(DATABASE_URL="postgresql://kinerja@127.0.0.1:1/kinerja"),
+        env=clean_env(DATABASE_URL="postgresql://kinerja@127.0.0.1:1/kinerja"),
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
         start_new_session=True,  # no controlling terminal: getpass falls back to stdin
     )  # fmt: skip
@@ -161,7 +154,7 @@ def test_sigterm_during_kinerja_demo_stops_the_embedded_postgres() -> None:
         data = workdir / "data"
         proc = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "demo"],
-            env=_env(KINERJA_DATA_DIR=str(data)),
+            env=clean_env(KINERJA_DATA_DIR=str(data)),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         cluster = EmbeddedPostgres(data)
@@ -278,7 +271,7 @@ def test_sigterm_while_the_embedded_cluster_starts_stops_it() -> None:
         marker = workdir / "up"
         proc = subprocess.Popen(
             [sys.executable, "-c", _SLOW_START, str(marker)],
-            env=_env(KINERJA_DATA_DIR=str(data)),
+            env=clean_env(KINERJA_DATA_DIR=str(data)),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 
@@ -58,3 +59,15 @@ async def wait_until(predicate: Callable[[], object], seconds: float = 10.0) -> 
     while not predicate():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.02)
+
+
+async def status_back(client: Any, path: str, *, tries: int = 50, pause_s: float = 0.1) -> int:
+    """GET ``path`` until it answers 200 (the database is back) or ``tries`` run out;
+    the last status, for the caller to assert."""
+    status = 0
+    for _ in range(tries):
+        status = (await client.get(path)).status_code
+        if status == 200:
+            break
+        await asyncio.sleep(pause_s)
+    return status
