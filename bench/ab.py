@@ -88,7 +88,7 @@ def compare(turns: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
 def sides(envs: dict[str, dict[str, str]]) -> list[str]:
     """The sides that need a server of their own: both, unless their settings are the
     same, when B's turns go to A's server. Every server listens for the database's change
-    notifications, so a second one idling beside the first answers each batch's too: with
+    notifications, so a second one idling beside the first hears each batch's too: with
     two, disabling the triggers that notify gave B 31% more reports/s at 64
     connections, with one the same (0.98, each in turns)."""
     return ["a"] if envs["a"] == envs["b"] else ["a", "b"]

@@ -10,8 +10,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_module(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m args...`` from the repository; it must succeed."""
+def run_module(
+    *args: str, timeout: float = 180, succeeds: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m args...`` from the repository; it must succeed (or, with
+    ``succeeds=False``, fail)."""
     done = subprocess.run(
         [sys.executable, "-m", *args],
         cwd=ROOT,
@@ -20,7 +23,7 @@ def run_module(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[
         timeout=timeout,
         check=False,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert (done.returncode == 0) == succeeds, (done.returncode, done.stderr[-3000:])
     return done
 
 

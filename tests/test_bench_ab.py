@@ -1,17 +1,16 @@
-"""``bench.ab`` compares two servers' settings in turns (speed is not judged)."""
+"""``bench.ab`` compares two servers' settings, or two states of the database, in turns
+(speed is not judged)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from bench.ab import apply_sql, compare, parse_env, parse_load, sides
-from tests.modules import ROOT, clean_env, run_module
+from tests.modules import run_module
 
 _LATEST = "submission_values_latest_insert"
 
@@ -73,13 +72,10 @@ def test_each_sides_statements_run_before_its_turns(tmp_path: Path) -> None:
 
 
 def test_a_statement_that_fails_stops_the_comparison_naming_it(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "bench.ab", "--quick", "--turns", "1", "--loads", "c8"]
+    command = ["bench.ab", "--quick", "--turns", "1", "--loads", "c8"]
     command += ["--b-sql", "ALTER TABLE no_such_table DISABLE TRIGGER ALL"]
     command += ["--out", str(tmp_path / "ab.json")]
-    done = subprocess.run(
-        command, cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=240
-    )
-    assert done.returncode != 0
+    done = run_module(*command, timeout=240, succeeds=False)
     assert "ab: b's statement 'ALTER TABLE no_such_table DISABLE TRIGGER ALL' failed" in (
         done.stderr
     )
