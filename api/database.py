@@ -91,6 +91,7 @@ def lifespan_for(settings: Settings) -> Any:
                 batch_max=settings.ingest_batch_max,
                 in_flight=settings.ingest_batches_in_flight,
                 overlap_after_s=settings.ingest_overlap_after_ms / 1000,
+                linger_s=settings.ingest_linger_ms / 1000,
             )
             appender.start()
             app.state.appender = appender

@@ -54,6 +54,8 @@ class AppenderClosed(ApiError):
 class _Pending:
     job: Prepared
     future: asyncio.Future[SubmitResult]
+    #: When it was queued (loop time).
+    at: float
 
 
 @dataclass(slots=True)
@@ -257,7 +259,11 @@ class Appender:
     full load and none, a batch of one each time is what filled the cores (reports
     offered at 1,000/s, in turns against starting it at once: p99 17-22 ms against
     23-84, p50 8-11 against 11-18, 7% less PostgreSQL CPU a report). When nothing is
-    being written, a request starts its batch at once."""
+    being written, the first request waits ``linger_s`` for others to share its batch,
+    unless the queue already fills one: between full load and none, batches of one or two
+    pay their round trips and commit per report (offered 500 to 1,500 reports/s, in
+    turns, a 3 ms linger against none: 7-20% less CPU a report, p99 0.73-1.14 of none,
+    p50 up to 3 ms more; 6 ms against 3: 5-10% less CPU again, p99 worse at 1,000/s)."""
 
     def __init__(
         self,
@@ -268,6 +274,7 @@ class Appender:
         batch_max: int,
         in_flight: int = 1,
         overlap_after_s: float = 0.0,
+        linger_s: float = 0.0,
     ) -> None:
         self._pool = pool
         self._settings = settings
@@ -275,12 +282,13 @@ class Appender:
         self._batch_max = batch_max
         self._in_flight = max(in_flight, 1)
         self._overlap_after_s = overlap_after_s
+        self._linger_s = linger_s
         #: How long batches have recently taken (seconds, a moving average).
         self._usual_s = 0.0
         #: Each batch being written, with when it started (loop time).
         self._running: dict[asyncio.Task[None], float] = {}
-        self._overlap_timer: asyncio.Handle | None = None
-        self._overlap_due: float | None = None
+        self._look_timer: asyncio.Handle | None = None
+        self._look_due: float | None = None
         self._queue: list[_Pending] = []
         #: Per (user, Idempotency-Key), the latest request here carrying it: done once it
         #: and every earlier one with the key are answered.
@@ -321,8 +329,8 @@ class Appender:
             self._wake.set()
             # A loop that died was logged, and its queue answered, when it ended.
             await asyncio.gather(self._task, return_exceptions=True)
-        if self._overlap_timer is not None:
-            self._overlap_timer.cancel()
+        if self._look_timer is not None:
+            self._look_timer.cancel()
 
     async def receive(
         self,
@@ -388,8 +396,9 @@ class Appender:
     async def append(self, job: Prepared) -> SubmitResult:
         if self._closing or self._task is None or self._task.done():  # off, or stopped
             raise AppenderClosed("The service is shutting down; send the report again shortly.")
-        future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(job, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[SubmitResult] = loop.create_future()
+        self._queue.append(_Pending(job, future, loop.time()))
         self._wake.set()
         return await future
 
@@ -403,8 +412,16 @@ class Appender:
                     wait = min(2 * self._usual_s, self._overlap_after_s)
                     due = max(self._running.values()) + wait
                     if loop.time() < due:  # look again then, or when a batch ends
-                        self._overlap_at(loop, due)
+                        self._look_at(loop, due)
                         break
+                elif (
+                    self._linger_s > 0
+                    and not self._closing
+                    and len(self._queue) < self._batch_max
+                    and loop.time() < self._queue[0].at + self._linger_s
+                ):
+                    self._look_at(loop, self._queue[0].at + self._linger_s)
+                    break
                 taken = self._queue[: self._batch_max]
                 del self._queue[: self._batch_max]
                 batch = [p for p in taken if not p.future.done()]  # cancelled: never sent
@@ -415,20 +432,20 @@ class Appender:
             if self._closing and not self._queue and not self._running:
                 return
 
-    def _overlap_at(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
+    def _look_at(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
         """Wake the loop at ``due``, unless a look still to come is set for no later.
 
         The time is kept here, not read from the handle: uvloop answers a wait shorter
         than its millisecond clock with a plain handle, which has no ``when()``."""
-        if self._overlap_due is not None and self._overlap_due <= due:
+        if self._look_due is not None and self._look_due <= due:
             return
-        if self._overlap_timer is not None:
-            self._overlap_timer.cancel()
-        self._overlap_due = due
-        self._overlap_timer = loop.call_at(due, self._overlap_look)
+        if self._look_timer is not None:
+            self._look_timer.cancel()
+        self._look_due = due
+        self._look_timer = loop.call_at(due, self._look)
 
-    def _overlap_look(self) -> None:
-        self._overlap_due = None
+    def _look(self) -> None:
+        self._look_due = None
         self._wake.set()
 
     def _finished(self, task: asyncio.Task[None]) -> None:

@@ -482,9 +482,12 @@ async def first_batch_taking(
 async def patient_after_first_batch(
     settings: Settings, conn: asyncpg.Connection, head: Signer, seconds: float
 ) -> AsyncIterator[tuple[Litestar, Appender]]:
-    """A served app whose overlap cap is far off (60 s), whose first batch took
-    ``seconds`` (so batches "usually" take that long); the app and its appender."""
-    patient = msgspec.structs.replace(settings, ingest_overlap_after_ms=60_000.0)
+    """A served app whose overlap cap is far off (60 s) and that does not linger, whose
+    first batch took ``seconds`` (so batches "usually" take that long); the app and its
+    appender."""
+    patient = msgspec.structs.replace(
+        settings, ingest_overlap_after_ms=60_000.0, ingest_linger_ms=0.0
+    )
     async with served(patient) as (app, _):
         await first_batch_taking(app, conn, head, seconds)
         yield app, app.state.appender
@@ -539,13 +542,78 @@ async def test_a_lone_request_waits_for_a_young_batch_too(
 async def test_a_lone_request_starts_at_once_when_nothing_is_being_written(
     settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
 ) -> None:
-    """With no batch being written, a request does not wait for company."""
+    """With no batch being written, a request is not held back for the batches' usual
+    time (at most for the linger, here none)."""
     head = await register_key(conn, people["district_head"])
     async with patient_after_first_batch(settings, conn, head, 2.0) as (app, appender):
         # Batches usually take 2 s now; a held request would wait up to 4 s.
         job = await prepared(app, request(head, head.payload()))
         answer = await asyncio.wait_for(appender.append(job), timeout=1.5)
         assert answer.status_code == 201
+
+
+async def test_with_a_linger_a_lone_request_waits_for_company(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person], other: Signer
+) -> None:
+    """KINERJA_INGEST_LINGER_MS: with nothing being written, the first request waits that
+    long for others to share its batch."""
+    head = await register_key(conn, people["district_head"])
+    lingering = msgspec.structs.replace(settings, ingest_linger_ms=1000.0)
+    async with served(lingering) as (app, _):
+        appender: Appender = app.state.appender
+        first_job = await prepared(app, request(head, head.payload()))
+        second_job = await prepared(app, request(other, other.payload()))
+        first = asyncio.ensure_future(appender.append(first_job))
+        await asyncio.sleep(0.3)
+        assert not first.done()  # lingering, nothing written yet
+        assert await conn.fetchval("SELECT count(*) FROM submissions") == 0
+        second = await asyncio.wait_for(appender.append(second_job), timeout=10)
+        assert (await first).status_code == 201
+        assert second.status_code == 201
+        assert (appender.batches, appender.largest) == (1, 2)  # the two together
+    assert await conn.fetchval("SELECT count(*) FROM submissions") == 2
+
+
+async def test_a_full_batch_does_not_linger(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person], other: Signer
+) -> None:
+    """A queue that already fills a batch has no company to wait for."""
+    head = await register_key(conn, people["district_head"])
+    lingering = msgspec.structs.replace(settings, ingest_linger_ms=1000.0, ingest_batch_max=2)
+    async with served(lingering) as (app, _):
+        appender: Appender = app.state.appender
+        jobs = [
+            await prepared(app, request(head, head.payload())),
+            await prepared(app, request(other, other.payload())),
+        ]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(appender.append(job) for job in jobs)), timeout=10
+        )
+        assert loop.time() - started < 0.9  # not held for the 1 s linger
+        assert [a.status_code for a in answers] == [201, 201]
+        assert (appender.batches, appender.largest) == (1, 2)
+
+
+async def test_a_lingering_request_is_written_when_the_server_stops(
+    settings: Settings, conn: asyncpg.Connection, people: dict[str, Person]
+) -> None:
+    """Shutting down does not wait out a linger, nor drop what lingers."""
+    head = await register_key(conn, people["district_head"])
+    lingering = msgspec.structs.replace(settings, ingest_linger_ms=1000.0)
+    async with served(lingering) as (app, _):
+        appender: Appender = app.state.appender
+        pending = asyncio.ensure_future(
+            appender.append(await prepared(app, request(head, head.payload())))
+        )
+        await asyncio.sleep(0)  # queued
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await appender.close()
+        assert loop.time() - started < 0.9
+        assert (await pending).status_code == 201
+    assert await conn.fetchval("SELECT count(*) FROM submissions") == 1
 
 
 async def test_refusals_come_in_the_order_one_transaction_each_gives_them(
@@ -578,18 +646,18 @@ async def test_a_wake_up_that_has_passed_does_not_stop_the_next(settings: Settin
     appender = Appender(cast(asyncpg.Pool, None), settings, None, batch_max=4, in_flight=2)
     loop = asyncio.get_running_loop()
     wake = appender._wake
-    appender._overlap_at(loop, loop.time() + 0.01)
+    appender._look_at(loop, loop.time() + 0.01)
     await asyncio.wait_for(wake.wait(), timeout=2)
     wake.clear()
-    appender._overlap_at(loop, loop.time() + 0.05)
+    appender._look_at(loop, loop.time() + 0.05)
     await asyncio.wait_for(wake.wait(), timeout=2)
     wake.clear()
-    appender._overlap_at(loop, loop.time() + 30)  # a later look does not replace an
-    appender._overlap_at(loop, loop.time() + 0.05)  # earlier one, nor the other way round
+    appender._look_at(loop, loop.time() + 30)  # a later look does not replace an
+    appender._look_at(loop, loop.time() + 0.05)  # earlier one, nor the other way round
     await asyncio.wait_for(wake.wait(), timeout=2)
     wake.clear()
     for _ in range(3):  # shorter than uvloop's millisecond clock, one after the other
-        appender._overlap_at(loop, loop.time() + 0.0001)
+        appender._look_at(loop, loop.time() + 0.0001)
         await asyncio.wait_for(wake.wait(), timeout=2)
         wake.clear()
 
@@ -613,7 +681,9 @@ async def test_reports_queued_when_the_appender_fails_are_answered(
     """A bug that stops the appender's loop answers what waits in its queue (500) and
     refuses later reports (503), instead of leaving requests open for ever."""
     head = await register_key(conn, people["district_head"])
-    patient = msgspec.structs.replace(settings, ingest_overlap_after_ms=60_000.0)
+    patient = msgspec.structs.replace(
+        settings, ingest_overlap_after_ms=60_000.0, ingest_linger_ms=0.0
+    )
     async with served(patient) as (app, _):
         appender: Appender = app.state.appender
         await first_batch_taking(app, conn, head, 1.0)  # so the next two are held back
@@ -623,7 +693,7 @@ async def test_reports_queued_when_the_appender_fails_are_answered(
         def broken(*_: object) -> None:
             raise RuntimeError("a bug")
 
-        monkeypatch.setattr(appender, "_overlap_at", broken)
+        monkeypatch.setattr(appender, "_look_at", broken)
         async with holding_palembang(conn):
             blocked = asyncio.ensure_future(appender.append(blocked_job))
             await lock_waiters(conn, 1)  # its batch is being written, waiting on the head
