@@ -72,7 +72,7 @@ class _Connection(asyncio.Protocol):
     def __init__(
         self,
         schedule: _Closed | _Offered,
-        results: list[tuple[float, int]],
+        results: list[tuple[float, int, float]],
         done: asyncio.Future[None],
     ) -> None:
         self._schedule = schedule
@@ -111,7 +111,8 @@ class _Connection(asyncio.Protocol):
             return
         if end < 0 or end > len(self._buffer):
             return
-        self._results.append((time.perf_counter() - self._intended, status))
+        now = time.perf_counter()
+        self._results.append((now - self._intended, status, now))
         self._waiting = False
         del self._buffer[:end]
         self._schedule.ready(self)
@@ -221,7 +222,7 @@ class _Offered:
 
 
 async def _connection(
-    host: str, port: int, schedule: _Closed | _Offered, results: list[tuple[float, int]]
+    host: str, port: int, schedule: _Closed | _Offered, results: list[tuple[float, int, float]]
 ) -> None:
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
@@ -234,7 +235,7 @@ async def run(spec: dict) -> dict:
     if host not in LOOPBACK:
         raise SystemExit("load goes to loopback only")
     requests = [base64.b64decode(r) for r in spec["requests"]]
-    results: list[tuple[float, int]] = []
+    results: list[tuple[float, int, float]] = []
     limit = float(spec.get("max_seconds", 120))
     deadline = time.monotonic() + limit
     rate, connections = spec.get("rate"), int(spec["concurrency"])
@@ -260,6 +261,8 @@ async def run(spec: dict) -> dict:
         # Its own CPU while it sent and read: what it took from the server's cores.
         "cpu_s": time.process_time() - cpu_started,
         "latencies_s": [r[0] for r in results],
+        # When each was answered, from the start: where the slow ones fell in the run.
+        "done_s": [r[2] - started for r in results],
         "statuses": [r[1] for r in results],
     }
 

@@ -38,7 +38,7 @@ from api.auth.tokens import KeyRing, ensure_server_key
 from api.ledger import entry_hash
 from api.settings import settings_from_env
 from api.submission_views import created_response
-from bench import bare, cpu, dataset
+from bench import bare, cpu, dataset, disk, tails
 from db import appends
 from db.areas import load_areas
 from db.embedded import EmbeddedPostgres
@@ -74,6 +74,8 @@ class Mode:
         self.offered_seconds = 1.0 if quick else 3.0
         # The rate at which the API and the bare route are also offered reports in turns.
         self.turns_rate = 100 if quick else 1000
+        # The disk probe (``bench.disk``) at the start, before ingest and at the end.
+        self.disk_probe_seconds = 0.5 if quick else 5.0
 
 
 def free_port() -> int:
@@ -132,11 +134,13 @@ def drive(
     out.unlink()
     latencies = sorted(result["latencies_s"])
     bad = [s for s in result["statuses"] if s >= 400]
+    slow_share = tails.slow_in_worst_span(result["latencies_s"], result["done_s"])
     return {
         "load_cpu_s": result["cpu_s"],
         "rps": len(latencies) / result["elapsed_s"],
         "p50_ms": percentile(latencies, 50) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,
+        "slow_in_worst_half_s": slow_share,
         "n": len(latencies),
         "errors": len(bad),
         "statuses": sorted(set(result["statuses"])),
@@ -172,7 +176,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Median, min and max of the rates and latencies over the runs; the CPU per
     request of all the runs together."""
     out: dict[str, Any] = {"runs": len(runs)}
-    for key in ("rps", "p50_ms", "p99_ms", "rows_per_s"):
+    for key in ("rps", "p50_ms", "p99_ms", "rows_per_s", "slow_in_worst_half_s"):
         values = [r[key] for r in runs if key in r]
         if values:
             out[key] = {
@@ -697,6 +701,46 @@ def _await_ready(
     raise RuntimeError("the server did not become ready; see " + str(log))
 
 
+def disk_lines(probes: dict[str, dict[str, float]]) -> list[str]:
+    """The disk probe's readings (``bench.disk``), a line and a blank one; none if absent."""
+    if not probes:
+        return []
+    readings = "; ".join(
+        f"{when} p50 {p['p50_ms']} / p99 {p['p99_ms']} / max {p['max_ms']} ms, "
+        f"{p['over_50ms']} of {p['writes']} over 50 ms"
+        for when, p in probes.items()
+    )
+    return [
+        "Disk probe (an 8 KiB write and fdatasync every 10 ms, as a commit waits for; "
+        f"`bench/disk.py`): {readings}.",
+        "",
+    ]
+
+
+def tail_lines(figures: dict[str, Any]) -> list[str]:
+    """Per ingest figure, the share of its slowest 1% answered within one half-second
+    (``bench.tails``): near 1, its p99 was one stall, not queueing."""
+    shares = {
+        name: fig["slow_in_worst_half_s"]
+        for name, fig in figures.items()
+        if isinstance(fig, dict) and "slow_in_worst_half_s" in fig and "ingest" in name
+    }
+    if not shares:
+        return []
+    lines = [
+        "",
+        "Where each ingest figure's slowest 1% fell: the share of them answered within the "
+        "half-second that held the most (median [min-max] over the runs; near 1, the p99 "
+        "was one stall of the machine; a few hundredths, spread over the run).",
+        "",
+        "| figure | slowest 1% within one half-second |",
+        "|---|---|",
+    ]
+    for name, share in shares.items():
+        lines.append(f"| {name} | {share['median']} [{share['min']}-{share['max']}] |")
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"# Benchmark ({result['mode']}) — {result['finished_at']}",
@@ -708,6 +752,7 @@ def markdown(result: dict[str, Any]) -> str:
         + ", ".join(f"{k} {v}" for k, v in result["machine"].get("speed_probe_us", {}).items())
         + ".",
         "",
+        *disk_lines(result["machine"].get("disk_probe", {})),
         "| figure | concurrency | req/s (median [min-max]) | p50 ms | p99 ms | failed |",
         "|---|---|---|---|---|---|",
     ]
@@ -757,6 +802,7 @@ def markdown(result: dict[str, Any]) -> str:
                 f"| {name} | {' | '.join(shown)} | {total:.0f} | {alone} | "
                 f"{'' if stolen is None else f'{stolen:.0f}'} |"
             )
+    lines += tail_lines(result["figures"])
     lines += ["", "| ratio | value |", "|---|---|"]
     for name, value in result["figures"].get("ratios", {}).items():
         lines.append(f"| {name} | {value} |")
@@ -774,6 +820,7 @@ async def main_async(args: argparse.Namespace) -> int:
     probe_at_start = cpu.speed_probe_us()
     base = Path(tempfile.mkdtemp(prefix="kinerja-bench-", dir="/tmp"))
     base.chmod(0o755)
+    disk_probe = {"start": disk.fsync_probe(base, mode.disk_probe_seconds)}
     cluster = EmbeddedPostgres(base / "data")
     dsn = cluster.start()
     server = None
@@ -796,6 +843,7 @@ async def main_async(args: argparse.Namespace) -> int:
         speed = {"start": probe_at_start}
         bench.warm_ingest(bench.port)
         speed["before_ingest"] = cpu.speed_probe_us()
+        disk_probe["before_ingest"] = disk.fsync_probe(base, mode.disk_probe_seconds)
         bench.repeated("ingest_signed_c64", lambda: bench.ingest_requests(mode.ingest_requests), 64)
         bench.repeated(
             "ingest_signed_c8", lambda: bench.ingest_requests(mode.ingest_requests // 3), 8
@@ -940,6 +988,10 @@ async def main_async(args: argparse.Namespace) -> int:
                 "server_workers": workers,
                 "load": "bench/load.py, a separate process, raw HTTP/1.1 keep-alive on loopback",
                 "speed_probe_us": {**speed, "end": cpu.speed_probe_us()},
+                "disk_probe": {
+                    **disk_probe,
+                    "end": disk.fsync_probe(base, mode.disk_probe_seconds),
+                },
             },
             "figures": figures,
         }

@@ -58,6 +58,11 @@ async def test_a_closed_loop_sends_each_request_when_the_last_is_answered() -> N
     gaps = [b - a for a, b in pairwise(arrivals)]
     assert min(gaps) >= 0.019
     assert min(out["latencies_s"]) >= 0.02
+    # When each was answered, from the start, in the order they were: 20 ms apart.
+    done = out["done_s"]
+    assert len(done) == 10 and done == sorted(done)
+    assert done[0] >= 0.02 and done[-1] - done[0] >= 9 * 0.019
+    assert done[-1] <= out["elapsed_s"]
 
 
 async def test_an_open_loop_releases_requests_at_the_rate_however_slow_the_server() -> None:

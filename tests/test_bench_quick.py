@@ -40,11 +40,22 @@ def test_quick_benchmark_writes_its_file(tmp_path: Path) -> None:
     assert set(probe) == {"start", "before_ingest", "end"}
     assert all(v > 0 for v in probe.values()), probe
     assert "Speed probe (one Ed25519 verification" in out.with_suffix(".md").read_text()
+    # How long a durable write took meanwhile (bench.disk), at the same three moments.
+    disk = result["machine"]["disk_probe"]
+    assert set(disk) == {"start", "before_ingest", "end"}
+    assert all(d["writes"] >= 1 and d["max_ms"] > 0 for d in disk.values()), disk
+    assert "Disk probe (an 8 KiB write and fdatasync" in out.with_suffix(".md").read_text()
     # Offered at a fixed rate (an open loop): every report answered, the rate recorded.
     offered = figures["ingest_signed_offered_100"]
     assert offered["offered_rps"] == 100
     assert offered["p99_ms"]["median"] > 0
     assert "64, 100/s offered" in out.with_suffix(".md").read_text()
+    # Where its slowest 1% fell (bench.tails): a share of them, in the table of shares.
+    assert 0 < offered["slow_in_worst_half_s"]["median"] <= 1
+    assert (
+        "| ingest_signed_offered_100 | "
+        in out.with_suffix(".md").read_text().split("slowest 1% within one half-second")[1]
+    )
     # CPU per request, by who spent it (bench.cpu): the load generator reports its own;
     # the server and PostgreSQL are read from /proc, charged by the tick.
     for name in ("ingest_signed_c64", "bare_jws_insert_c64_in_turns"):
