@@ -50,11 +50,16 @@ class AppenderClosed(ApiError):
     title = "The service is shutting down"
 
 
+#: A wait shorter than this is no wait: uvloop's clock counts milliseconds, and a timer
+#: due within one fires at once, so the loop would look again and again until it passed.
+_CLOCK_S = 0.0005
+
+
 @dataclass(eq=False, slots=True)
 class _Pending:
     job: Prepared
     future: asyncio.Future[SubmitResult]
-    #: When it was queued (loop time).
+    #: When it was queued (loop time): the linger counts from it.
     at: float
 
 
@@ -411,17 +416,16 @@ class Appender:
                 if self._running and not self._closing:
                     wait = min(2 * self._usual_s, self._overlap_after_s)
                     due = max(self._running.values()) + wait
-                    if loop.time() < due:  # look again then, or when a batch ends
+                    if due - loop.time() > _CLOCK_S:  # look again then, or when a batch ends
                         self._look_at(loop, due)
                         break
                 elif (
-                    self._linger_s > 0
-                    and not self._closing
-                    and len(self._queue) < self._batch_max
-                    and loop.time() < self._queue[0].at + self._linger_s
+                    self._linger_s > 0 and not self._closing and len(self._queue) < self._batch_max
                 ):
-                    self._look_at(loop, self._queue[0].at + self._linger_s)
-                    break
+                    due = self._queue[0].at + self._linger_s
+                    if due - loop.time() > _CLOCK_S:  # look again then, or when one arrives
+                        self._look_at(loop, due)
+                        break
                 taken = self._queue[: self._batch_max]
                 del self._queue[: self._batch_max]
                 batch = [p for p in taken if not p.future.done()]  # cancelled: never sent

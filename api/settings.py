@@ -113,9 +113,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Another batch starts beside one being written only once that one has taken twice
     # as long as batches recently took, and at most this long (0: at once).
     ingest_overlap_after_ms: Annotated[float, msgspec.Meta(ge=0, le=60_000)] = 50.0
-    # With nothing being written, a lone request waits this long for others to share its
-    # batch (0: it starts at once).
-    ingest_linger_ms: Annotated[float, msgspec.Meta(ge=0, le=1000)] = 3.0
+    # With nothing being written, the first request queued waits this long for others to
+    # share its batch, unless they already fill one (0: it starts at once).
+    ingest_linger_ms: Annotated[float, msgspec.Meta(ge=0, le=60_000)] = 3.0
     # Answer POST /v1/submissions in its own lane, outside Litestar's routing and
     # middleware chain (same checks and answers, less CPU); false: through Litestar.
     submission_lane: bool = True

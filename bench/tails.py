@@ -33,12 +33,12 @@ def worst_span(
 
 def p99_outside(
     latencies: list[float], done_s: list[float], start: float, span_s: float = SPAN_S
-) -> float:
+) -> float | None:
     """The p99 (seconds) of the requests answered outside ``[start, start + span_s]``
-    (nan if none is)."""
+    (None if none is)."""
     rest = sorted(
         lat for lat, t in zip(latencies, done_s, strict=True) if not start <= t <= start + span_s
     )
     if not rest:
-        return float("nan")
+        return None
     return rest[min(len(rest) - 1, round(0.99 * (len(rest) - 1)))]

@@ -43,7 +43,7 @@ def test_quick_benchmark_writes_its_file(tmp_path: Path) -> None:
     # How long a durable write took meanwhile (bench.disk), at the same three moments.
     disk = result["machine"]["disk_probe"]
     assert set(disk) == {"start", "before_ingest", "end"}
-    assert all(d["writes"] >= 1 and d["max_ms"] > 0 for d in disk.values()), disk
+    assert all(d["writes"] >= 1 and d["max_ms"] >= d["p50_ms"] >= 0 for d in disk.values())
     assert "Disk probe (an 8 KiB write and fdatasync" in out.with_suffix(".md").read_text()
     # Offered at a fixed rate (an open loop): every report answered, the rate recorded.
     offered = figures["ingest_signed_offered_100"]
@@ -51,7 +51,6 @@ def test_quick_benchmark_writes_its_file(tmp_path: Path) -> None:
     assert offered["p99_ms"]["median"] > 0
     assert "64, 100/s offered" in out.with_suffix(".md").read_text()
     # Whether its p99 was one stall (bench.tails), in a table of its own.
-    assert 0 < offered["slow_in_worst_half_s"]["median"] <= 1
     assert offered["p99_outside_worst_half_s_ms"]["median"] > 0
     table = out.with_suffix(".md").read_text().split("| p99 ms outside it |")[1]
     assert "| ingest_signed_offered_100 | " in table

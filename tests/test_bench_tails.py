@@ -3,7 +3,6 @@ probe (``bench.disk``)."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from bench import disk, tails
@@ -55,13 +54,13 @@ def test_the_p99_outside_the_worst_half_second_leaves_the_stall_out() -> None:
 
 
 def test_nothing_outside_is_no_p99() -> None:
-    assert math.isnan(tails.p99_outside([0.1, 0.2], [0.0, 0.1], 0.0))
+    assert tails.p99_outside([0.1, 0.2], [0.0, 0.1], 0.0) is None
 
 
 def test_the_disk_probe_writes_and_leaves_nothing(tmp_path: Path) -> None:
     probe = disk.fsync_probe(tmp_path, seconds=0.05, pace_s=0.0)
     assert probe["writes"] >= 1
-    assert 0 < probe["p50_ms"] <= probe["p99_ms"] <= probe["max_ms"]
+    assert 0 <= probe["p50_ms"] <= probe["p99_ms"] <= probe["max_ms"]
     assert 0 <= probe["over_50ms"] <= probe["writes"]
     assert list(tmp_path.iterdir()) == []
 
