@@ -282,14 +282,14 @@ def _read_cost(body_len: int, chunk: int, future: asyncio.Future[None]) -> float
     pieces = [answer[i : i + chunk] for i in range(0, len(answer), chunk)]
     best = float("inf")
     for _ in range(3):
-        results: list[tuple[float, int]] = []
+        results: list[tuple[float, int, float]] = []
         conn = load._Connection(Schedule(), results, future)  # type: ignore[arg-type]
         conn._transport = Transport()  # type: ignore[assignment]
         started = time.perf_counter()
         for piece in pieces:
             conn.data_received(piece)
         best = min(best, time.perf_counter() - started)
-        assert [s for _, s in results] == [200]
+        assert [r[1] for r in results] == [200]
     return best
 
 
