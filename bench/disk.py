@@ -10,6 +10,8 @@ import os
 import time
 from pathlib import Path
 
+from bench.tails import percentile
+
 #: The size of each write: one WAL page.
 PAGE = 8192
 #: The pages the probe's file has, written and synced before timing and then rewritten
@@ -42,11 +44,10 @@ def fsync_probe(directory: Path, seconds: float = 5.0, pace_s: float = 0.01) -> 
         os.close(fd)
         path.unlink(missing_ok=True)
     took.sort()
-    n = len(took)
     return {
-        "writes": n,
-        "p50_ms": round(took[round(0.5 * (n - 1))], 3),
-        "p99_ms": round(took[round(0.99 * (n - 1))], 3),
+        "writes": len(took),
+        "p50_ms": round(percentile(took, 50), 3),
+        "p99_ms": round(percentile(took, 99), 3),
         "max_ms": round(took[-1], 3),
         "over_50ms": sum(t > STALL_MS for t in took),
     }

@@ -39,6 +39,7 @@ from api.ledger import entry_hash
 from api.settings import settings_from_env
 from api.submission_views import created_response
 from bench import bare, cpu, dataset, disk, tails
+from bench.tails import percentile
 from db import appends
 from db.areas import load_areas
 from db.embedded import EmbeddedPostgres
@@ -148,13 +149,6 @@ def drive(
         "errors": len(bad),
         "statuses": sorted(set(result["statuses"])),
     }
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    index = min(len(sorted_values) - 1, max(0, round(p / 100 * (len(sorted_values) - 1))))
-    return sorted_values[index]
 
 
 #: What ``Bench.drive`` adds to a run where the server is known (``bench.cpu``).

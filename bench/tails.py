@@ -16,6 +16,14 @@ from bisect import bisect_right
 SPAN_S = 0.5
 
 
+def percentile(sorted_values: list[float], p: float) -> float:
+    """The nearest-rank ``p``-th percentile of values already sorted (nan for none)."""
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(p / 100 * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
 def worst_span(
     latencies: list[float], done_s: list[float], span_s: float = SPAN_S
 ) -> tuple[float, float]:
@@ -39,6 +47,4 @@ def p99_outside(
     rest = sorted(
         lat for lat, t in zip(latencies, done_s, strict=True) if not start <= t <= start + span_s
     )
-    if not rest:
-        return None
-    return rest[min(len(rest) - 1, round(0.99 * (len(rest) - 1)))]
+    return percentile(rest, 99) if rest else None
