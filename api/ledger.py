@@ -276,7 +276,9 @@ async def verify_district(conn: asyncpg.Connection, district_code: str) -> Ledge
         entries += 1
         try:
             if entry.seq != expected_seq:
-                raise _Broken("seq_gap", f"expected seq {expected_seq}, found {entry.seq}")
+                raise _Broken(
+                    "seq_gap", f"expected seq {expected_seq}, found {entry.seq} (id {entry.id})"
+                )
             if entry.prev_hash != prev:
                 raise _Broken("prev_hash_mismatch", "prev_hash is not the previous entry's hash")
             if not entry.jws.isascii():  # every JWS received is: it was changed

@@ -22,6 +22,7 @@ from litestar import Request
 from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin, SwaggerRenderPlugin
 
 from api.schemas.identity import TokenRequest
+from api.schemas.patterns import VISIBLE_TEXT
 from api.schemas.scorecards import DistrictScorecard, ProvinceScorecard, Ranking
 from api.schemas.submissions import SubmissionPayload
 from api.settings import Settings
@@ -267,7 +268,7 @@ def _submissions(schema: dict[str, Any], settings: Settings) -> None:
         review["if"] = {"properties": {"decision": {"const": "return"}}}
         review["then"] = {
             "required": ["reason"],
-            "properties": {"reason": {"type": "string", "pattern": r"\S"}},
+            "properties": {"reason": {"type": "string", "pattern": VISIBLE_TEXT}},
         }
     submit = paths.get("/v1/submissions", {}).get("post")
     if submit is None:

@@ -106,7 +106,8 @@ def is_late(as_of: date, received_at: datetime, deadline_day: int) -> bool:
 
 
 def check_times(payload: SubmissionPayload, now: datetime, settings: Settings) -> None:
-    """``iat`` within [now - max age, now + skew]; ``as_of`` not after today in Indonesia."""
+    """``iat`` within [now - max age, now + skew]; ``as_of`` not after today in Indonesia,
+    nor after the day of ``iat`` there."""
     check_iat(
         payload.iat,
         now,
@@ -126,6 +127,15 @@ def check_times(payload: SubmissionPayload, now: datetime, settings: Settings) -
         raise FutureAsOf(
             "The as-of date is after today.",
             extra={"as_of": payload.as_of.isoformat(), "today": today.isoformat()},
+        )
+    # Nor after the day it was signed: counts as of a day still to come when the district
+    # head signed them are not counts they could vouch for (an outbox's report, sent days
+    # later, keeps the date it was signed with).
+    signed = datetime.fromtimestamp(payload.iat, WIT).date()
+    if payload.as_of > signed:
+        raise FutureAsOf(
+            "The as-of date is after the day the report was signed.",
+            extra={"as_of": payload.as_of.isoformat(), "signed": signed.isoformat()},
         )
 
 

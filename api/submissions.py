@@ -13,6 +13,7 @@ and the shapes the API answers with in ``api.submission_views``.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 import uuid
@@ -30,6 +31,7 @@ from api.auth.middleware import still_admitted
 from api.auth.principal import Principal
 from api.errors import ApiError, Forbidden, NotFound, Unprocessable
 from api.ledger import entry_hash
+from api.schemas.patterns import shows_text
 from api.schemas.submissions import (
     ReviewIn,
     ReviewOut,
@@ -99,7 +101,26 @@ def _decode(raw: bytes) -> tuple[SubmissionPayload, dict[str, Any]]:
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         # msgspec raises the last two for bytes that are not UTF-8 in a string and for
         # very deep nesting.
-        raise InvalidSubmission("The JWS payload is not JSON.") from None
+        raise InvalidSubmission(_unreadable(raw)) from None
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(name)
+
+
+def _unreadable(raw: bytes) -> str:
+    """Why a payload msgspec refused is unreadable. It refuses a lone surrogate escape
+    (``"\\ud800"``), which is JSON but no text, saying the input was truncated; Python's
+    decoder takes one (and, told to refuse them, nothing else msgspec refuses: NaN and
+    Infinity), and so tells the two apart (on refused payloads only)."""
+    try:
+        json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return "The JWS payload is not JSON."
+    return (
+        "The JWS payload escapes half of a surrogate pair (\\ud800-\\udfff alone), "
+        "which is no character; sign it again with the text as it is."
+    )
 
 
 async def _check_submitter(
@@ -474,7 +495,8 @@ async def review(
     if row is None:  # deleted meanwhile, behind the API
         raise NotFound("No such submission.")
     authz.not_own_submission(caller, row.submitter_id)
-    reason = (data.reason or "").strip() or None  # blanks say nothing
+    # Blanks say nothing, nor does a zero-width space that str.strip keeps.
+    reason = data.reason.strip() if data.reason is not None and shows_text(data.reason) else None
     if data.decision == "return" and not reason:
         raise Unprocessable(
             "Returning a submission needs a reason the district can act on.",
@@ -488,7 +510,8 @@ async def review(
     allowed_from, new_status = _TRANSITIONS[data.decision]
     if row.status not in allowed_from:
         raise ReviewNotAllowed(
-            f"A {row.status} submission cannot be given the decision {data.decision!r}.",
+            f"{'An' if row.status[0] in 'aeiou' else 'A'} {row.status} submission "
+            f"cannot be given the decision {data.decision!r}.",
             extra={"current_status": row.status},
         )
     await sub_db.set_status(conn, row.id, new_status)

@@ -107,6 +107,10 @@ async def test_bad_signatures_store_nothing(
         f"{b64(json.dumps(statement).encode())}."
     )
     tampered_parts = head.statement(agreement, "second").split(".")
+    # Signed properly, over a header that also names where to fetch a key.
+    jku_header = {"alg": "EdDSA", "kid": head.kid, "typ": SIGNATURE_TYP, "jku": "https://k.example"}
+    jku_input = f"{b64(json.dumps(jku_header).encode())}.{tampered_parts[1]}"
+    with_jku = f"{jku_input}.{b64(head.private.sign(jku_input.encode()))}"
     tampered_parts[1] = b64(json.dumps({**statement, "party": "first"}).encode())
     cases: dict[str, tuple[str, dict[str, str], int]] = {
         "another document": (head.statement(agreement, "second", sha256="0" * 64), me, 422),
@@ -133,6 +137,7 @@ async def test_bad_signatures_store_nothing(
         "HS256": (hs256, me, 422),
         "tampered": (".".join(tampered_parts), me, 422),
         "not a JWS": ("hello", me, 422),
+        "a key location in the header": (with_jku, me, 422),
         # Not a party, though the agreement is visible to them (their own district).
         "division head": (
             other.statement(agreement, "second"),
@@ -150,6 +155,8 @@ async def test_bad_signatures_store_nothing(
         response = await client.post(url, json={"jws": jws}, headers=headers)
         assert response.status_code == status, (name, response.text)
         assert response.headers["content-type"].startswith("application/problem+json"), name
+        if name == "a key location in the header":  # refused for it, not for another reason
+            assert response.json()["members"] == ["jku"], response.text
     # A revoked key.
     await conn.execute("UPDATE signing_keys SET revoked_at = now() WHERE kid = $1", head.kid)
     revoked = await client.post(url, json={"jws": head.statement(agreement, "second")}, headers=me)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -183,7 +184,9 @@ async def test_a_report_accepted_under_a_longer_iat_window_still_verifies(
         pool_max_size=4,
     )
     async with served(two_weeks) as (app, http):
-        made = await post(app, http, head, head.sign(now=time.time() - 10 * DAY))
+        ten_days_ago = time.time() - 10 * DAY
+        as_signed = datetime.fromtimestamp(ten_days_ago, UTC).date()  # the day it was signed
+        made = await post(app, http, head, head.sign(now=ten_days_ago, as_of=as_signed))
         assert made.status_code == 201, made.text
     default = settings_from_env({}, database_url=database_url, environment="test")
     async with served(default) as (app, http):

@@ -83,9 +83,10 @@ def test_iat_exactly_five_minutes_ahead_and_exactly_the_window_old_are_taken(
     check_times(payload_at(stamp + 300, day), now, settings)  # exactly 5 minutes ahead
     with pytest.raises(IatInFuture):
         check_times(payload_at(stamp + 301, day), now, settings)
-    check_times(payload_at(stamp - 7 * 24 * 3600, day), now, settings)  # exactly 7 days
+    week_ago = day - timedelta(days=7)  # the day an outbox report a week old was signed
+    check_times(payload_at(stamp - 7 * 24 * 3600, week_ago), now, settings)  # exactly 7 days
     with pytest.raises(IatTooOld):
-        check_times(payload_at(stamp - 7 * 24 * 3600 - 1, day), now, settings)
+        check_times(payload_at(stamp - 7 * 24 * 3600 - 1, week_ago), now, settings)
 
 
 async def test_a_longer_configured_window_lets_an_older_outbox_report_through(
@@ -128,6 +129,24 @@ def test_as_of_today_in_wit_is_taken_while_it_is_still_yesterday_in_utc(
     before = datetime(2026, 5, 31, 14, 59, 59, tzinfo=UTC)
     with pytest.raises(FutureAsOf):
         check_times(payload_at(int(before.timestamp()), date(2026, 6, 1)), before, settings)
+
+
+def test_as_of_may_be_the_day_of_signing_in_wit_but_not_a_day_after(
+    settings: Settings,
+) -> None:
+    """Counts as of a day that had not come when they were signed are not counts the
+    district head vouched for, however late the report arrives."""
+    now = datetime(2026, 6, 5, 3, 0, tzinfo=UTC)
+    # Signed at 15:30 UTC on 31 May: already 1 June in Papua (WIT).
+    signed = int(datetime(2026, 5, 31, 15, 30, tzinfo=UTC).timestamp())
+    check_times(payload_at(signed, date(2026, 6, 1)), now, settings)
+    with pytest.raises(FutureAsOf) as refused:
+        check_times(payload_at(signed, date(2026, 6, 2)), now, settings)
+    assert refused.value.extra == {"as_of": "2026-06-02", "signed": "2026-06-01"}
+    # One second before midnight WIT it was still 31 May everywhere in Indonesia.
+    earlier = int(datetime(2026, 5, 31, 14, 59, 59, tzinfo=UTC).timestamp())
+    with pytest.raises(FutureAsOf):
+        check_times(payload_at(earlier, date(2026, 6, 1)), now, settings)
 
 
 # -- item 1: the algorithm is pinned to the key's type ---------------------------------

@@ -328,6 +328,24 @@ async def test_a_return_without_a_reason_is_documented_as_valid(
     )
 
 
+async def test_a_return_reason_that_shows_nothing_is_refused_by_document_and_server(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    head: Signer,
+    people: dict[str, Person],
+) -> None:
+    """The document's rule for a return's reason is the server's: something visible, so
+    a zero-width space or a byte-order mark is no reason to either."""
+    made = await submit(client, app, head)
+    doc = await openapi(client)
+    schema = body_schema(doc, REVIEW, "post")
+    for reason in ("\u200b", " \ufeff "):
+        assert violations(doc, schema, {"decision": "return", "reason": reason}), reason
+        response = await review(client, app, people["province_head"], made["id"], "return", reason)
+        assert response.status_code == 422, response.text
+    assert not violations(doc, schema, {"decision": "return", "reason": "Angka KIA salah"})
+
+
 async def test_submission_body_size_limit_is_not_in_the_document(
     client: AsyncTestClient[Litestar],
     app: Litestar,

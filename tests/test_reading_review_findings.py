@@ -265,3 +265,43 @@ async def test_every_json_body_naming_a_member_twice_is_refused(
     assert response.headers["content-type"] == "application/problem+json"
     assert "twice" in response.json()["detail"]
     assert await conn.fetchval("SELECT count(*) FROM users") == users_before
+
+
+@pytest.mark.parametrize("reason", ["\u200b", "\u2060\ufeff", "\u00ad", "\x01", " \u200b\u3164 "])
+async def test_a_return_whose_reason_shows_nothing_is_refused_and_changes_nothing(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+    reason: str,
+) -> None:
+    """A return is final and its reason is what the district acts on: zero-width, format
+    and control characters (which ``str.strip`` keeps) are no reason. It was 201."""
+    signer = await register_key(conn, people["district_head"])
+    made = await submit(client, app, signer)
+    response = await client.post(
+        f"/v1/submissions/{made['id']}/review",
+        json={"decision": "return", "reason": reason},
+        headers=bearer(app, people["province_head"]),
+    )
+    assert response.status_code == 422, response.text[:300]
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["field"] == "reason"
+    assert await conn.fetchval("SELECT count(*) FROM submission_reviews") == 0
+    assert await conn.fetchval("SELECT status FROM submissions") == "received"
+
+
+async def test_a_refused_decision_names_the_status_with_its_article(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    signer = await register_key(conn, people["district_head"])
+    made = await submit(client, app, signer)
+    url = f"/v1/submissions/{made['id']}/review"
+    headers = bearer(app, people["province_head"])
+    assert (await client.post(url, json={"decision": "accept"}, headers=headers)).status_code == 201
+    again = await client.post(url, json={"decision": "accept"}, headers=headers)
+    assert again.status_code == 409, again.text
+    assert again.json()["detail"].startswith("An accepted submission cannot"), again.text

@@ -379,6 +379,29 @@ def with_header(extra: dict[str, Any]) -> Callable[[World], Awaitable[Any]]:
     return build
 
 
+def with_raw_header(make: Callable[[str], bytes]) -> Callable[[World], Awaitable[Any]]:
+    """Signed properly over the header bytes ``make`` writes for the signer's kid."""
+
+    async def build(world: World) -> tuple[Person, bytes, str]:
+        header = b64(make(world.signer.kid))
+        signing_input = f"{header}.{segment(world.signer.payload())}"
+        signature = world.signer.key.sign(signing_input.encode())
+        return world.signer.person, f"{signing_input}.{b64(signature)}".encode(), JOSE
+
+    return build
+
+
+def _alg_twice(kid: str) -> bytes:
+    # A decoder keeping the first member reads alg "none".
+    return f'{{"alg":"none","alg":"EdDSA","kid":"{kid}","typ":"{SUBMISSION_TYP}"}}'.encode()
+
+
+async def signed_before_as_of(world: World) -> tuple[Person, bytes, str]:
+    # Signed three days ago (inside the iat window), for counts as of today.
+    payload = build_payload("16.71", today(), VALUES, now=time.time() - 3 * 24 * 3600)
+    return world.signer.person, sign_submission(payload, *_sk(world.signer)).encode(), JOSE
+
+
 ATTACKS = [
     Attack("tampered payload", tampered, 422, "invalid-signature"),
     Attack("another user's key", someone_elses_key, 422, "invalid-signature"),
@@ -405,6 +428,19 @@ ATTACKS = [
         "invalid-signature",
     ),
     Attack("b64 header", with_header({"b64": True}), 422, "invalid-signature"),
+    Attack("header member named twice", with_raw_header(_alg_twice), 422, "invalid-signature"),
+    Attack(
+        "key location in the header",
+        with_header({"jku": "https://keys.example/jwks.json"}),
+        422,
+        "invalid-signature",
+    ),
+    Attack(
+        "embedded key in the header",
+        with_header({"jwk": {"kty": "OKP", "crv": "Ed25519", "x": b64(bytes(32))}}),
+        422,
+        "invalid-signature",
+    ),
     Attack("JSON content type", content_type("application/json"), 415, "unsupported-media-type"),
     Attack("text content type", content_type("text/plain"), 415, "unsupported-media-type"),
     Attack(
@@ -423,6 +459,7 @@ ATTACKS = [
     ),
     Attack("province head submits", province_head_submits, 403, "forbidden"),
     Attack("as_of in the future", future_as_of, 422, "future-as-of"),
+    Attack("as_of after the day it was signed", signed_before_as_of, 422, "future-as-of"),
     Attack(
         "negative numerator",
         with_value(
@@ -715,3 +752,21 @@ async def test_the_body_limit_for_reports_is_the_configured_one(
     assert too_big.status_code == 413, too_big.text
     assert too_big.headers["content-type"].startswith("application/problem+json")
     assert await conn.fetchval("SELECT count(*) FROM submissions") == 1
+
+
+async def test_a_lone_surrogate_in_the_payload_is_named_rather_than_called_not_json(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """``"\\ud800"`` is JSON but no text: refused (PostgreSQL could not keep it), and
+    said so. It was "not JSON", from msgspec's "Input data was truncated"."""
+    signer = await register_key(conn, people["district_head"])
+    raw = json.dumps(signer.payload(note="x")).replace('"note": "x"', '"note": "\\ud800"')
+    assert "\\ud800" in raw
+    response = await post_jws(client, app, signer.person, signer.sign_raw(raw.encode()))
+    assert response.status_code == 422, response.text
+    assert problem_slug(response) == "invalid-submission"
+    assert "surrogate" in response.json()["detail"], response.text
+    assert await conn.fetchval("SELECT count(*) FROM submissions") == 0

@@ -59,7 +59,11 @@ class JwsBodyOperation(Operation):
     def __post_init__(self) -> None:
         self.request_body = RequestBody(
             required=True,
-            description="Compact JWS (typ kinerja-submission+jwt) signed with your registered key.",
+            description=(
+                "Compact JWS signed with your registered key. Its protected header holds "
+                "alg (EdDSA or ES256, as the key), typ kinerja-submission+jwt and kid, "
+                "each once and nothing else."
+            ),
             content={
                 JOSE_MEDIA_TYPE: OpenAPIMediaType(
                     schema=Schema(

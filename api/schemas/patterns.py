@@ -9,14 +9,34 @@ reason digits are ``[0-9]``: Python's ``\\d`` also takes other scripts' digits.
 
 from __future__ import annotations
 
+import re
+
 
 def whole(body: str) -> str:
     """A pattern the entire value must match, without a trailing newline."""
     return rf"^(?:{body})(?!\n)$"
 
 
+#: Characters that show nothing, beside the spaces ``\s`` takes: controls, the soft
+#: hyphen, zero-width and joining marks, direction marks, fillers, variation selectors
+#: and the byte-order mark. Python's ``str.strip`` keeps these, so a reason of one
+#: zero-width space read as given.
+_SHOWS_NOTHING = (
+    r"\x01-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f"
+    r"\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0"
+)
+
 #: Text with something visible in it and no NUL (PostgreSQL text cannot hold one): a
-#: name or note of spaces alone names nothing. Written to match in linear time: the
+#: name or reason of spaces or invisible characters alone names nothing. Written to
+#: match in linear time (the leading class and the visible one share no character): the
 #: obvious ``^[^\x00]*[^\x00\s][^\x00]*$`` backtracks quadratically on a long text
 #: ending in a NUL (16 ms of CPU for 2,000 characters).
-VISIBLE_TEXT = r"^\s*[^\x00\s][^\x00]*$"
+VISIBLE_TEXT = rf"^[\s{_SHOWS_NOTHING}]*[^\x00\s{_SHOWS_NOTHING}][^\x00]*$"
+
+
+_VISIBLE = re.compile(VISIBLE_TEXT)
+
+
+def shows_text(text: str) -> bool:
+    """Whether ``text`` passes ``VISIBLE_TEXT``, for a text a schema lets through blank."""
+    return _VISIBLE.search(text) is not None
