@@ -69,6 +69,7 @@ def review_out(row: sub_db.ReviewRow, status: sub_db.Status | None = None) -> Re
         id=row.id,
         submission_id=row.submission_id,
         reviewer_id=row.reviewer_id,
+        reviewer_name=row.reviewer_name,
         reviewer_role=row.reviewer_role,
         decision=row.decision,
         reason=row.reason,

@@ -65,6 +65,9 @@ class ReviewRow(msgspec.Struct, frozen=True, kw_only=True):
     id: UUID
     submission_id: UUID
     reviewer_id: UUID
+    #: The reviewer's full name as it now stands (the id is the record; the name is
+    #: for the district reading it, who may not look users up).
+    reviewer_name: str
     reviewer_role: str
     decision: Literal["accept", "return"]
     reason: str | None
@@ -415,9 +418,15 @@ async def insert_review(
 ) -> ReviewRow:
     row = await conn.fetchrow(
         """
-        INSERT INTO submission_reviews (submission_id, reviewer_id, reviewer_role, decision, reason)
-        VALUES ($1, $2, $3, $4, $5)
-        RETURNING id, submission_id, reviewer_id, reviewer_role, decision, reason, created_at
+        WITH made AS (
+            INSERT INTO submission_reviews
+                (submission_id, reviewer_id, reviewer_role, decision, reason)
+            VALUES ($1, $2, $3, $4, $5)
+            RETURNING id, submission_id, reviewer_id, reviewer_role, decision, reason,
+                      created_at
+        )
+        SELECT made.*, u.full_name AS reviewer_name
+        FROM made JOIN users u ON u.id = made.reviewer_id
         """,
         submission_id,
         reviewer_id,
@@ -431,8 +440,10 @@ async def insert_review(
 
 async def reviews_of(conn: asyncpg.Connection, submission_id: UUID) -> list[ReviewRow]:
     rows = await conn.fetch(
-        "SELECT id, submission_id, reviewer_id, reviewer_role, decision, reason, created_at "
-        "FROM submission_reviews WHERE submission_id = $1 ORDER BY created_at, id",
+        "SELECT r.id, r.submission_id, r.reviewer_id, u.full_name AS reviewer_name, "
+        "r.reviewer_role, r.decision, r.reason, r.created_at "
+        "FROM submission_reviews r JOIN users u ON u.id = r.reviewer_id "
+        "WHERE r.submission_id = $1 ORDER BY r.created_at, r.id",
         submission_id,
     )
     return [msgspec.convert(dict(r), ReviewRow) for r in rows]

@@ -68,6 +68,13 @@ async def test_accept_then_return_and_the_submitter_reads_why(
         ("return", "Denominator salah", "province_monitor"),
     ]
     assert body["reviews"][1]["reviewer_id"] == str(people["province_monitor"].id)
+    # Who, by name too: the district head may not look users up (GET /v1/users/{id} 403).
+    names = await conn.fetch(
+        "SELECT full_name FROM users WHERE id = ANY($1::uuid[]) ORDER BY role",
+        [people["province_head"].id, people["province_monitor"].id],
+    )
+    assert [r["reviewer_name"] for r in body["reviews"]] == [n["full_name"] for n in names]
+    assert returned.json()["reviewer_name"] == names[1]["full_name"]
     assert body["reviews"][0]["created_at"] <= body["reviews"][1]["created_at"]
 
 

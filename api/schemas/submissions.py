@@ -134,6 +134,8 @@ class ReviewOut(msgspec.Struct, kw_only=True):
     id: UUID
     submission_id: UUID
     reviewer_id: UUID
+    #: The reviewer's full name as it now stands.
+    reviewer_name: str
     reviewer_role: str
     decision: Literal["accept", "return"]
     reason: str | None
@@ -198,6 +200,10 @@ class BrokenEntry(msgspec.Struct, kw_only=True):
 
 
 class LedgerReport(msgspec.Struct, kw_only=True):
+    """A district's ledger, checked. ``entries`` is how many the walk read: every entry,
+    or those up to the first broken one when the walk itself stopped there (a later
+    check, of supersessions, the head or the kept latest values, reads them all)."""
+
     district: str
     ok: bool
     entries: int
