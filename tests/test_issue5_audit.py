@@ -17,7 +17,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.errors import PROBLEM_BASE
-from api.schemas.submissions import SubmissionPayload
+from api.schemas.submissions import StoredPayload, SubmissionPayload
 from api.settings import Settings
 from api.submission_errors import FutureAsOf, IatInFuture, IatTooOld
 from api.submission_rules import check_times, is_late
@@ -147,6 +147,21 @@ def test_as_of_may_be_the_day_of_signing_in_wit_but_not_a_day_after(
     earlier = int(datetime(2026, 5, 31, 14, 59, 59, tzinfo=UTC).timestamp())
     with pytest.raises(FutureAsOf):
         check_times(payload_at(earlier, date(2026, 6, 1)), now, settings)
+
+
+def test_a_correction_reason_taken_before_the_visible_rule_still_reads_as_stored() -> None:
+    """Intake refuses a correction whose reason shows nothing; the ledger check reads a
+    stored report under the rule it was accepted with, so one taken before is not
+    called tampered with (``payload_mismatch``)."""
+    raw = build_payload("16.71", date(2026, 1, 31), VALUES, now=time.time())
+    raw["supersedes"] = {"id": "00000000-0000-0000-0000-000000000001", "reason": "\u200b"}
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert(raw, SubmissionPayload)
+    stored = msgspec.convert(raw, StoredPayload)
+    assert stored.supersedes is not None and stored.supersedes.reason == "\u200b"
+    raw["supersedes"]["reason"] = " "
+    with pytest.raises(msgspec.ValidationError):  # blanks were refused then too
+        msgspec.convert(raw, StoredPayload)
 
 
 # -- item 1: the algorithm is pinned to the key's type ---------------------------------

@@ -94,11 +94,21 @@ class StoredValue(ValueIn, forbid_unknown_fields=True, kw_only=True):
     stated_pct: Annotated[float, msgspec.Meta(ge=0)] | None = None
 
 
+class StoredSupersedes(SupersedesIn, forbid_unknown_fields=True, kw_only=True):
+    """A correction's reason as accepted before zero-width and control characters stopped
+    counting as visible (the pattern ``VISIBLE_TEXT`` had then)."""
+
+    reason: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=2000, pattern=r"^\s*[^\x00\s][^\x00]*$")
+    ]
+
+
 class StoredPayload(SubmissionPayload, forbid_unknown_fields=True, kw_only=True):
     """The signed claims of a stored report, as the ledger check reads them: a tighter
     input rule must not turn a report accepted before it into a "tampered" entry."""
 
     values: Annotated[dict[IndicatorCode, StoredValue], msgspec.Meta(min_length=1, max_length=50)]
+    supersedes: StoredSupersedes | None = None
 
 
 class ValueOut(msgspec.Struct, kw_only=True):
