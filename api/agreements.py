@@ -37,6 +37,7 @@ from api.schemas.agreements import (
     TargetOut,
 )
 from api.schemas.agreements import Amendment as AmendmentOut
+from api.schemas.patterns import in_words
 from api.settings import Settings
 from api.signatures import SignatureError, check_iat, repeats_a_member, verify_signed_by
 from db import agreements as agreement_db
@@ -525,7 +526,9 @@ async def sign(
     try:
         payload = msgspec.json.decode(verified.payload, type=SignaturePayload)
     except msgspec.DecodeError as exc:
-        raise SignatureError(f"The signed payload is not a signature statement: {exc}") from None
+        raise SignatureError(
+            f"The signed payload is not a signature statement: {in_words(str(exc))}"
+        ) from None
     except (UnicodeDecodeError, RecursionError):  # msgspec: not UTF-8 / nested too deep
         raise SignatureError("The signed payload is not a JSON signature statement.") from None
     if repeats_a_member(verified.payload):

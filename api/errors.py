@@ -17,6 +17,8 @@ import msgspec
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException
 
+from api.schemas.patterns import in_words
+
 log = logging.getLogger("kinerja.errors")
 
 #: Base of every problem ``type``; the part after it never changes once published.
@@ -192,7 +194,8 @@ def _missing_parameter(detail: str) -> list[dict[str, str]] | None:
 
 
 def _readable(errors: Any) -> Any:
-    """Litestar's validation errors, with a missing or empty body said in plain words."""
+    """Litestar's validation errors, with a missing or empty body and the patterns a
+    value failed said in plain words."""
     if not isinstance(errors, list):
         return errors
     return [
@@ -201,6 +204,8 @@ def _readable(errors: Any) -> Any:
         and e.get("source") == "body"
         and e.get("key") == "data"
         and e.get("message") in NO_BODY
+        else {**e, "message": in_words(e["message"])}
+        if isinstance(e, dict) and isinstance(e.get("message"), str)
         else e
         for e in errors
     ]

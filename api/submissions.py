@@ -31,7 +31,7 @@ from api.auth.middleware import still_admitted
 from api.auth.principal import Principal
 from api.errors import ApiError, Forbidden, NotFound, Unprocessable
 from api.ledger import entry_hash
-from api.schemas.patterns import shows_text
+from api.schemas.patterns import in_words, shows_text
 from api.schemas.submissions import (
     ReviewIn,
     ReviewOut,
@@ -97,7 +97,7 @@ def _decode(raw: bytes) -> tuple[SubmissionPayload, dict[str, Any]]:
             )
         return msgspec.convert(signed, SubmissionPayload), signed
     except msgspec.ValidationError as exc:
-        raise InvalidSubmission(f"The payload is not valid: {exc}") from None
+        raise InvalidSubmission(f"The payload is not valid: {in_words(str(exc))}") from None
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         # msgspec raises the last two for bytes that are not UTF-8 in a string and for
         # very deep nesting.

@@ -427,6 +427,11 @@ async def test_a_trailing_newline_does_not_pass_for_a_username_or_code(
         headers=bearer(app, people["province_head"]),
     )
     assert created.status_code == 400, created.text
+    # Said in words, not as the pattern ("Expected `str` matching regex '^(?:[A-Za-z...").
+    messages = [e["message"] for e in created.json()["errors"]]
+    assert messages == [
+        "Expected a username of 3 to 64 letters, digits, dots, _, @ or - - at `$.username`"
+    ], messages
     division = await client.post(
         "/v1/districts/16.71/divisions",
         json={"code": "pias\n", "name": "Lain"},

@@ -770,3 +770,24 @@ async def test_a_lone_surrogate_in_the_payload_is_named_rather_than_called_not_j
     assert problem_slug(response) == "invalid-submission"
     assert "surrogate" in response.json()["detail"], response.text
     assert await conn.fetchval("SELECT count(*) FROM submissions") == 0
+
+
+async def test_a_pattern_the_payload_fails_is_said_in_words(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+) -> None:
+    """A district head reads "Expected a district code such as 16.71", not the regular
+    expression behind it."""
+    signer = await register_key(conn, people["district_head"])
+    payload = signer.payload()
+    payload["district"] = "1671"
+    response = await post_jws(client, app, signer.person, signer.sign_raw(payload))
+    assert response.status_code == 422, response.text
+    assert problem_slug(response) == "invalid-submission"
+    detail = response.json()["detail"]
+    assert detail == (
+        "The payload is not valid: Expected a district code such as 16.71 - at `$.district`"
+    ), detail
+    assert await conn.fetchval("SELECT count(*) FROM submissions") == 0

@@ -9,7 +9,7 @@ from uuid import UUID
 import msgspec
 
 from api.schemas.identity import AreaCode
-from api.schemas.patterns import VISIBLE_TEXT, whole
+from api.schemas.patterns import NO_NUL, VISIBLE_TEXT, described, whole
 
 Level = Literal["national_province", "province_district", "district_division"]
 Status = Literal["draft", "signed_by_second", "active", "superseded", "closed"]
@@ -20,9 +20,16 @@ Year = Annotated[int, msgspec.Meta(ge=YEAR_MIN, le=YEAR_MAX)]
 #: Targets are positive: achievement divides by them (a zero target has no achievement).
 #: Targets are stored with two decimals: anything below 0.01 would be stored as 0.
 Percent = Annotated[float, msgspec.Meta(ge=0.01, le=1000)]
-Code = Annotated[str, msgspec.Meta(pattern=whole(r"[a-z][a-z0-9_]{1,31}"))]
+Code = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=described(
+            whole(r"[a-z][a-z0-9_]{1,31}"),
+            "a code of 2 to 32 lower-case letters, digits and _, starting with a letter",
+        )
+    ),
+]
 #: PostgreSQL text cannot hold NUL: refuse it here (400) rather than at the INSERT (500).
-_NO_NUL = r"^[^\x00]*$"
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=VISIBLE_TEXT)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=VISIBLE_TEXT)]
 
@@ -37,10 +44,10 @@ class IndicatorCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     polarity: Literal["higher", "lower"]
     numerator_definition: Name
     denominator_definition: Name
-    unit: Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=_NO_NUL)] = "percent"
+    unit: Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=NO_NUL)] = "percent"
     # numeric(6, 2): anything below 0.01 would be stored as 0.
     cap: Annotated[float, msgspec.Meta(ge=0.01, le=1000)] = 120.0
-    age_band: Annotated[str, msgspec.Meta(max_length=64, pattern=_NO_NUL)] | None = None
+    age_band: Annotated[str, msgspec.Meta(max_length=64, pattern=NO_NUL)] | None = None
 
 
 class Indicator(msgspec.Struct, kw_only=True):
@@ -184,7 +191,9 @@ class SignatureIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class SignaturePayload(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     agreement_id: UUID
-    document_sha256: Annotated[str, msgspec.Meta(pattern=whole(r"[0-9a-f]{64}"))]
+    document_sha256: Annotated[
+        str, msgspec.Meta(pattern=described(whole(r"[0-9a-f]{64}"), "64 lower-case hex digits"))
+    ]
     party: Literal["first", "second"]
     iat: int
 

@@ -9,12 +9,28 @@ from uuid import UUID
 import msgspec
 
 from api.auth.principal import Role
-from api.schemas.patterns import VISIBLE_TEXT, whole
+from api.schemas.patterns import VISIBLE_TEXT, described, whole
 
-Username = Annotated[str, msgspec.Meta(pattern=whole(r"[A-Za-z0-9._@-]{3,64}"))]
+Username = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=described(
+            whole(r"[A-Za-z0-9._@-]{3,64}"),
+            "a username of 3 to 64 letters, digits, dots, _, @ or -",
+        )
+    ),
+]
 Password = Annotated[str, msgspec.Meta(min_length=10, max_length=256)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=VISIBLE_TEXT)]
-AreaCode = Annotated[str, msgspec.Meta(pattern=whole(r"ID|[0-9]{2}|[0-9]{2}\.[0-9]{2}"))]
+AreaCode = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=described(
+            whole(r"ID|[0-9]{2}|[0-9]{2}\.[0-9]{2}"),
+            "an area code: ID, a province such as 16 or a district such as 16.71",
+        )
+    ),
+]
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

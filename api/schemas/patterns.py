@@ -17,6 +17,26 @@ def whole(body: str) -> str:
     return rf"^(?:{body})(?!\n)$"
 
 
+#: What each pattern a caller may meet asks for, in words (``described``, ``in_words``).
+_WORDS: dict[str, str] = {}
+
+
+def described(pattern: str, words: str) -> str:
+    """``pattern``, remembered with what it asks for (``words`` completes "Expected ...")."""
+    _WORDS[pattern] = words
+    return pattern
+
+
+def in_words(message: str) -> str:
+    """A msgspec validation message with the patterns it quotes said in words: "Expected
+    `str` matching regex '^(?:[0-9]{2}\\.[0-9]{2})(?!\\n)$'" tells a district head little."""
+    if "matching regex" not in message:
+        return message
+    for pattern, words in _WORDS.items():
+        message = message.replace(f"`str` matching regex {pattern!r}", words)
+    return message
+
+
 #: Characters that show nothing, beside the spaces ``\s`` takes: controls, the soft
 #: hyphen, zero-width and joining marks, direction marks, fillers, variation selectors
 #: and the byte-order mark. Python's ``str.strip`` keeps these, so a reason of one
@@ -31,7 +51,13 @@ _SHOWS_NOTHING = (
 #: match in linear time (the leading class and the visible one share no character): the
 #: obvious ``^[^\x00]*[^\x00\s][^\x00]*$`` backtracks quadratically on a long text
 #: ending in a NUL (16 ms of CPU for 2,000 characters).
-VISIBLE_TEXT = rf"^[\s{_SHOWS_NOTHING}]*[^\x00\s{_SHOWS_NOTHING}][^\x00]*$"
+VISIBLE_TEXT = described(
+    rf"^[\s{_SHOWS_NOTHING}]*[^\x00\s{_SHOWS_NOTHING}][^\x00]*$",
+    "text with something visible in it (not only spaces, zero-width or control "
+    "characters) and no NUL",
+)
+#: Any text PostgreSQL can hold.
+NO_NUL = described(r"^[^\x00]*$", "text without a NUL character")
 
 
 _VISIBLE = re.compile(VISIBLE_TEXT)

@@ -12,14 +12,25 @@ from uuid import UUID
 
 import msgspec
 
-from api.schemas.patterns import VISIBLE_TEXT, whole
+from api.schemas.patterns import NO_NUL, VISIBLE_TEXT, described, whole
 
 #: Counts are stored as PostgreSQL bigint.
 BIGINT_MAX = 2**63 - 1
 Count = Annotated[int, msgspec.Meta(ge=0, le=BIGINT_MAX)]
 Population = Annotated[int, msgspec.Meta(gt=0, le=BIGINT_MAX)]
-DistrictCode = Annotated[str, msgspec.Meta(pattern=whole(r"[0-9]{2}\.[0-9]{2}"))]
-IndicatorCode = Annotated[str, msgspec.Meta(pattern=whole(r"[a-z][a-z0-9_]{0,62}"))]
+DistrictCode = Annotated[
+    str,
+    msgspec.Meta(pattern=described(whole(r"[0-9]{2}\.[0-9]{2}"), "a district code such as 16.71")),
+]
+IndicatorCode = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=described(
+            whole(r"[a-z][a-z0-9_]{0,62}"),
+            "an indicator code (lower-case letters, digits and _, such as ktp_el)",
+        )
+    ),
+]
 #: A stated figure, in the indicator's unit: a percent above 100 is real, and a daily
 #: rate runs into the thousands; not beyond a million (the bound also keeps it where
 #: PostgreSQL's jsonb gives back the very number signed: it writes a large float such as
@@ -83,7 +94,7 @@ class SubmissionPayload(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     as_of: date
     values: Annotated[dict[IndicatorCode, ValueIn], msgspec.Meta(min_length=1, max_length=50)]
     division: UUID | None = None
-    note: Annotated[str, msgspec.Meta(max_length=4000, pattern=r"^[^\x00]*$")] | None = None
+    note: Annotated[str, msgspec.Meta(max_length=4000, pattern=NO_NUL)] | None = None
     supersedes: SupersedesIn | None = None
 
 
@@ -135,9 +146,9 @@ class LedgerPosition(msgspec.Struct, kw_only=True):
 
 class ReviewIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     decision: Literal["accept", "return"]
-    reason: (
-        Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=r"^[^\x00]*$")] | None
-    ) = None
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=NO_NUL)] | None = (
+        None
+    )
 
 
 class ReviewOut(msgspec.Struct, kw_only=True):
