@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             "db": Provide(provide_connection),
         },
         middleware=[record_writes_middleware, auth_middleware, refuse_repeated_parameters],
-        plugins=[ProblemDetailsPlugin(problem_details_config())],
+        plugins=[ProblemDetailsPlugin(problem_details_config(settings.max_body_bytes))],
         lifespan=[lifespan_for(settings)],
         state=State(
             {

@@ -270,13 +270,22 @@ def _from_unexpected(exc: Exception) -> ProblemDetailsException:
     return _internal()
 
 
-def problem_details_config() -> ProblemDetailsConfig:
-    """Map every exception family to problem+json; the catch-all keeps 500s in shape."""
+def problem_details_config(max_body_bytes: int | None = None) -> ProblemDetailsConfig:
+    """Map every exception family to problem+json; the catch-all keeps 500s in shape.
+    A 413 names ``max_body_bytes``, the limit the body went over."""
+
+    def from_http_exception(exc: HTTPException) -> ProblemDetailsException:
+        problem = _from_http_exception(exc)
+        if problem.status_code == 413 and max_body_bytes is not None:
+            problem.detail = f"The request body is over the limit of {max_body_bytes} bytes."
+            problem.extra = {**(problem.extra or {}), "max_body_bytes": max_body_bytes}
+        return problem
+
     return ProblemDetailsConfig(
         enable_for_all_http_exceptions=False,
         exception_to_problem_detail_map={
             ApiError: _from_api_error,
-            HTTPException: _from_http_exception,
+            HTTPException: from_http_exception,
             asyncpg.IntegrityConstraintViolationError: _from_integrity_error,
             asyncpg.UntranslatableCharacterError: _from_bad_text,
             asyncpg.CharacterNotInRepertoireError: _from_bad_text,

@@ -138,7 +138,23 @@ async def test_oversize_body_is_problem_413(client: AsyncTestClient[Litestar]) -
         content=big,
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
-    assert_problem(response, 413, "payload-too-large")
+    body = assert_problem(response, 413, "payload-too-large")
+    # The limit is named, so a client's outbox knows what to cut (it said only "Request
+    # Entity Too Large").
+    assert body["max_body_bytes"] == 64 * 1024
+    assert body["detail"] == "The request body is over the limit of 65536 bytes."
+
+
+async def test_an_oversize_report_names_the_limit_too(
+    client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person]
+) -> None:
+    response = await client.post(
+        "/v1/submissions",
+        content=b"x" * (64 * 1024 + 1),
+        headers={**bearer(app, people["district_head"]), "Content-Type": "application/jose"},
+    )
+    body = assert_problem(response, 413, "payload-too-large")
+    assert body["max_body_bytes"] == 64 * 1024
 
 
 async def test_openapi_documents_security_schemes(client: AsyncTestClient[Litestar]) -> None:
