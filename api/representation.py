@@ -312,13 +312,20 @@ def rows_of(items: Sequence[Any], **extra: Any) -> list[dict[str, Any]]:
     return [{**extra, **_filled(msgspec.to_builtins(item), _blank(type(item)))} for item in items]
 
 
-def card_rows(indicators: Sequence[Any], composite: Any, **where: Any) -> list[dict[str, Any]]:
-    """A card's indicator rows, then its composite as a row of its own (``indicator``
-    "composite"): the CSV carries every headline number the JSON has."""
+def card_rows(
+    indicators: Sequence[Any], composite: Any, *, row_type: type[msgspec.Struct], **where: Any
+) -> list[dict[str, Any]]:
+    """A card's indicator rows (of ``row_type``), then its composite as a row of its own
+    (``indicator`` "composite"): the CSV carries every headline number the JSON has. The
+    composite row holds every column of an indicator row, empty, so the columns come in
+    the same order when it is a CSV's first row (a division head's card, without the
+    district office's rows, led with the composite's columns)."""
+    blank = {f.encode_name: None for f in msgspec.structs.fields(row_type)} | _blank(row_type)
     return [
         *rows_of(indicators, **where),
         {
             **where,
+            **blank,
             "indicator": "composite",
             "achievement_capped": composite.score,
             "band": composite.band,

@@ -755,3 +755,25 @@ async def test_a_report_reads_the_agreements_fingerprint_once(
         response = await client.get(url, params=PARAMS, headers=head)
         assert response.status_code == 200, response.text
         assert reads == [YEAR], url
+
+
+async def test_a_district_card_csv_has_one_column_order_whoever_reads_it(
+    client: AsyncTestClient[Litestar],
+    app: Litestar,
+    people: dict[str, Person],
+    world: dict[str, Any],
+) -> None:
+    """A division head's card has none of the district office's rows, so its CSV led with
+    the composite row's columns and every later column moved: a system reading columns
+    by position read other figures than for the province monitor."""
+    headers = {}
+    for who in ("province_monitor", "division_head"):
+        response = await client.get(
+            "/v1/scorecards/districts/16.71",
+            params={**PARAMS, "format": "csv"},
+            headers=bearer(app, people[who]),
+        )
+        assert response.status_code == 200, response.text
+        headers[who] = response.text.split("\r\n", 1)[0].split(",")
+    assert headers["division_head"] == headers["province_monitor"], headers
+    assert headers["province_monitor"][:4] == ["district", "division", "indicator", "status"]

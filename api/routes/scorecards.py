@@ -43,6 +43,7 @@ from api.routes.users import caller
 from api.schemas.scorecards import (
     Basis,
     DistrictScorecard,
+    IndicatorRow,
     ProvinceScorecard,
     Ranking,
     RankingRow,
@@ -172,11 +173,18 @@ class ScorecardController(Controller):
                 card = await district_card(db, ctx, district, only_division=only)
 
             def rows() -> list[dict[str, Any]]:
-                out = card_rows(card.indicators, card.composite, district=code, division=None)
+                out = card_rows(
+                    card.indicators,
+                    card.composite,
+                    row_type=IndicatorRow,
+                    district=code,
+                    division=None,
+                )
                 for division in card.divisions:
                     out += card_rows(
                         division.indicators,
                         division.composite,
+                        row_type=IndicatorRow,
                         district=code,
                         division=division.code,
                     )
