@@ -20,7 +20,7 @@ import msgspec
 from api import authz
 from api.agreement_document import SIGNATURE_TYP, canonical_document, document_sha256
 from api.auth.principal import Principal
-from api.errors import ApiError, Conflict, Forbidden, NotFound, Unprocessable
+from api.errors import ApiError, Conflict, Forbidden, NotFound, Unprocessable, with_article
 from api.schemas.agreements import (
     Agreement,
     AgreementCreate,
@@ -374,7 +374,7 @@ async def create(conn: asyncpg.Connection, caller: Principal, data: AgreementCre
     )
     if existing is not None:
         raise Conflict(
-            f"That office already has a {existing.status} agreement for {data.year}; "
+            f"That office already has {with_article(existing.status)} agreement for {data.year}; "
             "amend it instead.",
             extra={"agreement_id": str(existing.id)},
         )

@@ -58,6 +58,11 @@ class FixedProblem:
         await send({"type": "http.response.body", "body": self.body, "more_body": False})
 
 
+def with_article(word: str) -> str:
+    """``word`` after its indefinite article, for messages that name a role or status."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 class ApiError(Exception):
     """A client-visible failure with an HTTP status and a stable problem type."""
 
@@ -176,7 +181,12 @@ def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
 #: What Litestar says of a JSON body that is empty (the KeyError of its missing ``data``)
 #: or only whitespace (msgspec's message): neither tells the caller what to send.
 NO_BODY = {"'data'", "Input data was truncated"}
-NO_BODY_DETAIL = "The request body is empty or cut short: send a JSON document."
+#: msgspec says "truncated" of a lone surrogate escape ("\ud800") too, and the handler
+#: has no body to tell the two apart.
+NO_BODY_DETAIL = (
+    "The request body is empty or cut short, or escapes half of a surrogate pair "
+    "(\\ud800-\\udfff alone): send a whole JSON document."
+)
 #: Litestar's words when the body stream ends with a disconnect (Request.stream).
 _CLIENT_GONE = "client disconnected prematurely"
 

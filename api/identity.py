@@ -19,7 +19,15 @@ from api import authz
 from api.auth.passwords import DUMMY_HASH, hash_password, verify_password
 from api.auth.principal import Principal
 from api.auth.tokens import KeyRing
-from api.errors import ApiError, Conflict, Forbidden, NotFound, TooManyRequests, Unprocessable
+from api.errors import (
+    ApiError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unprocessable,
+    with_article,
+)
 from api.jwk import JwkError, parse_public_jwk
 from api.schemas.identity import (
     ServiceAccountCreate,
@@ -185,7 +193,8 @@ async def check_scope_fields(
     }.get(role)
     if expected and kind != expected:
         raise Unprocessable(
-            f"A {role} is bound to a {expected}, and {area_code} is a {kind}.",
+            f"{with_article(role).capitalize()} is bound to {with_article(expected)}, "
+            f"and {area_code} is {with_article(kind)}.",
             extra={"field": "area_code"},
         )
     if role == "division_head":
@@ -208,7 +217,7 @@ async def create_user(conn: asyncpg.Connection, caller: Principal, data: UserCre
     if data.role == "integration":
         raise Unprocessable("Service accounts are created at /v1/service-accounts.")
     if not await authz.user_manageable(conn, caller, role=data.role, area_code=data.area_code):
-        raise Forbidden(f"You may not create a {data.role} in {data.area_code}.")
+        raise Forbidden(f"You may not create {with_article(data.role)} in {data.area_code}.")
     await check_scope_fields(conn, data.role, data.area_code, data.division_id)
     if await user_db.username_taken(conn, data.username):
         raise Conflict(f"The username {data.username!r} is taken.", extra={"field": "username"})

@@ -79,7 +79,9 @@ async def replace(
                 )
             if code in placed:
                 raise Unprocessable(
-                    f"{code} is in both {placed[code]!r} and {region.name!r}.",
+                    f"{code} is listed twice in {region.name!r}."
+                    if placed[code] == region.name
+                    else f"{code} is in both {placed[code]!r} and {region.name!r}.",
                     extra={"district": code},
                 )
             placed[code] = region.name

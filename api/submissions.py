@@ -29,7 +29,7 @@ import msgspec
 from api import authz
 from api.auth.middleware import still_admitted
 from api.auth.principal import Principal
-from api.errors import ApiError, Forbidden, NotFound, Unprocessable
+from api.errors import ApiError, Forbidden, NotFound, Unprocessable, with_article
 from api.ledger import entry_hash
 from api.schemas.patterns import in_words, shows_text
 from api.schemas.submissions import (
@@ -510,8 +510,8 @@ async def review(
     allowed_from, new_status = _TRANSITIONS[data.decision]
     if row.status not in allowed_from:
         raise ReviewNotAllowed(
-            f"{'An' if row.status[0] in 'aeiou' else 'A'} {row.status} submission "
-            f"cannot be given the decision {data.decision!r}.",
+            f"{with_article(row.status).capitalize()} submission cannot be given the decision "
+            f"{data.decision!r}.",
             extra={"current_status": row.status},
         )
     await sub_db.set_status(conn, row.id, new_status)

@@ -1441,3 +1441,32 @@ async def test_percent_milestone_above_100_is_refused(
     )
     assert milestone.status_code == 422, milestone.text
     assert await conn.fetchval("SELECT count(*) FROM agreements") == 0
+
+
+@pytest.mark.parametrize(("field", "value"), [("unit", "   "), ("age_band", "\u200b")])
+async def test_an_indicator_unit_or_age_band_that_shows_nothing_is_refused(
+    client: Client,
+    app: Litestar,
+    conn: asyncpg.Connection,
+    people: dict[str, Person],
+    field: str,
+    value: str,
+) -> None:
+    """A blank unit names no unit in the catalogue or on a scorecard (it was 201)."""
+    before = await conn.fetchval("SELECT count(*) FROM indicators")
+    response = await client.post(
+        "/v1/indicators",
+        json={
+            "code": "blank_unit",
+            "name_id": "Satuan kosong",
+            "name_en": "Blank unit",
+            "polarity": "higher",
+            "numerator_definition": "a",
+            "denominator_definition": "b",
+            field: value,
+        },
+        headers=bearer(app, people["admin"]),
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert await conn.fetchval("SELECT count(*) FROM indicators") == before

@@ -16,7 +16,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from api.errors import PROBLEM_BASE
+from api.errors import NO_BODY_DETAIL, PROBLEM_BASE
 from api.observability import request_id_middleware
 from tests.agreement_helpers import palembang_draft
 from tests.people import Person, bearer
@@ -46,7 +46,7 @@ async def test_an_empty_json_body_is_named_as_such(
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
     said = [e["message"] for e in problem.get("errors", [])] or [problem["detail"]]
-    assert said == ["The request body is empty or cut short: send a JSON document."]
+    assert said == [NO_BODY_DETAIL]
 
 
 async def test_catalogue_lists_come_in_bounded_pages(
@@ -231,9 +231,7 @@ async def test_an_empty_token_request_is_named_as_such(client: AsyncTestClient[L
         "/v1/auth/token", content=b"", headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 400
-    assert response.json()["detail"] == (
-        "The request body is empty or cut short: send a JSON document."
-    )
+    assert response.json()["detail"] == (NO_BODY_DETAIL)
 
 
 @pytest.mark.parametrize("collection", ["/v1/users", "/v1/agreements", "/v1/submissions"])

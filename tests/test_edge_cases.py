@@ -641,3 +641,46 @@ def test_base64url_is_decoded_strictly() -> None:
     for text in refused:
         with pytest.raises(JwkError):
             b64url_decode(text)
+
+
+async def test_a_query_pattern_is_said_in_words_too(
+    client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person]
+) -> None:
+    """Query parameters validated by a pattern say what they want, as bodies do."""
+    listed = await client.get(
+        "/v1/submissions", params={"province": "1"}, headers=bearer(app, people["province_head"])
+    )
+    assert listed.status_code == 400, listed.text
+    assert [e["message"] for e in listed.json()["errors"]] == [
+        "Expected a province code such as 16"
+    ], listed.text
+    areas = await client.get("/v1/areas", params={"parent": "1"})
+    assert areas.status_code == 400, areas.text
+    assert "regex" not in areas.text and "such as 16.71" in areas.text, areas.text
+
+
+async def test_refusals_read_as_sentences(
+    client: AsyncTestClient[Litestar], app: Litestar, people: dict[str, Person]
+) -> None:
+    """A district named twice in one region is not "in both 'A' and 'A'"; an article
+    agrees with the role it stands before ("a admin")."""
+    region = await client.put(
+        "/v1/provinces/16/regions/2026",
+        json={"regions": [{"name": "Wilayah I", "districts": ["16.71", "16.71"]}]},
+        headers=bearer(app, people["province_head"]),
+    )
+    assert region.status_code == 422, region.text
+    assert region.json()["detail"] == "16.71 is listed twice in 'Wilayah I'.", region.text
+    admin = await client.post(
+        "/v1/users",
+        json={
+            "username": "calon_admin",
+            "password": "a-long-enough-password",
+            "role": "admin",
+            "area_code": "16",
+            "full_name": "Calon Admin",
+        },
+        headers=bearer(app, people["province_head"]),
+    )
+    assert admin.status_code == 403, admin.text
+    assert admin.json()["detail"] == "You may not create an admin in 16.", admin.text

@@ -12,12 +12,15 @@ from litestar.params import FromPath, QueryParameter
 
 from api.errors import NotFound
 from api.pagination import Page, page_bounds
-from api.schemas.patterns import whole
+from api.schemas.patterns import described, whole
 from api.settings import Settings
 from db import areas as area_db
 
 AREA_CODE_PATTERN = r"^(ID|\d{2}|\d{2}\.\d{2})$"
-_PARENT = whole(r"ID|[0-9]{2}(\.[0-9]{2})?")
+_PARENT = described(
+    whole(r"ID|[0-9]{2}(\.[0-9]{2})?"),
+    "an area code: ID, a province such as 16 or a district such as 16.71",
+)
 
 
 class AreaController(Controller):

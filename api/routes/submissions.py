@@ -32,7 +32,7 @@ from api.ingest import Appender
 from api.ledger import verify_district
 from api.pagination import PageOutOfRange
 from api.routes.users import caller
-from api.schemas.patterns import whole
+from api.schemas.patterns import described, whole
 from api.schemas.submissions import (
     Flag,
     LedgerReport,
@@ -49,7 +49,7 @@ from db.submissions import ListFilters
 
 #: Filters shaped as area codes are (a typo such as 16.7 is refused, not an empty page).
 _DISTRICT = whole(r"[0-9]{2}\.[0-9]{2}")
-_PROVINCE = whole("[0-9]{2}")
+_PROVINCE = described(whole("[0-9]{2}"), "a province code such as 16")
 
 
 @dataclass

@@ -9,7 +9,7 @@ from uuid import UUID
 import msgspec
 
 from api.schemas.identity import AreaCode
-from api.schemas.patterns import NO_NUL, VISIBLE_TEXT, described, whole
+from api.schemas.patterns import VISIBLE_TEXT, described, whole
 
 Level = Literal["national_province", "province_district", "district_division"]
 Status = Literal["draft", "signed_by_second", "active", "superseded", "closed"]
@@ -44,10 +44,13 @@ class IndicatorCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     polarity: Literal["higher", "lower"]
     numerator_definition: Name
     denominator_definition: Name
-    unit: Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=NO_NUL)] = "percent"
+    # Something visible, as a name: a unit or age band of spaces says nothing.
+    unit: Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=VISIBLE_TEXT)] = (
+        "percent"
+    )
     # numeric(6, 2): anything below 0.01 would be stored as 0.
     cap: Annotated[float, msgspec.Meta(ge=0.01, le=1000)] = 120.0
-    age_band: Annotated[str, msgspec.Meta(max_length=64, pattern=NO_NUL)] | None = None
+    age_band: Annotated[str, msgspec.Meta(max_length=64, pattern=VISIBLE_TEXT)] | None = None
 
 
 class Indicator(msgspec.Struct, kw_only=True):
