@@ -409,6 +409,8 @@ async def test_a_review_conflict_keeps_a_numeric_problem_status(
     assert again.status_code == 409
     assert again.json()["status"] == 409
     assert again.json()["current_status"] == "accepted"
+    # Its article agrees with the status ("A accepted submission ..." before).
+    assert again.json()["detail"].startswith("An accepted submission cannot"), again.text
 
 
 async def test_a_trailing_newline_does_not_pass_for_a_username_or_code(

@@ -289,19 +289,3 @@ async def test_a_return_whose_reason_shows_nothing_is_refused_and_changes_nothin
     assert response.json()["field"] == "reason"
     assert await conn.fetchval("SELECT count(*) FROM submission_reviews") == 0
     assert await conn.fetchval("SELECT status FROM submissions") == "received"
-
-
-async def test_a_refused_decision_names_the_status_with_its_article(
-    client: AsyncTestClient[Litestar],
-    app: Litestar,
-    conn: asyncpg.Connection,
-    people: dict[str, Person],
-) -> None:
-    signer = await register_key(conn, people["district_head"])
-    made = await submit(client, app, signer)
-    url = f"/v1/submissions/{made['id']}/review"
-    headers = bearer(app, people["province_head"])
-    assert (await client.post(url, json={"decision": "accept"}, headers=headers)).status_code == 201
-    again = await client.post(url, json={"decision": "accept"}, headers=headers)
-    assert again.status_code == 409, again.text
-    assert again.json()["detail"].startswith("An accepted submission cannot"), again.text
