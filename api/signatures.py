@@ -101,19 +101,21 @@ def _segment(segment: str, name: str) -> bytes:
         raise SignatureError(f"The JWS {name} is not base64url.") from None
 
 
-def _header_bytes(token: str) -> bytes:
-    return _segment(token.split(".", 1)[0], "header")
-
-
-def unverified_header(token: str) -> dict[str, Any]:
-    """The protected header, read to pick the key before anything is verified."""
+def _read_header(token: str) -> tuple[bytes, dict[str, Any]]:
+    """The protected header's bytes and what they decode to."""
+    raw = _segment(token.split(".", 1)[0], "header")
     try:
-        header = msgspec.json.decode(_header_bytes(token))
+        header = msgspec.json.decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         raise SignatureError("The JWS header is unreadable.") from None
     if not isinstance(header, dict):
         raise SignatureError("The JWS header is unreadable.")
-    return header
+    return raw, header
+
+
+def unverified_header(token: str) -> dict[str, Any]:
+    """The protected header, read to pick the key before anything is verified."""
+    return _read_header(token)[1]
 
 
 # A signature check per registered key, by kid: a kid is the RFC 7638 thumbprint of its
@@ -196,7 +198,7 @@ def checked_header(token: str, typ: str) -> tuple[dict[str, Any], str | None]:
     """The header of a compact JWS of the expected type and an allowed algorithm, and its kid."""
     if not isinstance(token, str) or token.count(".") != 2:
         raise SignatureError("Expected a compact JWS (header.payload.signature).")
-    header = unverified_header(token)
+    raw, header = _read_header(token)
     if not same_type(header.get("typ"), typ):
         raise SignatureError(f"The JWS typ must be {typ!r}.", extra={"typ": header.get("typ")})
     if header.get("alg") not in ("EdDSA", "ES256"):
@@ -206,7 +208,7 @@ def checked_header(token: str, typ: str) -> tuple[dict[str, Any], str | None]:
     # Refused as in a payload: a decoder keeping the first ``alg`` of
     # {"alg":"none","alg":"EdDSA"} reads another header than this one. Here, on intake,
     # not in ``unverified_header``: entries stored before the rule still verify.
-    if repeats_a_member(_header_bytes(token), header):
+    if repeats_a_member(raw, header):
         raise SignatureError("The JWS header names a member twice.")
     if others := sorted(header.keys() - _HEADER_MEMBERS):
         # As a body's unknown fields are: a key's location (jku, x5u, jwk) or anything
