@@ -104,17 +104,15 @@ async def write_out(conn: asyncpg.Connection) -> None:
     await asyncio.to_thread(os.sync)
 
 
-def drive(
+def load_run(
     port: int,
     requests: list[bytes],
     concurrency: int,
     workdir: Path,
     rate: float | None = None,
 ) -> dict[str, Any]:
-    """Run the load generator in its own process; return throughput and latencies. With
-    ``rate``, requests fall due at that rate over ``concurrency`` connections (an open
-    loop, latency timed from when each fell due); without, each connection sends its next
-    as soon as the last is answered."""
+    """Run the load generator in its own process; return what it recorded of each
+    request (``bench/load.py``: latencies, when each was answered, statuses)."""
     spec = workdir / f"spec-{uuid.uuid4().hex}.json"
     out = workdir / f"out-{uuid.uuid4().hex}.json"
     spec.write_text(
@@ -135,6 +133,21 @@ def drive(
     result = json.loads(out.read_text())
     spec.unlink()
     out.unlink()
+    return result
+
+
+def drive(
+    port: int,
+    requests: list[bytes],
+    concurrency: int,
+    workdir: Path,
+    rate: float | None = None,
+) -> dict[str, Any]:
+    """Run the load generator in its own process; return throughput and latencies. With
+    ``rate``, requests fall due at that rate over ``concurrency`` connections (an open
+    loop, latency timed from when each fell due); without, each connection sends its next
+    as soon as the last is answered."""
+    result = load_run(port, requests, concurrency, workdir, rate)
     latencies = sorted(result["latencies_s"])
     bad = [s for s in result["statuses"] if s >= 400]
     slow_share, worst_start = tails.worst_span(result["latencies_s"], result["done_s"])

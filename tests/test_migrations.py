@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import msgspec
 import pytest
 
+from bench import analyze_cost
 from db.migrate import MigrationError, load_migrations, migrate
 from db.pool import connect
 
@@ -77,3 +79,31 @@ async def test_new_migration_is_applied_after_existing_ones(empty_database_url: 
 def test_migration_files_are_numbered_without_gaps() -> None:
     versions = [m.version for m in load_migrations()]
     assert versions == list(range(1, len(versions) + 1))
+
+
+async def test_tables_ingest_grows_are_analyzed_from_a_bounded_sample(
+    conn: asyncpg.Connection,
+) -> None:
+    """Migration 0028: a column added later without a target would have ANALYZE sample
+    30,000 rows of these tables again (the default target, -1, is 100)."""
+    rows = await conn.fetch(
+        "SELECT c.relname, a.attname, a.attstattarget FROM pg_attribute a "
+        "JOIN pg_class c ON c.oid = a.attrelid "
+        "WHERE c.relname = ANY($1::text[]) AND c.relnamespace = 'public'::regnamespace "
+        "AND a.attnum > 0 AND NOT a.attisdropped",
+        list(analyze_cost.TABLES),
+    )
+    targets = {(r["relname"], r["attname"]): r["attstattarget"] for r in rows}
+    assert len({table for table, _ in targets}) == len(analyze_cost.TABLES)
+    assert {k: t for k, t in targets.items() if t not in (0, 10)} == {}
+    # The signed bytes and the payload are never filtered on: no statistics at all.
+    assert targets[("submissions", "jws")] == 0
+    assert targets[("submissions", "payload")] == 0
+    assert targets[("submissions", "district_code")] == 10
+    await conn.execute("ANALYZE submissions")
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM pg_stats WHERE tablename = 'submissions' AND attname = 'jws'"
+        )
+        == 0
+    )
