@@ -287,7 +287,7 @@ def _submissions(schema: dict[str, Any], settings: Settings) -> None:
     for parameter in submit.get("parameters", []):
         if parameter.get("in") == "header" and parameter.get("name") == "Idempotency-Key":
             key = _non_null(parameter.get("schema", {}))
-            key.update({"minLength": 1, "pattern": r"^[\x21-\x7e]{1,255}$"})
+            key.update({"minLength": 1, "maxLength": 255, "pattern": r"^[\x21-\x7e]{1,255}$"})
     created = submit["responses"].get("201")
     if created is not None:
         created["headers"] = {

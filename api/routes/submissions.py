@@ -141,9 +141,9 @@ class SubmissionController(Controller):
         self,
         request: Request[Any, Any, Any],
         body: RawBody,
-        idempotency_key: Annotated[
-            str | None, HeaderParameter(name="Idempotency-Key", max_length=255)
-        ] = None,
+        # No max_length: a longer key is refused by check_idempotency_key, as
+        # invalid-idempotency-key like any other bad key (the document says 255).
+        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
     ) -> ASGIResponse:
         """The body is the JWS made by ``client.signing``; flags mark, they never reject.
 
