@@ -267,7 +267,22 @@ async def test_every_json_body_naming_a_member_twice_is_refused(
     assert await conn.fetchval("SELECT count(*) FROM users") == users_before
 
 
-@pytest.mark.parametrize("reason", ["\u200b", "\u2060\ufeff", "\u00ad", "\x01", " \u200b\u3164 "])
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "\u200b",
+        "\u2060\ufeff",
+        "\u00ad",
+        "\x01",
+        " \u200b\u3164 ",
+        # Mongolian variation selectors, a braille blank, tag characters, a musical
+        # formatting control (found by the black-box review of 28 November).
+        "\u200b\u180c\u180b",
+        "\u2800",
+        "\U000e0001\U000e0020",
+        "\U0001d173",
+    ],
+)
 async def test_a_return_whose_reason_shows_nothing_is_refused_and_changes_nothing(
     client: AsyncTestClient[Litestar],
     app: Litestar,

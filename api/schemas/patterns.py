@@ -42,8 +42,12 @@ def in_words(message: str) -> str:
 #: and the byte-order mark. Python's ``str.strip`` keeps these, so a reason of one
 #: zero-width space read as given.
 _SHOWS_NOTHING = (
-    r"\x01-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f"
-    r"\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0"
+    r"\x01-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+    r"\u2028-\u202e\u2060-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb"
+    # Beyond the first plane: format controls (Egyptian, shorthand, musical), the tag
+    # characters and the supplementary variation selectors.
+    r"\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    r"\U000e0020-\U000e007f\U000e0100-\U000e01ef"
 )
 
 #: Text with something visible in it and no NUL (PostgreSQL text cannot hold one): a
