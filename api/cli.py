@@ -330,10 +330,11 @@ def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
         conn = await connect(dsn)
         try:
             if args.district:
-                area = await get_area(conn, args.district)
-                if area is None or area.kind != "district":
-                    return _fail(f"no district has the code {args.district!r}")
-                codes = [args.district]
+                codes = list(dict.fromkeys(args.district))  # in the order given, once each
+                for code in codes:
+                    area = await get_area(conn, code)
+                    if area is None or area.kind != "district":
+                        return _fail(f"no district has the code {code!r}")
             else:
                 codes = await ledger_db.districts_with_ledgers(conn)
             broken = 0
@@ -394,7 +395,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     which = verify.add_mutually_exclusive_group(required=True)
     which.add_argument("--all", action="store_true", help="every district with a ledger")
-    which.add_argument("--district", metavar="CODE", help="one district, e.g. 16.71")
+    which.add_argument(
+        "--district",
+        metavar="CODE",
+        action="append",
+        help="a district, e.g. 16.71 (repeat it for more)",
+    )
     verify.set_defaults(func=cmd_ledger_verify)
     return parser
 

@@ -130,9 +130,14 @@ def parse_public_jwk(jwk: object) -> PublicKey:
         raise JwkError(
             f"this is a private key (member {sorted(found)[0]!r}); register only the public key"
         )
+    kty, crv = jwk.get("kty"), jwk.get("crv")
+    # The key type first: an RSA key's members (n, e) are not what is wrong with it.
+    if kty == "RSA":
+        raise JwkError("RSA keys are not accepted; use Ed25519 (OKP) or P-256 (EC)")
+    if kty not in ("OKP", "EC"):
+        raise JwkError("kty must be 'OKP' (Ed25519) or 'EC' (P-256)")
     if unknown := set(jwk) - _ALLOWED:
         raise JwkError(f"unexpected JWK members: {', '.join(sorted(unknown))}")
-    kty, crv = jwk.get("kty"), jwk.get("crv")
     if kty == "OKP":
         if crv != "Ed25519":
             raise JwkError(f"OKP keys must use the Ed25519 curve, not {crv!r}")
@@ -148,7 +153,7 @@ def parse_public_jwk(jwk: object) -> PublicKey:
         key: Any = ed25519.Ed25519PublicKey.from_public_bytes(x)
         alg: SigningAlg = "EdDSA"
         canonical = {"kty": "OKP", "crv": "Ed25519", "x": jwk["x"]}
-    elif kty == "EC":
+    else:  # EC
         if crv != "P-256":
             raise JwkError(f"EC keys must use the P-256 curve, not {crv!r}")
         x, y = b64url_decode(jwk.get("x", "")), b64url_decode(jwk.get("y", ""))
@@ -162,10 +167,6 @@ def parse_public_jwk(jwk: object) -> PublicKey:
             raise JwkError("this public key's private key is publicly known; make a new key")
         alg = "ES256"
         canonical = {"kty": "EC", "crv": "P-256", "x": jwk["x"], "y": jwk["y"]}
-    elif kty == "RSA":
-        raise JwkError("RSA keys are not accepted; use Ed25519 (OKP) or P-256 (EC)")
-    else:
-        raise JwkError("kty must be 'OKP' (Ed25519) or 'EC' (P-256)")
     if "alg" in jwk and jwk["alg"] != alg:
         raise JwkError(f"alg {jwk['alg']!r} does not match the key type (expected {alg})")
     if "use" in jwk and jwk["use"] != "sig":

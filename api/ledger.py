@@ -21,7 +21,7 @@ equal the signed payload, as JSON (``payload_mismatch``); the stored values equa
 values and carry the entry's status (``values_mismatch``); the status is the one the
 entry's last review decided, or "received" if none did (``status_mismatch``: returning a
 report with SQL drops it from every ranking, with no record of who or why); an entry,
-and its values, are
+its values and its ``superseded`` flag are
 marked superseded by exactly the later entry whose signed ``supersedes`` names it
 (``superseded_mismatch``: a correction is only read after what it corrects, so this
 is settled as the walk goes on, and the earliest entry at fault is named); that the
@@ -218,8 +218,8 @@ def _check_values(entry: ChainEntry, claims: StoredPayload, stored_values: Any) 
 class _Supersessions:
     """Each entry's supersession mark, against the corrections signed later in the chain."""
 
-    #: (seq, id, the correction recorded, whether its values carry the same mark).
-    marks: list[tuple[int, UUID, UUID | None, bool]] = default(default_factory=list)
+    #: (seq, id, the correction recorded, what of it its values or flag say otherwise).
+    marks: list[tuple[int, UUID, UUID | None, str | None]] = default(default_factory=list)
     #: Corrected entry → the entry whose signed ``supersedes`` names it.
     corrected_by: dict[UUID, UUID] = default(default_factory=dict)
     read: set[UUID] = default(default_factory=set)
@@ -230,24 +230,33 @@ class _Supersessions:
             if entry.supersedes_id not in self.read:
                 raise _Broken("superseded_mismatch", "it supersedes no earlier entry of this chain")
             self.corrected_by[entry.supersedes_id] = entry.id
+        corrected = entry.superseded_by is not None
         marked = {value.get("superseded") for value in stored_values.values()}
-        agree = marked <= {entry.superseded_by is not None}
-        self.marks.append((entry.seq, entry.id, entry.superseded_by, agree))
+        disagree = None
+        if not marked <= {corrected}:
+            disagree = "its values are marked otherwise than the entry"
+        elif entry.flagged_superseded != corrected:
+            disagree = (
+                "a correction supersedes it, but it is not flagged superseded"
+                if corrected
+                else "it is flagged superseded, but nothing corrects it"
+            )
+        self.marks.append((entry.seq, entry.id, entry.superseded_by, disagree))
         self.read.add(entry.id)
 
     def first_wrong(self, *, whole: bool) -> tuple[int, UUID, str] | None:
         """The earliest entry marked otherwise than the corrections say; with the chain
         read only in part (``whole`` false), a mark naming an entry not read yet may
         still be right."""
-        for seq, entry_id, recorded, agree in self.marks:
+        for seq, entry_id, recorded, disagree in self.marks:
             signed = self.corrected_by.get(entry_id)
             if recorded != signed:
                 if signed is not None:
                     return seq, entry_id, f"entry {signed} corrects it, but it is not marked so"
                 if whole or recorded in self.read:
                     return seq, entry_id, f"marked superseded by {recorded}, which does not"
-            if not agree:
-                return seq, entry_id, "its values are marked otherwise than the entry"
+            if disagree is not None:
+                return seq, entry_id, disagree
         return None
 
 

@@ -85,8 +85,10 @@ def check_media_type(content_type: str | None) -> None:
 
 def check_idempotency_key(key: str) -> str:
     if not _IDEMPOTENCY_KEY.fullmatch(key):
+        # Header bytes arrive as Latin-1; a client sending UTF-8 sees its key as it wrote it.
+        shown = key[:300].encode("latin-1", "replace").decode("utf-8", "replace")
         raise InvalidIdempotencyKey(
-            "An Idempotency-Key is 1 to 255 visible ASCII characters.", extra={"key": key[:300]}
+            "An Idempotency-Key is 1 to 255 visible ASCII characters.", extra={"key": shown}
         )
     return key
 

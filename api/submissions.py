@@ -97,11 +97,50 @@ def _decode(raw: bytes) -> tuple[SubmissionPayload, dict[str, Any]]:
             )
         return msgspec.convert(signed, SubmissionPayload), signed
     except msgspec.ValidationError as exc:
-        raise InvalidSubmission(f"The payload is not valid: {in_words(str(exc))}") from None
+        message = str(exc)
+        if "`$[...]" in message and (path := _out_of_range_at(raw)) is not None:
+            message = f"{message.partition(' - at ')[0]} - at `{path}`"
+        raise InvalidSubmission(f"The payload is not valid: {in_words(message)}") from None
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         # msgspec raises the last two for bytes that are not UTF-8 in a string and for
         # very deep nesting.
         raise InvalidSubmission(_unreadable(raw)) from None
+
+
+class _TooBig:
+    """A number the payload holds that msgspec cannot (beyond a double or 64 bits)."""
+
+
+def _number(text: str, kind: type) -> object:
+    if kind is float:
+        return _TooBig() if float(text) in (float("inf"), float("-inf")) else 0
+    digits = text.lstrip("-")
+    return _TooBig() if len(digits) > 20 or not -(2**63) <= int(text) < 2**64 else 0
+
+
+def _out_of_range_at(raw: bytes) -> str | None:
+    """Where the number msgspec found out of range is, as ``$.values.kia.numerator``:
+    msgspec, decoding the payload before its shape is known, names each member
+    ``[...]``, which tells a district head nothing."""
+    try:
+        doc = json.loads(
+            raw,
+            parse_int=lambda t: _number(t, int),
+            parse_float=lambda t: _number(t, float),
+            parse_constant=_no_constant,
+        )
+    except (ValueError, RecursionError):
+        return None
+    stack: list[tuple[str, object]] = [("$", doc)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, _TooBig):
+            return path
+        if isinstance(node, dict):
+            stack += [(f"{path}.{k}", v) for k, v in reversed(node.items())]
+        elif isinstance(node, list):
+            stack += [(f"{path}[{i}]", v) for i, v in reversed(list(enumerate(node)))]
+    return None
 
 
 def _no_constant(name: str) -> None:
@@ -112,9 +151,17 @@ def _unreadable(raw: bytes) -> str:
     """Why a payload msgspec refused is unreadable. It refuses a lone surrogate escape
     (``"\\ud800"``), which is JSON but no text, saying the input was truncated; Python's
     decoder takes one (and, told to refuse them, nothing else msgspec refuses: NaN and
-    Infinity), and so tells the two apart (on refused payloads only)."""
+    Infinity), and so tells the two apart (on refused payloads only). Python's decoder
+    also takes UTF-16 and a byte order mark, which msgspec (and the format) refuse, so
+    the bytes are decoded as UTF-8 first and a BOM is named, as Windows tools write one."""
     try:
-        json.loads(raw, parse_constant=_no_constant)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "The JWS payload is not JSON in UTF-8."
+    if text.startswith("\ufeff"):
+        return "The JWS payload starts with a byte order mark: sign JSON in UTF-8 without one."
+    try:
+        json.loads(text, parse_constant=_no_constant)
     except (ValueError, RecursionError):
         return "The JWS payload is not JSON."
     return (

@@ -52,6 +52,8 @@ class ChainEntry(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     #: The correction recorded as superseding this entry, if any.
     superseded_by: UUID | None = None
+    #: Whether the entry's flags say superseded (listings filter on it).
+    flagged_superseded: bool = False
     #: The last review's decision (accept or return), None if never reviewed.
     decided: str | None = None
 
@@ -69,6 +71,7 @@ _CHAIN = """
 SELECT s.id, s.seq, s.prev_hash, s.hash, s.jws, s.payload::text AS payload, s.jti, s.iat,
        s.district_code, s.division_id, s.as_of, s.kid, s.submitter_id, s.received_at, s.note,
        s.supersedes_id, s.supersede_reason, s.superseded_by, s.status,
+       'superseded' = ANY(s.flags) AS flagged_superseded,
        coalesce((
            SELECT jsonb_object_agg(v.indicator_code, jsonb_build_object(
                'numerator', v.numerator, 'denominator', v.denominator,

@@ -206,16 +206,16 @@ async def served(settings: Settings) -> AsyncIterator[tuple[Litestar, httpx.Asyn
 
 
 async def verify_all_with_cli(
-    database_url: str, monkeypatch: Any, capsys: Any
+    database_url: str, monkeypatch: Any, capsys: Any, which: tuple[str, ...] = ("--all",)
 ) -> tuple[int, dict[str, bool], str]:
-    """``kinerja ledger verify --all`` as an auditor runs it: its exit code, each printed
-    district's ok, and what it wrote to stderr."""
+    """``kinerja ledger verify --all`` (or ``which``) as an auditor runs it: its exit
+    code, each printed district's ok, and what it wrote to stderr."""
     from api.cli import main
 
     monkeypatch.setenv("DATABASE_URL", database_url)
 
     def run() -> tuple[int, dict[str, bool], str]:
-        code = main(["ledger", "verify", "--all"])
+        code = main(["ledger", "verify", *which])
         out, err = capsys.readouterr()
         reports = [json.loads(line) for line in out.splitlines()]
         return code, {r["district"]: r["ok"] for r in reports}, err

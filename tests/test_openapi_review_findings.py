@@ -264,7 +264,8 @@ async def test_idempotency_key_shape_is_not_in_the_document(
     doc = await openapi(client)
     schema = parameter(doc, SUBMISSIONS, "post", "Idempotency-Key")
     accepted_by_doc_refused_by_server = []
-    for key in ("outbox 17", " lead", "tab\tkey", "k" * 256):
+    # Whitespace around a key is not part of it (RFC 9110 5.5): " lead" is "lead".
+    for key in ("outbox 17", "tab\tkey", "k" * 256):
         response = await post_jws(client, app, head.person, head.sign(), idempotency_key=key)
         assert response.status_code == 400, (key, response.text)
         assert problem_slug(response) == "invalid-idempotency-key"

@@ -406,6 +406,17 @@ SUPERSESSION_TAMPERS = {
         2,
         "its values are marked otherwise than the entry",
     ),
+    # Listings filter on the flag (?flag=superseded): found by the black-box review.
+    "a corrected entry's flag removed": (
+        "UPDATE submissions SET flags = array_remove(flags, 'superseded') WHERE seq = 1",
+        1,
+        "but it is not flagged superseded",
+    ),
+    "a good entry flagged superseded": (
+        "UPDATE submissions SET flags = flags || '{superseded}' WHERE seq = 2",
+        2,
+        "flagged superseded, but nothing corrects it",
+    ),
 }
 
 

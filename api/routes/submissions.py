@@ -62,13 +62,15 @@ class JwsBodyOperation(Operation):
             description=(
                 "Compact JWS signed with your registered key. Its protected header holds "
                 "alg (EdDSA or ES256, as the key), typ kinerja-submission+jwt and kid, "
-                "each once and nothing else."
+                "each once and nothing else. Whitespace around it (the newline a file "
+                "sent as it is ends in) is not part of the JWS: it is dropped before "
+                "the JWS is checked, hashed into the ledger and kept."
             ),
             content={
                 JOSE_MEDIA_TYPE: OpenAPIMediaType(
                     schema=Schema(
                         type=OpenAPIType.STRING,
-                        pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$",
+                        pattern=r"^\s*[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\s*$",
                     )
                 )
             },
@@ -112,7 +114,10 @@ async def answer_submission(
     idempotency_key: str | None,
 ) -> Answer:
     """Check, store and answer one signed submission: the route's work, shared with the
-    submission lane."""
+    submission lane. Whitespace around the Idempotency-Key is not part of it (RFC 9110
+    5.5); the HTTP parser drops the leading part only."""
+    if idempotency_key is not None:
+        idempotency_key = idempotency_key.strip(" \t")
     result = await appender.receive(
         principal, body, content_type=content_type, idempotency_key=idempotency_key
     )

@@ -9,7 +9,7 @@ from uuid import UUID
 import msgspec
 
 from api.auth.principal import Role
-from api.schemas.patterns import VISIBLE_TEXT, described, whole
+from api.schemas.patterns import NO_NUL, VISIBLE_TEXT, described, whole
 
 Username = Annotated[
     str,
@@ -97,7 +97,7 @@ class ServiceAccountCreated(msgspec.Struct, kw_only=True):
 
 class KeyRegister(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     jwk: dict[str, Any]
-    label: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    label: Annotated[str, msgspec.Meta(max_length=200, pattern=NO_NUL)] | None = None
 
 
 class SigningKeyOut(msgspec.Struct, kw_only=True):
