@@ -107,15 +107,8 @@ def _decode(raw: bytes) -> tuple[SubmissionPayload, dict[str, Any]]:
         raise InvalidSubmission(_unreadable(raw)) from None
 
 
-class _TooBig:
-    """A number the payload holds that msgspec cannot (beyond a double or 64 bits)."""
-
-
-def _number(text: str, kind: type) -> object:
-    if kind is float:
-        return _TooBig() if float(text) in (float("inf"), float("-inf")) else 0
-    digits = text.lstrip("-")
-    return _TooBig() if len(digits) > 20 or not -(2**63) <= int(text) < 2**64 else 0
+#: A number msgspec cannot hold: beyond a double, or an integer beyond 64 bits.
+_TOO_BIG = object()
 
 
 def _out_of_range_at(raw: bytes) -> str | None:
@@ -125,8 +118,10 @@ def _out_of_range_at(raw: bytes) -> str | None:
     try:
         doc = json.loads(
             raw,
-            parse_int=lambda t: _number(t, int),
-            parse_float=lambda t: _number(t, float),
+            parse_int=lambda t: (
+                _TOO_BIG if len(t.lstrip("-")) > 20 or not -(2**63) <= int(t) < 2**64 else 0
+            ),
+            parse_float=lambda t: _TOO_BIG if math.isinf(float(t)) else 0,
             parse_constant=_no_constant,
         )
     except (ValueError, RecursionError):
@@ -134,7 +129,7 @@ def _out_of_range_at(raw: bytes) -> str | None:
     stack: list[tuple[str, object]] = [("$", doc)]
     while stack:
         path, node = stack.pop()
-        if isinstance(node, _TooBig):
+        if node is _TOO_BIG:
             return path
         if isinstance(node, dict):
             stack += [(f"{path}.{k}", v) for k, v in reversed(node.items())]
